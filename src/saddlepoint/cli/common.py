@@ -1,0 +1,144 @@
+"""Shared CLI pieces: tables, key=value options, YAML configs and dataset arguments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class CLIError(ValueError):
+    """A user mistake on the command line; printed as one line."""
+
+
+def format_table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain-text table with columns padded to their widest cell."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value)
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    rule = "  ".join("-" * w for w in widths)
+    rows_text = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join([line, rule, *rows_text])
+
+
+def parse_assignments(items: Sequence[str] | None, option: str) -> dict[str, Any]:
+    """['dropout=0.3', 'channels=[16, 32]'] -> {'dropout': 0.3, 'channels': [16, 32]} (YAML values)."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(
+                f"{option} takes KEY=VALUE (for example dropout=0.3). Got {item!r} instead."
+            )
+        try:
+            result[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise CLIError(f"{option} {item!r}: the value is not valid YAML ({error}).") from error
+    return result
+
+
+def config_to_argv(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    """Turn a YAML config file into command-line tokens for ``parser``.
+
+    Keys are option names (dashes or underscores); every value goes through the same parsing
+    and checks as the command line, and options given on the command line win.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f"The '--config' file {path!r} does not exist.")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise CLIError(f"The '--config' file {path!r} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise CLIError(f"The '--config' file {path!r} must hold a mapping of option: value.")
+    actions = {
+        action.dest: action
+        for action in parser._actions  # argparse offers no public accessor
+        if action.option_strings and action.dest not in ("help", "config")
+    }
+    tokens: list[str] = []
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in actions:
+            from saddlepoint.validation import closest
+
+            hint = closest(dest, actions)
+            suggestion = f" Did you mean {hint!r}?" if hint else ""
+            raise CLIError(
+                f"Unknown key {key!r} in config {path!r}.{suggestion} "
+                f"Allowed keys: {', '.join(sorted(actions))}."
+            )
+        action = actions[dest]
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            if not isinstance(value, bool):
+                raise CLIError(
+                    f"Key {key!r} in config {path!r} must be true or false. Got {value!r}."
+                )
+            if value == isinstance(action, argparse._StoreTrueAction):
+                tokens.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            items = value.items() if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                items = [
+                    f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in items
+                ]
+            elif not isinstance(value, list):
+                items = [value]
+            for item in items:
+                tokens += [flag, str(item)]
+        elif isinstance(value, list):
+            tokens += [flag, *[str(v) for v in value]]
+        else:
+            tokens += [flag, str(value)]
+    return tokens
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset and the options every dataset loader understands."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding datasets (default: $SADDLEPOINT_DATA or ~/.cache/saddlepoint/data)",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download a missing dataset (SHA-256 checked; needs network access)",
+    )
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the train/validation split (default: 0)"
+    )
+    parser.add_argument(
+        "--data-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra dataset option, e.g. size=16 to upsample digits (repeatable)",
+    )
+
+
+def dataset_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """The keyword options for ``load_dataset`` from parsed arguments."""
+    from saddlepoint.data import DATASETS
+
+    accepted = DATASETS[name].options() if name in DATASETS else {}
+    options: dict[str, Any] = {"seed": args.data_seed}
+    if args.data_root is not None and "root" in accepted:
+        options["root"] = os.fspath(args.data_root)
+    if args.download and "download" in accepted:
+        options["download"] = True
+    options.update(parse_assignments(args.data_option, "--data-option"))
+    return options

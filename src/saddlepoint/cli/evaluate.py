@@ -1,0 +1,85 @@
+"""`saddlepoint evaluate CHECKPOINT`: clean metrics, per-class accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from saddlepoint.checkpoint import load_checkpoint
+from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
+from saddlepoint.data import load_dataset
+from saddlepoint.evaluate import evaluate_split
+from saddlepoint.fileio import write_text
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="clean loss, accuracy, confidence, per-class accuracy and confusion matrix",
+        description="Evaluate a checkpoint on the dataset it was trained on (recorded in its "
+        "metadata) or on --dataset.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+    parser.add_argument(
+        "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
+    )
+    parser.add_argument("--dataset", default=None, help="evaluate on this dataset instead")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the metrics as JSON here"
+    )
+    add_data_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, meta = load_checkpoint(args.checkpoint, device=args.device)
+    recorded = meta.get("dataset", {})
+    name = args.dataset or recorded.get("name")
+    if name is None:
+        raise ValueError(f"{args.checkpoint} records no dataset; pass --dataset.")
+    options = dict(recorded.get("options", {})) if name == recorded.get("name") else {}
+    options["seed"] = args.data_seed if args.data_seed != 0 else options.get("seed", 0)
+    if args.data_root is not None:
+        options["root"] = str(args.data_root)
+    if args.download:
+        options["download"] = True
+    options.update(parse_assignments(args.data_option, "--data-option"))
+    data = load_dataset(name, **options)
+    report = evaluate_split(model, data.split(args.split), data.num_classes)
+    print(
+        format_table(
+            [
+                (
+                    name,
+                    args.split,
+                    report["count"],
+                    report["loss"],
+                    report["accuracy"],
+                    report["mean_confidence"],
+                )
+            ],
+            ["dataset", "split", "images", "loss", "accuracy", "mean conf"],
+        )
+    )
+    print()
+    classes = data.class_names
+    print(
+        format_table(
+            [(c, a) for c, a in zip(classes, report["per_class_accuracy"])], ["class", "accuracy"]
+        )
+    )
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    matrix = report["confusion_matrix"]
+    print(
+        format_table(
+            [(c, *row) for c, row in zip(classes, matrix)],
+            ["", *[str(i) for i in range(len(classes))]],
+        )
+    )
+    if args.json:
+        write_text(
+            args.json, json.dumps({"dataset": name, "split": args.split, **report}, indent=2)
+        )
+    return 0

@@ -1,0 +1,92 @@
+"""The `saddlepoint` command: parse, dispatch, and print errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from saddlepoint import __version__
+from saddlepoint.cli import data, demo, evaluate, models, train
+from saddlepoint.cli.common import config_to_argv
+
+COMMANDS = (data, models, train, evaluate, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saddlepoint",
+        description="Adversarial robustness of image classifiers: train, attack, defend, study. "
+        "Every command's options can also come from a YAML file (--config FILE; keys are the "
+        "option names, command-line flags win).",
+    )
+    parser.add_argument("--version", action="version", version=f"saddlepoint {__version__}")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(subparsers)
+    for sub in _leaf_parsers(parser):
+        sub.add_argument("--config", metavar="FILE", help="read options from this YAML file")
+        sub.set_defaults(leaf_parser=sub)
+    return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser that runs a command (has a handler and no subcommands of its own)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                children = _leaf_parsers(sub)
+                found.extend(children or [sub])
+    return found
+
+
+def _command_end(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """Index just past the command words (e.g. 'data info') in ``argv``."""
+    end, node = 0, parser
+    for index, token in enumerate(argv):
+        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            break
+        if token in subs[0].choices:
+            node, end = subs[0].choices[token], index + 1
+    return end
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; with --config, the file's options go first so the command line wins."""
+    args = parser.parse_args(argv)
+    if not getattr(args, "config", None):
+        return args
+    tokens = config_to_argv(args.leaf_parser, args.config)
+    position = _command_end(parser, argv)
+    return parser.parse_args(argv[:position] + tokens + argv[position:])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    debug = "--debug" in argv
+    try:
+        args = parse(parser, argv)
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        if debug:
+            raise
+        message = str(error).strip() or type(error).__name__
+        print(f"saddlepoint: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

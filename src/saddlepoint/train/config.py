@@ -1,0 +1,41 @@
+"""Training settings, checked when built."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from saddlepoint.validation import check_choice, check_number
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimizer, schedule, regularization, early stopping and seed.
+
+    ``weight_decay`` is the L2 penalty (Adam's coupled form, as Keras' kernel_regularizer);
+    ``patience`` enables early stopping on validation loss and restores the best weights.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    patience: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        owner = "TrainConfig"
+        check_number(owner, "epochs", self.epochs, low=1, integer=True)
+        check_number(owner, "batch_size", self.batch_size, low=1, integer=True)
+        check_choice(owner, "optimizer", self.optimizer, ["adam", "sgd"])
+        check_number(owner, "lr", self.lr, low=0, low_open=True)
+        check_number(owner, "momentum", self.momentum, low=0, high=1, high_open=True)
+        check_number(owner, "weight_decay", self.weight_decay, low=0)
+        if self.patience is not None:
+            check_number(owner, "patience", self.patience, low=1, integer=True)
+        check_number(owner, "seed", self.seed, low=0, integer=True)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

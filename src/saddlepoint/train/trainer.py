@@ -1,0 +1,146 @@
+"""The training loop: seeded, with per-epoch history, early stopping and a hook for defenses.
+
+A defense plugs in as ``transform(model, images, labels) -> (images, labels)``, applied to each
+training batch before the update (adversarial, noisy or quantized training build on it).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from saddlepoint.data.base import ImageData
+from saddlepoint.evaluate.metrics import predict_logits, summarize_logits
+from saddlepoint.seeding import resolve_device, seeded
+from saddlepoint.train.config import TrainConfig
+from saddlepoint.train.history import EpochRecord, History
+
+log = logging.getLogger(__name__)
+
+BatchTransform = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) with L2 weight decay, as configured."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _run_epoch(
+    model: nn.Module,
+    data: ImageData,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    transform: BatchTransform | None,
+    bar: tqdm,
+) -> tuple[float, float, float]:
+    """One pass over the training split; returns running (loss, accuracy, confidence)."""
+    total_loss = total_correct = total_confidence = 0.0
+    seen = 0
+    for images, labels in data.train.batches(config.batch_size, shuffle=True, generator=generator):
+        images, labels = images.to(device), labels.to(device)
+        if transform is not None:
+            images, labels = transform(model, images, labels)
+        model.train()
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            n = labels.shape[0]
+            seen += n
+            total_loss += float(loss) * n
+            total_correct += float((logits.argmax(1) == labels).sum())
+            total_confidence += float(logits.softmax(1).gather(1, labels[:, None]).sum())
+        bar.update(n)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct / seen:.4f}")
+    return total_loss / seen, total_correct / seen, total_confidence / seen
+
+
+def train_model(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig | None = None,
+    *,
+    transform: BatchTransform | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` on ``data.train``, validating on ``data.val`` after each epoch.
+
+    Deterministic on CPU for a given ``config.seed``; the caller's RNG state is untouched.
+    With ``config.patience``, training stops when validation loss has not improved for that
+    many epochs and the best weights are restored. The model ends in eval mode.
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    history = History()
+    best_loss = float("inf")
+    best_state = None
+    stale = 0
+    generator = torch.Generator().manual_seed(config.seed)
+    with seeded(config.seed, device):
+        for epoch in range(1, config.epochs + 1):
+            start = time.perf_counter()
+            with tqdm(
+                total=len(data.train),
+                desc=f"epoch {epoch}/{config.epochs}",
+                unit="img",
+                disable=not progress,
+                leave=False,
+            ) as bar:
+                train_loss, train_acc, train_conf = _run_epoch(
+                    model, data, optimizer, config, generator, device, transform, bar
+                )
+            val = summarize_logits(predict_logits(model, data.val.images), data.val.labels)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=train_loss,
+                train_accuracy=train_acc,
+                train_confidence=train_conf,
+                val_loss=val["loss"],
+                val_accuracy=val["accuracy"],
+                val_confidence=val["mean_confidence"],
+                seconds=time.perf_counter() - start,
+            )
+            history.epochs.append(record)
+            message = (
+                f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} acc {train_acc:.4f} | "
+                f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} ({record.seconds:.1f}s)"
+            )
+            log.info(message)
+            if progress:
+                tqdm.write(message)
+            if val["loss"] < best_loss:
+                best_loss, stale = val["loss"], 0
+                history.best_epoch = epoch
+                if config.patience is not None:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if config.patience is not None and stale >= config.patience:
+                    history.stopped_early = True
+                    break
+    if config.patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        history.best_epoch = len(history.epochs)
+    model.eval()
+    return history

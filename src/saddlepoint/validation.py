@@ -1,0 +1,89 @@
+"""Argument checks that raise errors in one format.
+
+The message names the argument, its owner, what is allowed and what was given, after
+scikit-learn's style: "The 'eps' parameter of PGD must be a float in the range (0, inf). Got -1
+instead." Unknown names list the choices and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice most similar to ``name``, or None when nothing is close."""
+    matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def unknown_name_error(kind: str, name: object, choices: Iterable[str]) -> ValueError:
+    """A ValueError for an unknown registry name that lists the choices and the closest one."""
+    choices = sorted(choices)
+    hint = closest(str(name), choices)
+    suggestion = f" Did you mean {hint!r}?" if hint else ""
+    return ValueError(f"Unknown {kind} {name!r}.{suggestion} Choose one of: {', '.join(choices)}.")
+
+
+def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming them."""
+    choices = list(choices)
+    if value in choices:
+        return value
+    hint = closest(str(value), [str(c) for c in choices])
+    suggestion = f" Did you mean {hint!r}?" if hint else ""
+    raise ValueError(
+        f"The {name!r} parameter of {owner} must be one of {choices}. Got {value!r} instead."
+        f"{suggestion}"
+    )
+
+
+def check_number(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> Any:
+    """Return ``value`` if it is a number (an int when ``integer``) inside the given range."""
+    kind = "an int" if integer else "a float"
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    interval = f"{left}{low:g}, {high:g}{right}"
+    ok_type = (
+        isinstance(value, int) and not isinstance(value, bool)
+        if integer
+        else isinstance(value, int | float) and not isinstance(value, bool)
+    )
+    if not ok_type or (not integer and math.isnan(value)):
+        raise TypeError(
+            f"The {name!r} parameter of {owner} must be {kind} in the range {interval}. "
+            f"Got {value!r} ({type(value).__name__}) instead."
+        )
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be {kind} in the range {interval}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def check_keywords(owner: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Raise a TypeError for keyword arguments ``owner`` does not take, with the closest name."""
+    allowed = sorted(allowed)
+    for key in given:
+        if key not in allowed:
+            hint = closest(key, allowed)
+            suggestion = f" Did you mean {hint!r}?" if hint else ""
+            raise TypeError(
+                f"{owner} got an unexpected argument {key!r}.{suggestion} "
+                f"It takes: {', '.join(allowed) or 'no arguments'}."
+            )
