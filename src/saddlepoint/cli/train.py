@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty (default: 0)"
     )
     parser.add_argument(
+        "--schedule",
+        choices=["constant", "cosine", "onecycle"],
+        default=defaults.schedule,
+        help="learning-rate schedule per batch (default: %(default)s)",
+    )
+    parser.add_argument(
         "--patience",
         type=int,
         default=None,
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         momentum=args.momentum,
         weight_decay=args.weight_decay,
         patience=args.patience,
+        schedule=args.schedule,
         seed=args.seed,
         device=args.device,
     )

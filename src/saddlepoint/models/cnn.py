@@ -82,8 +82,13 @@ class ConvNet(nn.Module):
                 layers.append(nn.Dropout(dropout))
             previous = width
         self.features = nn.Sequential(*layers)
-        with torch.no_grad():
-            out = self.features(torch.zeros(1, *[int(s) for s in in_shape]))
+        self.features.eval()  # probe the output shape without touching batch-norm statistics
+        try:
+            with torch.no_grad():
+                out = self.features(torch.zeros(1, *[int(s) for s in in_shape]))
+        except RuntimeError:
+            out = torch.zeros(1, 1, 0, 0)
+        self.features.train()
         if out.shape[-1] < 1 or out.shape[-2] < 1:
             raise ValueError(
                 f"ConvNet: {len(channels)} blocks with kernel {kernel_size}, padding {padding!r} "

@@ -13,15 +13,18 @@ class TrainConfig:
 
     ``weight_decay`` is the L2 penalty (Adam's coupled form, as Keras' kernel_regularizer);
     ``patience`` enables early stopping on validation loss and restores the best weights.
+    ``schedule`` sets the learning rate per batch: 'constant', 'cosine' decay to zero, or
+    'onecycle' (warm-up to ``lr`` over the first 30%, then cosine decay; Smith, 2018).
     """
 
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 64
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     patience: int | None = None
+    schedule: str = "onecycle"
     seed: int = 0
     device: str = "auto"
 
@@ -33,6 +36,7 @@ class TrainConfig:
         check_number(owner, "lr", self.lr, low=0, low_open=True)
         check_number(owner, "momentum", self.momentum, low=0, high=1, high_open=True)
         check_number(owner, "weight_decay", self.weight_decay, low=0)
+        check_choice(owner, "schedule", self.schedule, ["constant", "cosine", "onecycle"])
         if self.patience is not None:
             check_number(owner, "patience", self.patience, low=1, integer=True)
         check_number(owner, "seed", self.seed, low=0, integer=True)

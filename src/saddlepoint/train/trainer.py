@@ -39,6 +39,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-batch learning-rate schedule, or None for a constant rate."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=0.3, cycle_momentum=False
+        )
+    return None
+
+
 def _run_epoch(
     model: nn.Module,
     data: ImageData,
@@ -47,6 +61,7 @@ def _run_epoch(
     generator: torch.Generator,
     device: torch.device,
     transform: BatchTransform | None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     bar: tqdm,
 ) -> tuple[float, float, float]:
     """One pass over the training split; returns running (loss, accuracy, confidence)."""
@@ -62,6 +77,8 @@ def _run_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         with torch.no_grad():
             n = labels.shape[0]
             seen += n
@@ -91,6 +108,8 @@ def train_model(
     device = resolve_device(config.device)
     model.to(device)
     optimizer = make_optimizer(model, config)
+    steps_per_epoch = -(-len(data.train) // config.batch_size)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     history = History()
     best_loss = float("inf")
     best_state = None
@@ -107,7 +126,7 @@ def train_model(
                 leave=False,
             ) as bar:
                 train_loss, train_acc, train_conf = _run_epoch(
-                    model, data, optimizer, config, generator, device, transform, bar
+                    model, data, optimizer, config, generator, device, transform, scheduler, bar
                 )
             val = summarize_logits(predict_logits(model, data.val.images), data.val.labels)
             record = EpochRecord(

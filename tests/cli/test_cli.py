@@ -1,0 +1,111 @@
+import json
+
+import pytest
+
+from saddlepoint.checkpoint import read_metadata
+from saddlepoint.cli.main import build_parser, main
+
+
+def run(capsys, *argv):
+    code = main(["--quiet", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_models_lists_seed_counts(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "small-cnn" in out and "111,050" in out and "407,050" in out
+
+
+def test_models_for_a_given_shape(capsys):
+    code, out, _ = run(capsys, "models", "--in-shape", "3x32x32")
+    assert code == 0 and "11,173,962" in out
+
+
+def test_data_list_and_info(capsys):
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "fashion-mnist" in out and "cifar10" in out
+    code, out, _ = run(capsys, "data", "info", "digits", "--data-option", "size=16")
+    assert code == 0 and "1x16x16" in out and "train" in out
+
+
+def test_train_then_evaluate(capsys, tmp_path):
+    ckpt = tmp_path / "m.safetensors"
+    code, out, err = run(
+        capsys,
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--out",
+        str(ckpt),
+        "--plot",
+    )
+    assert code == 0, err
+    assert "test acc" in out and ckpt.is_file() and (tmp_path / "m.png").is_file()
+    meta = read_metadata(ckpt)
+    assert meta["train"]["epochs"] == 2 and len(meta["history"]["epochs"]) == 2
+    code, out, err = run(capsys, "evaluate", str(ckpt), "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    assert "confusion matrix" in out
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"])
+    assert len(report["per_class_accuracy"]) == 10
+
+
+def test_config_file_sets_options_and_command_line_wins(capsys, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "dataset: digits\nmodel: mlp\nepochs: 3\nbatch-size: 32\nmodel_arg:\n  hidden: [32]\n"
+    )
+    ckpt = tmp_path / "c.safetensors"
+    code, _, err = run(
+        capsys, "train", "--config", str(config), "--epochs", "1", "--out", str(ckpt)
+    )
+    assert code == 0, err
+    meta = read_metadata(ckpt)
+    assert meta["train"]["epochs"] == 1  # the command line wins
+    assert meta["train"]["batch_size"] == 32  # from the file
+    assert meta["model"]["kwargs"]["hidden"] == [32]
+
+
+def test_bad_config_key_names_it(capsys, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("epoch: 3\n")
+    code, _, err = run(capsys, "train", "--config", str(config))
+    assert code == 2
+    assert "'epoch'" in err and "Did you mean 'epochs'" in err
+    assert "Traceback" not in err
+
+
+def test_bad_values_are_one_line_errors(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "train", "--model", "smallcnn", "--out", str(tmp_path / "x.safetensors")
+    )
+    assert code == 2 and "Did you mean 'small-cnn'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "train", "--lr", "-1", "--out", str(tmp_path / "x.safetensors"))
+    assert code == 2 and "'lr' parameter of TrainConfig" in err
+    code, _, err = run(capsys, "evaluate", str(tmp_path / "missing.safetensors"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    for argv in (["data", "info"], ["models"], ["train"], ["evaluate"], ["demo"]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([*argv, "--help"])
+        assert info.value.code == 0
+        assert "--config" in capsys.readouterr().out
+
+
+def test_demo_on_digits(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--dataset", "digits", "--out", str(tmp_path))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["dataset"] == "digits" and summary["test"]["accuracy"] >= 0.95
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "training.png").is_file()
+    assert str(tmp_path / "summary.json") in out

@@ -1,0 +1,74 @@
+"""Shared fixtures: small real datasets and a loopback HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import socketserver
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from saddlepoint.data import load_dataset
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits at their native 8x8 size (fast, always available)."""
+    return load_dataset("digits")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[bytes, int | None]] = {}
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.hits.append(self.path)
+        if self.path not in self.routes:
+            self.send_error(404)
+            return
+        body, declared = self.routes[self.path]
+        self.send_response(200)
+        self.send_header("Content-Length", str(declared if declared is not None else len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+
+class LoopbackServer:
+    """Serves registered byte strings on 127.0.0.1; ``declared`` fakes a longer Content-Length
+    to simulate a transfer cut short."""
+
+    def __init__(self) -> None:
+        handler = type("Handler", (_Handler,), {"routes": {}, "hits": []})
+        self.handler = handler
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def serve(self, path: str, body: bytes, declared: int | None = None) -> str:
+        self.handler.routes[path] = (body, declared)
+        return self.base + path
+
+    @property
+    def hits(self) -> list[str]:
+        return self.handler.hits
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    srv = LoopbackServer()
+    yield srv
+    srv.close()

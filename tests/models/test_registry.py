@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from saddlepoint.models import MODELS, build_model, count_parameters
+
+CIFAR = (3, 32, 32)
+MNIST = (1, 28, 28)
+
+
+def params(name, shape=CIFAR, **kwargs):
+    return count_parameters(build_model(name, in_shape=shape, num_classes=10, **kwargs))
+
+
+# Seed 000, section 3: the transfer study's width family (3 blocks) and depth family.
+@pytest.mark.parametrize(
+    "width, expected",
+    [
+        (8, 21890),
+        (16, 41978),
+        (32, 85226),
+        (64, 184010),
+        (128, 430730),
+        (256, 1120778),
+        (512, 3287306),
+    ],
+)
+def test_seed000_width_family(width, expected):
+    assert params("surrogate-cnn", width=width) == expected
+
+
+@pytest.mark.parametrize("depth, expected", [(1, 3690058), (2, 822922), (3, 184010), (4, 69386)])
+def test_seed000_depth_family(depth, expected):
+    assert params("surrogate-cnn", depth=depth) == expected
+
+
+def test_seed000_overfitting_models():
+    assert params("small-cnn") == 111050  # "model 32 64 128"
+    assert params("large-cnn") == 439178  # "model 64 128 256"
+
+
+def test_seed000_reference_target():
+    # The report's 635,786 is matched exactly without batch-norm; its gamma/beta add 2 * 448.
+    assert params("reference-cnn", batch_norm=False) == 635786
+    assert params("reference-cnn") == 635786 + 896
+
+
+def test_seed003_mlp():
+    assert params("mlp", MNIST) == 407050
+
+
+def test_resnet18_standard_count():
+    assert params("resnet18") == 11173962
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("shape", [MNIST, CIFAR])
+def test_every_model_builds_and_runs(name, shape):
+    if name == "resnet18" and shape == MNIST:
+        shape = (1, 28, 28)
+    model = build_model(name, in_shape=shape, num_classes=7)
+    model.eval()
+    logits = model(torch.rand(2, *shape))
+    assert logits.shape == (2, 7)
+    assert model.spec["name"] == name
+    assert torch.isfinite(logits).all()
+
+
+def test_overrides_are_checked():
+    with pytest.raises(TypeError, match="'dropuot'.*Did you mean 'dropout'"):
+        build_model("small-cnn", in_shape=MNIST, num_classes=10, dropuot=0.2)
+    with pytest.raises(ValueError, match="'dropout' parameter of ConvNet"):
+        build_model("small-cnn", in_shape=MNIST, num_classes=10, dropout=1.5)
+    with pytest.raises(ValueError, match="Did you mean 'small-cnn'"):
+        build_model("smal-cnn", in_shape=MNIST, num_classes=10)
+
+
+def test_too_small_input_is_explained():
+    with pytest.raises(ValueError, match="shrink"):
+        build_model("reference-cnn", in_shape=(1, 8, 8), num_classes=10)
+
+
+def test_normalization_is_inside_the_model():
+    model = build_model("mlp", in_shape=(1, 2, 2), num_classes=2, mean=[0.5], std=[0.25])
+    x = torch.full((1, 1, 2, 2), 0.75)
+    assert torch.allclose(model.normalize(x), torch.ones_like(x))
