@@ -1,0 +1,315 @@
+"""The attack contract: configure once, call on (model, x, y).
+
+The base class owns ``__call__``: it checks inputs, puts the model in eval mode with frozen
+parameters (restoring both after), picks the sub-batch size and memory layout, splits the batch,
+and guarantees that fixed-budget results lie inside the eps-ball and the bounds. A subclass
+writes ``_run`` for one sub-batch. Randomness is drawn in fixed blocks of samples keyed by the
+seed, so results do not depend on how the batch is split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from saddlepoint import lp
+from saddlepoint.attacks.result import AttackResult
+from saddlepoint.attacks.runtime import ExecutionPlan, memory_layout, plan_execution, to_layout
+from saddlepoint.losses import get_loss
+from saddlepoint.modes import evaluating, model_device
+from saddlepoint.threat import ThreatModel
+from saddlepoint.validation import check_choice, check_number
+
+_BLOCK = 64  # samples per random block
+
+
+@dataclass
+class BatchOutput:
+    """What ``_run`` returns for one sub-batch. Optional logits are reused when present."""
+
+    adversarial: torch.Tensor
+    logits: torch.Tensor | None = None
+    clean_logits: torch.Tensor | None = None
+    grad_evals: torch.Tensor | None = None
+    queries: torch.Tensor | None = None
+    trace: torch.Tensor | None = None  # (iterates, 3): summed loss, correct count, sample count
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class BatchContext:
+    """Where a sub-batch sits in the whole batch, for partition-independent randomness."""
+
+    offset: int
+    seed: int
+
+    def _blocks(self, n: int, stream: int, draw) -> torch.Tensor:
+        first, last = self.offset // _BLOCK, (self.offset + n - 1) // _BLOCK
+        parts = []
+        for block in range(first, last + 1):
+            generator = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + stream * 10_007 + block) % (2**63)
+            )
+            parts.append(draw(_BLOCK, generator))
+        start = self.offset - first * _BLOCK
+        return torch.cat(parts)[start : start + n]
+
+    def random_start(
+        self, n: int, shape: tuple[int, ...], norm: str, eps: float, stream: int = 0
+    ) -> torch.Tensor:
+        """Uniform draws from the ball for samples offset..offset+n (CPU tensor)."""
+        return self._blocks(n, stream, lambda m, g: lp.random_start(m, shape, norm, eps, g))
+
+    def uniform(self, n: int, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
+        """U[0, 1) draws of ``shape`` per sample for samples offset..offset+n (CPU tensor)."""
+        return self._blocks(n, stream, lambda m, g: torch.rand((m, *shape), generator=g))
+
+
+class Attack:
+    """Base class of every attack. Subclasses set ``name`` and implement ``_run``.
+
+    Args:
+        norm, eps, bounds: the threat model (eps may be a string such as '8/255').
+        loss: name of the loss to ascend ('ce', 'mse', 'cw', 'dlr'), for attacks that use one.
+        seed: seeds every random draw; the global RNG is never touched.
+        batch_size: sub-batch size, or 'auto' to measure the fastest once per model.
+        memory_format: 'auto', 'contiguous' or 'channels_last'.
+    """
+
+    name: ClassVar[str] = "attack"
+    minimal: ClassVar[bool] = False  # minimal-norm attacks are clipped to bounds, not projected
+
+    def __init__(
+        self,
+        *,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        loss: str = "ce",
+        seed: int = 0,
+        batch_size: int | str = "auto",
+        memory_format: str = "auto",
+    ) -> None:
+        owner = type(self).__name__
+        self.threat = ThreatModel(norm=norm, eps=eps, bounds=tuple(bounds))
+        self.loss_name = loss
+        self.loss_fn = get_loss(loss)
+        check_number(owner, "seed", seed, low=0, integer=True)
+        self.seed = seed
+        if batch_size != "auto":
+            check_number(owner, "batch_size", batch_size, low=1, integer=True)
+        self.batch_size = batch_size
+        check_choice(owner, "memory_format", memory_format, ["auto", "contiguous", "channels_last"])
+        self.memory_format = memory_format
+
+    @property
+    def norm(self) -> str:
+        return self.threat.norm
+
+    @property
+    def eps(self) -> float:
+        return self.threat.eps
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.threat.bounds
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({settings})"
+
+    def config(self) -> dict:
+        """The hyper-parameters, as plain values (for results stores and reports)."""
+        return {"norm": self.norm, "eps": self.eps, "loss": self.loss_name, "seed": self.seed}
+
+    # ---- helpers for subclasses -------------------------------------------------------------
+
+    def objective(
+        self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-sample value to maximize: the loss on the label, or minus the loss on the target."""
+        if targets is None:
+            return self.loss_fn(logits, labels)
+        return -self.loss_fn(logits, targets)
+
+    @staticmethod
+    def succeeded(
+        logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+    ) -> torch.Tensor:
+        predictions = logits.argmax(dim=1)
+        return predictions == targets if targets is not None else predictions != labels
+
+    def input_gradient(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, per-sample objective, gradient of the objective w.r.t. x): one pass, input
+        gradient only (parameters are frozen, so no weight gradient is ever formed)."""
+        x = x.detach().requires_grad_(True)
+        logits = model(x)
+        value = self.objective(logits, labels, targets)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        return logits.detach(), value.detach(), grad
+
+    def _run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        context: BatchContext,
+    ) -> BatchOutput:
+        raise NotImplementedError
+
+    # ---- the contract ------------------------------------------------------------------------
+
+    def _check(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        owner = type(self).__name__
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+            raise TypeError(f"{owner}: 'x' must be a float tensor with a batch dimension.")
+        y = torch.as_tensor(y)
+        if y.shape != (x.shape[0],) or y.is_floating_point():
+            raise ValueError(
+                f"{owner}: 'y' must hold one integer label per input, shape ({x.shape[0]},). "
+                f"Got {tuple(y.shape)} ({y.dtype}) instead."
+            )
+        low, high = self.bounds
+        if x.numel() and (float(x.min()) < low - 1e-6 or float(x.max()) > high + 1e-6):
+            raise ValueError(
+                f"{owner}: inputs must lie in the bounds [{low:g}, {high:g}] of the threat model. "
+                f"Got values in [{float(x.min()):g}, {float(x.max()):g}]; attacks work in pixel "
+                "space, with any normalization inside the model."
+            )
+        device = model_device(model)
+        if targets is not None:
+            targets = torch.as_tensor(targets).to(device=device, dtype=torch.long)
+            if targets.shape != y.shape:
+                raise ValueError(f"{owner}: 'targets' must have shape {tuple(y.shape)}.")
+        return x.detach().to(device), y.to(device=device, dtype=torch.long), targets
+
+    def _execute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[list[BatchOutput], torch.Tensor, ExecutionPlan]:
+        """Run ``_run`` over sub-batches under the measured (or configured) execution plan."""
+        plan = plan_execution(
+            model,
+            x[: min(len(x), 2)],
+            len(x),
+            batch_size=self.batch_size,
+            memory_format=self.memory_format,
+        )
+        outputs = []
+        with memory_layout(model, plan.channels_last):
+            for start in range(0, len(x), plan.batch_size):
+                stop = start + plan.batch_size
+                xb = to_layout(x[start:stop], plan.channels_last)
+                tb = targets[start:stop] if targets is not None else None
+                context = BatchContext(start, self.seed)
+                outputs.append(self._run(model, xb, y[start:stop], tb, context))
+        adversarial = torch.cat([o.adversarial.contiguous() for o in outputs]) if outputs else x
+        return outputs, adversarial, plan
+
+    def _guarantee(self, adversarial: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Project into the ball and the bounds (fixed budget), or clip to bounds (minimal-norm)."""
+        if self.minimal:
+            return lp.clip(adversarial, self.bounds)
+        return lp.project_and_clip(adversarial, x, self.norm, self.eps, self.bounds)
+
+    def perturb(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Only the adversarial batch, on the model's device, with no extra pass for metrics:
+        the form adversarial training uses."""
+        x, y, targets = self._check(model, x, y, targets)
+        with evaluating(model, freeze=True), torch.enable_grad():
+            _, adversarial, _ = self._execute(model, x, y, targets)
+        return self._guarantee(adversarial, x).detach()
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        targets: torch.Tensor | None = None,
+    ) -> AttackResult:
+        """Attack ``model`` on inputs ``x`` (in bounds) with labels ``y``; targeted when
+        ``targets`` is given. Returns per-sample results on the CPU."""
+        start = time.perf_counter()
+        x, y, targets = self._check(model, x, y, targets)
+        with evaluating(model, freeze=True), torch.enable_grad():
+            outputs, adversarial, plan = self._execute(model, x, y, targets)
+            final = self._guarantee(adversarial, x)
+            size = plan.batch_size
+            with torch.no_grad(), memory_layout(model, plan.channels_last):
+                logits = self._logits_for(model, final, adversarial, outputs, size, "logits")
+                clean = self._logits_for(model, x, x, outputs, size, "clean_logits")
+        seconds = time.perf_counter() - start
+        n = len(x)
+        grad_evals = _gather(outputs, "grad_evals", n)
+        queries = _gather(outputs, "queries", n)
+        extras = {}
+        for key in outputs[0].extras if outputs else ():
+            extras[key] = torch.cat([o.extras[key].detach().cpu() for o in outputs])
+        return AttackResult(
+            attack=self.name,
+            inputs=x.cpu(),
+            adversarial=final.detach().cpu(),
+            labels=y.cpu(),
+            logits=logits.float().cpu(),
+            clean_logits=clean.float().cpu(),
+            grad_evals=grad_evals,
+            queries=queries,
+            targets=targets.cpu() if targets is not None else None,
+            seconds=seconds,
+            trace=_merge_trace(outputs),
+            extras=extras,
+        )
+
+    @staticmethod
+    def _logits_for(
+        model: nn.Module,
+        points: torch.Tensor,
+        produced: torch.Tensor,
+        outputs: list[BatchOutput],
+        size: int,
+        key: str,
+    ) -> torch.Tensor:
+        """Reuse the logits the attack computed when they belong to exactly these points;
+        otherwise run one forward pass."""
+        known = [getattr(o, key) for o in outputs]
+        if outputs and all(k is not None for k in known) and torch.equal(points, produced):
+            return torch.cat(known)
+        parts = [model(points[i : i + size]) for i in range(0, len(points), max(size, 1))]
+        return torch.cat(parts) if parts else points.new_zeros((0, 0))
+
+
+def _gather(outputs: list[BatchOutput], key: str, n: int) -> torch.Tensor:
+    values = [getattr(o, key) for o in outputs]
+    if not values or any(v is None for v in values):
+        return torch.zeros(n, dtype=torch.long)
+    return torch.cat([v.detach().cpu().long() for v in values])
+
+
+def _merge_trace(outputs: list[BatchOutput]) -> list[dict[str, float]] | None:
+    traces = [o.trace for o in outputs]
+    if not traces or any(t is None for t in traces):
+        return None
+    total = torch.stack([t.detach().cpu().double() for t in traces]).sum(dim=0)
+    return [
+        {"iteration": i, "loss": float(row[0] / row[2]), "accuracy": float(row[1] / row[2])}
+        for i, row in enumerate(total)
+    ]

@@ -1,0 +1,217 @@
+"""Projected gradient descent (Madry et al., 2018) and its presets FGSM / FGM / BIM.
+
+Threat model: Linf or L2 ball of radius eps around x, inside the input bounds.
+Update: x_{k+1} = Proj(x_k + step * direction(grad_x L(x_k))), direction = sign (Linf) or
+grad / ||grad||_2 (L2); FGSM (Goodfellow et al., 2015) is one step of size eps from x, BIM
+(Kurakin et al., 2017) is PGD without a random start.
+
+Args (beyond the threat model):
+    steps: number of gradient steps n (>= 1).
+    step: step size eta in input units (a float or '2/255'); default eps for one step, else
+        2.5 * eps / steps (Madry et al.).
+    random_start: start from a uniform draw in the ball (seed 000's omega_rand) or from x.
+    restarts: independent random starts; each sample keeps its strongest result.
+    loss: 'ce', 'mse' (softmax vs one-hot), 'cw' (margin) or 'dlr'.
+    early_stop: evaluation mode; a sample leaves the working batch at its first successful
+        iterate (robust accuracy can only be lower than the fixed-budget run's, at less cost).
+    tol: stop a sample once its loss changes by less than tol between iterates (seed 000's
+        "PGD until convergence"); None runs all steps.
+    trace: record mean loss and accuracy at every iterate (for convergence plots).
+
+Example:
+    >>> attack = PGD(norm="linf", eps="0.3", steps=40, step=0.01)
+    >>> result = attack(model, images, labels)
+    >>> result.metrics()["robust_accuracy"]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from saddlepoint import lp
+from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.threat import parse_eps
+from saddlepoint.validation import check_number
+
+
+class PGD(Attack):
+    """Projected gradient ascent on a named loss, in Linf or L2, with random starts."""
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        *,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        steps: int = 40,
+        step: float | str | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        loss: str = "ce",
+        early_stop: bool = False,
+        tol: float | None = None,
+        trace: bool = False,
+        **common,
+    ) -> None:
+        super().__init__(norm=norm, eps=eps, loss=loss, **common)
+        owner = type(self).__name__
+        check_number(owner, "steps", steps, low=1, integer=True)
+        check_number(owner, "restarts", restarts, low=1, integer=True)
+        if restarts > 1 and not random_start:
+            raise ValueError(
+                f"The 'restarts' parameter of {owner} must be 1 without a random start (every "
+                f"restart would be identical). Got restarts={restarts}, random_start=False."
+            )
+        if tol is not None:
+            check_number(owner, "tol", tol, low=0)
+        self.steps = steps
+        self.step = (
+            parse_eps(step, "step", owner)
+            if step is not None
+            else (self.eps if steps == 1 else 2.5 * self.eps / steps)
+        )
+        self.random_start = bool(random_start)
+        self.restarts = restarts
+        self.early_stop = bool(early_stop)
+        self.tol = tol
+        self.trace = bool(trace)
+
+    def config(self) -> dict:
+        return {
+            **super().config(),
+            "steps": self.steps,
+            "step": self.step,
+            "random_start": self.random_start,
+            "restarts": self.restarts,
+            "early_stop": self.early_stop,
+            "tol": self.tol,
+        }
+
+    def _ascend(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        start: torch.Tensor,
+        trace: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One run from ``start``; returns (iterate, its logits, gradient evaluations, clean
+        logits if the run began at x)."""
+        n = x.shape[0]
+        x_adv = lp.project_and_clip(x + start, x, self.norm, self.eps, self.bounds)
+        evals = torch.zeros(n, dtype=torch.long, device=x.device)
+        active = torch.arange(n, device=x.device)
+        previous = torch.full((n,), float("inf"), device=x.device)
+        current_loss = torch.zeros(n, device=x.device)
+        current_correct = torch.zeros(n, device=x.device)
+        clean_logits = None
+        for k in range(self.steps):
+            if active.numel() == 0:
+                break
+            xa, ya = x_adv[active], labels[active]
+            ta = targets[active] if targets is not None else None
+            logits, value, grad = self.input_gradient(model, xa, ya, ta)
+            evals[active] += 1
+            if k == 0 and not self.random_start and active.numel() == n:
+                clean_logits = logits
+            if trace is not None:
+                current_loss[active] = value.float()
+                current_correct[active] = (logits.argmax(1) == ya).float()
+                trace[k] += torch.stack(
+                    [current_loss.sum(), current_correct.sum(), trace.new_tensor(n)]
+                )
+            keep = torch.ones_like(ya, dtype=torch.bool)
+            if self.early_stop:
+                keep &= ~self.succeeded(logits, ya, ta)
+            if self.tol is not None:
+                keep &= (value - previous[active]).abs() >= self.tol
+                previous[active] = value
+            moving = active[keep]
+            stepped = xa[keep] + self.step * lp.direction(grad[keep], self.norm)
+            x_adv[moving] = lp.project_and_clip(
+                stepped, x[moving], self.norm, self.eps, self.bounds
+            )
+            active = moving
+        with torch.no_grad():
+            logits = model(x_adv)
+        if trace is not None:
+            value = self.objective(logits, labels, targets)
+            correct = (logits.argmax(1) == labels).float()
+            trace[self.steps] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
+        return x_adv, logits, evals, clean_logits
+
+    def _run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        context: BatchContext,
+    ) -> BatchOutput:
+        n = x.shape[0]
+        best = x.clone()
+        best_logits = None
+        best_value = torch.full((n,), float("-inf"), device=x.device)
+        best_success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        evals = torch.zeros(n, dtype=torch.long, device=x.device)
+        clean_logits = None
+        trace = (
+            torch.zeros(self.steps + 1, 3, device=x.device, dtype=torch.float64)
+            if self.trace
+            else None
+        )
+        for restart in range(self.restarts):
+            todo = torch.arange(n, device=x.device)
+            if self.early_stop:
+                todo = todo[~best_success]
+                if todo.numel() == 0:
+                    break
+            if self.random_start:
+                start = context.random_start(n, tuple(x.shape[1:]), self.norm, self.eps, restart)
+                start = start.to(x)[todo]
+            else:
+                start = torch.zeros_like(x[todo])
+            ta = targets[todo] if targets is not None else None
+            adv, logits, run_evals, clean = self._ascend(
+                model, x[todo], labels[todo], ta, start, trace if restart == 0 else None
+            )
+            evals[todo] += run_evals
+            if clean is not None:
+                clean_logits = clean
+            value = self.objective(logits, labels[todo], ta)
+            success = self.succeeded(logits, labels[todo], ta)
+            better = (success & ~best_success[todo]) | (
+                (success == best_success[todo]) & (value > best_value[todo])
+            )
+            if best_logits is None:
+                best_logits = torch.zeros(n, logits.shape[1], device=x.device, dtype=logits.dtype)
+            index = todo[better]
+            best[index] = adv[better]
+            best_logits[index] = logits[better]
+            best_value[index] = value[better]
+            best_success[index] = success[better]
+        return BatchOutput(
+            adversarial=best,
+            logits=best_logits,
+            clean_logits=clean_logits,
+            grad_evals=evals,
+            trace=trace,
+        )
+
+
+def fgsm(**kwargs) -> PGD:
+    """FGSM (Goodfellow et al., 2015): one signed-gradient step of size eps from x."""
+    return PGD(**{"norm": "linf", "steps": 1, "random_start": False, **kwargs})
+
+
+def fgm(**kwargs) -> PGD:
+    """FGM: one L2-normalized gradient step of size eps from x."""
+    return PGD(**{"norm": "l2", "steps": 1, "random_start": False, **kwargs})
+
+
+def bim(**kwargs) -> PGD:
+    """BIM / I-FGSM (Kurakin et al., 2017): PGD from x, without a random start."""
+    return PGD(**{"random_start": False, **kwargs})

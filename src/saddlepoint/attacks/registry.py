@@ -1,0 +1,93 @@
+"""Attacks by name. Variants are presets of one class, not subclasses (FGSM is one PGD step)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from saddlepoint.attacks.apgd import APGD
+from saddlepoint.attacks.base import Attack
+from saddlepoint.attacks.cw import CarliniWagnerL2
+from saddlepoint.attacks.deepfool import DeepFool
+from saddlepoint.attacks.ensemble import Ensemble
+from saddlepoint.attacks.pgd import PGD
+from saddlepoint.validation import check_keywords, unknown_name_error
+
+# Keywords every attack takes through Attack.__init__.
+COMMON = ("bounds", "seed", "batch_size", "memory_format")
+
+
+def apgd_ensemble(**kwargs: Any) -> Ensemble:
+    """APGD-CE then APGD-DLR on the points still robust (AutoAttack's first two attacks)."""
+    return Ensemble([APGD(loss="ce", **kwargs), APGD(loss="dlr", **kwargs)])
+
+
+@dataclass(frozen=True)
+class AttackEntry:
+    """A registered attack: the class (or builder), preset arguments and a description."""
+
+    name: str
+    builder: Callable[..., Attack | Ensemble]
+    preset: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def target(self) -> Callable[..., Any]:
+        return APGD if self.builder is apgd_ensemble else self.builder
+
+    def arguments(self) -> dict[str, Any]:
+        """Every keyword the attack accepts, with the preset's values over the defaults."""
+        params = inspect.signature(self.target).parameters
+        values = {
+            name: p.default
+            for name, p in params.items()
+            if p.kind is p.KEYWORD_ONLY and name not in ("common",)
+        }
+        base = inspect.signature(Attack).parameters
+        values.update({k: base[k].default for k in COMMON})
+        if self.builder is apgd_ensemble:
+            values.pop("loss")
+        values.update(self.preset)
+        return values
+
+
+ATTACKS: dict[str, AttackEntry] = {}
+
+
+def register_attack(
+    name: str,
+    builder: Callable[..., Any],
+    preset: dict[str, Any] | None = None,
+    description: str = "",
+) -> None:
+    """Add an attack to the registry: the CLI, configs and the contract tests pick it up."""
+    ATTACKS[name] = AttackEntry(name, builder, dict(preset or {}), description)
+
+
+register_attack(
+    "fgsm", PGD, {"norm": "linf", "steps": 1, "random_start": False}, "FGSM: one signed step of eps"
+)
+register_attack(
+    "fgm",
+    PGD,
+    {"norm": "l2", "steps": 1, "random_start": False},
+    "FGM: one L2-normalized step of eps",
+)
+register_attack("bim", PGD, {"random_start": False}, "BIM / I-FGSM: PGD from x (no random start)")
+register_attack("pgd", PGD, {}, "PGD (Madry et al. 2018): random start, restarts, any loss")
+register_attack("apgd", APGD, {"loss": "ce"}, "Auto-PGD (Croce & Hein 2020), CE loss, 100 steps")
+register_attack("apgd-dlr", APGD, {"loss": "dlr"}, "Auto-PGD with the DLR loss")
+register_attack("apgd-ensemble", apgd_ensemble, {}, "APGD-CE then APGD-DLR on still-robust points")
+register_attack("deepfool", DeepFool, {}, "DeepFool (2016): minimal L2/Linf perturbation")
+register_attack("cw", CarliniWagnerL2, {}, "Carlini-Wagner L2 (2017) with a search over c")
+
+
+def build_attack(name: str, **kwargs: Any) -> Attack | Ensemble:
+    """Configure attack ``name``; ``kwargs`` override its preset (unknown ones: TypeError)."""
+    if name not in ATTACKS:
+        raise unknown_name_error("attack", name, ATTACKS)
+    entry = ATTACKS[name]
+    check_keywords(f"attack {name!r}", kwargs, entry.arguments())
+    return entry.builder(**{**entry.preset, **kwargs})

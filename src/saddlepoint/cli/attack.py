@@ -1,0 +1,212 @@
+"""`saddlepoint attack CHECKPOINT`: run a registered attack and print its metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from saddlepoint.attacks import ATTACKS, build_attack
+from saddlepoint.checkpoint import load_checkpoint
+from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
+from saddlepoint.data import load_dataset
+from saddlepoint.fileio import atomic_path, write_text
+from saddlepoint.threat import parse_eps
+
+# CLI option -> attack keyword; only options given on the command line are passed.
+ATTACK_OPTIONS = {
+    "norm": "norm",
+    "eps": "eps",
+    "step": "step",
+    "steps": "steps",
+    "random_start": "random_start",
+    "restarts": "restarts",
+    "loss": "loss",
+    "early_stop": "early_stop",
+    "tol": "tol",
+    "overshoot": "overshoot",
+    "candidates": "candidates",
+    "search_steps": "search_steps",
+    "lr": "lr",
+    "initial_const": "initial_const",
+    "kappa": "kappa",
+    "attack_seed": "seed",
+    "attack_batch_size": "batch_size",
+}
+
+
+def _attack_epilog() -> str:
+    lines = ["attacks and the arguments each accepts (defaults after '='):"]
+    for name, entry in ATTACKS.items():
+        lines.append(f"  {name:14s} {entry.description}")
+        args = ", ".join(
+            f"{k}={v}" for k, v in entry.arguments().items() if k not in ("bounds", "memory_format")
+        )
+        lines.append(f"  {'':14s}   {args}")
+    return "\n".join(lines)
+
+
+def _fraction(text: str) -> float:
+    try:
+        return parse_eps(text, "value", "the command line")
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "attack",
+        help="attack a checkpoint and print clean/robust accuracy, norms and cost",
+        description="Attack a trained checkpoint on its dataset's test split (or --split). Only "
+        "the options you give are passed to the attack; the rest keep the attack's defaults "
+        "(listed below). Eps and step accept fractions such as 8/255.",
+        epilog=_attack_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+    parser.add_argument(
+        "--attack", default="pgd", help=f"attack name: {', '.join(ATTACKS)} (default: pgd)"
+    )
+    parser.add_argument("--norm", choices=["linf", "l2"], help="threat-model norm")
+    parser.add_argument("--eps", type=_fraction, help="radius of the ball, e.g. 0.3 or 8/255")
+    parser.add_argument("--step", type=_fraction, help="PGD step size eta, e.g. 2/255")
+    parser.add_argument("--steps", type=int, help="iterations n (PGD, APGD, DeepFool, CW)")
+    parser.add_argument(
+        "--random-start",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start at a random point of the ball",
+    )
+    parser.add_argument(
+        "--restarts", type=int, help="random restarts, keeping each sample's worst case"
+    )
+    parser.add_argument("--loss", help="loss to ascend: ce, mse, cw, dlr")
+    parser.add_argument(
+        "--early-stop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="evaluation mode: stop each sample at its first success (same or lower robust "
+        "accuracy, far fewer passes)",
+    )
+    parser.add_argument(
+        "--tol", type=float, help="PGD: stop a sample when its loss changes by less"
+    )
+    parser.add_argument("--overshoot", type=float, help="DeepFool overshoot")
+    parser.add_argument("--candidates", type=int, help="DeepFool: classes considered")
+    parser.add_argument("--search-steps", type=int, help="CW: binary-search steps over c")
+    parser.add_argument("--lr", type=float, help="CW: Adam learning rate")
+    parser.add_argument("--initial-const", type=float, help="CW: starting c")
+    parser.add_argument("--kappa", type=float, help="CW: confidence margin")
+    parser.add_argument("--attack-seed", type=int, help="seed of the attack's random draws")
+    parser.add_argument("--attack-batch-size", type=int, help="sub-batch size (default: measured)")
+    parser.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="any other attack argument"
+    )
+    parser.add_argument(
+        "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="attack only the first N images")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--save", type=Path, help="folder for adversarial examples and metrics")
+    parser.add_argument(
+        "--images", type=int, default=0, metavar="N", help="write a PNG grid of N examples"
+    )
+    add_data_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def attack_kwargs(args: argparse.Namespace) -> dict:
+    """The attack keywords given on the command line (plus --option KEY=VALUE)."""
+    kwargs = {
+        kw: getattr(args, opt)
+        for opt, kw in ATTACK_OPTIONS.items()
+        if getattr(args, opt) is not None
+    }
+    kwargs.update(parse_assignments(args.option, "--option"))
+    return kwargs
+
+
+def load_checkpoint_data(args: argparse.Namespace):
+    """The checkpoint's model and the dataset recorded in its metadata (options may override)."""
+    model, meta = load_checkpoint(args.checkpoint, device=args.device)
+    recorded = meta.get("dataset", {})
+    options = dict(recorded.get("options", {}))
+    if args.data_root is not None:
+        options["root"] = str(args.data_root)
+    if args.download:
+        options["download"] = True
+    options.update(parse_assignments(args.data_option, "--data-option"))
+    data = load_dataset(recorded["name"], **options)
+    return model, meta, data
+
+
+def run(args: argparse.Namespace) -> int:
+    attack = build_attack(args.attack, **attack_kwargs(args))
+    model, _, data = load_checkpoint_data(args)
+    split = data.split(args.split).head(args.limit)
+    result = attack(model, split.images, split.labels)
+    metrics = result.metrics()
+    print(f"{args.attack}: {attack!r}")
+    print(
+        format_table(
+            [
+                (
+                    args.attack,
+                    int(metrics["n"]),
+                    metrics["clean_accuracy"],
+                    metrics["robust_accuracy"],
+                    metrics["success_rate"],
+                    metrics["loss"],
+                    metrics["mean_confidence"],
+                    metrics["l2_median"],
+                    metrics["linf_max"],
+                    metrics["rho_adv"],
+                    f"{metrics['ms_per_sample']:.2f}",
+                    f"{metrics['grad_evals_mean']:.1f}",
+                )
+            ],
+            [
+                "attack",
+                "n",
+                "clean acc",
+                "robust acc",
+                "success",
+                "loss",
+                "mean conf",
+                "L2 median",
+                "Linf max",
+                "rho_adv",
+                "ms/img",
+                "grads/img",
+            ],
+        )
+    )
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "inputs": result.inputs.contiguous(),
+            "adversarial": result.adversarial.contiguous(),
+            "labels": result.labels.contiguous(),
+            "predictions": result.predictions.contiguous(),
+        }
+        with atomic_path(args.save / "adversarial.safetensors") as temp:
+            save_file(tensors, str(temp))
+        record = {
+            "checkpoint": str(args.checkpoint),
+            "attack": args.attack,
+            "config": attack.config(),
+            "split": args.split,
+            "metrics": metrics,
+        }
+        write_text(args.save / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
+        print(f"saved: {args.save / 'adversarial.safetensors'}, {args.save / 'metrics.json'}")
+    if args.images:
+        from saddlepoint.viz.grids import adversarial_grid
+
+        folder = args.save or args.checkpoint.parent
+        path = folder / f"{args.checkpoint.stem}-{args.attack}.png"
+        adversarial_grid(result, path, count=args.images, class_names=data.class_names)
+        print(f"images: {path}")
+    return 0

@@ -1,0 +1,1 @@
+"""Figures: image grids, plots and (later) reports. Everything writes files atomically."""

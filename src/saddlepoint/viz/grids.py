@@ -1,0 +1,69 @@
+"""Image grids: original, amplified perturbation and adversarial image, with predictions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+
+from saddlepoint.attacks.result import AttackResult
+from saddlepoint.viz.style import plt, save_figure
+
+
+def _show(ax, image: torch.Tensor) -> None:
+    image = image.detach().cpu().float()
+    if image.shape[0] == 1:
+        ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def adversarial_grid(
+    result: AttackResult,
+    path: str | os.PathLike[str],
+    *,
+    count: int = 8,
+    class_names: Sequence[str] | None = None,
+    prefer_successes: bool = True,
+) -> list[int]:
+    """Save a grid of ``count`` samples (rows): original with its prediction and confidence,
+    the perturbation amplified to the full gray range (mid-gray = 0), and the adversarial image
+    with its prediction and confidence. Returns the indices shown."""
+    n = len(result.labels)
+    order = torch.arange(n)
+    if prefer_successes:
+        order = torch.cat([order[result.success], order[~result.success]])
+    shown = order[: min(count, n)].tolist()
+    names = list(class_names) if class_names else [str(i) for i in range(result.logits.shape[1])]
+    clean_prob = result.clean_logits.softmax(1)
+    adv_prob = result.logits.softmax(1)
+    fig, axes = plt.subplots(len(shown), 3, figsize=(6.3, 2.1 * len(shown)), squeeze=False)
+    for row, index in enumerate(shown):
+        delta = result.perturbation[index]
+        scale = float(delta.abs().max())
+        amplified = 0.5 + delta / (2 * scale) if scale > 0 else torch.full_like(delta, 0.5)
+        clean_pred = int(clean_prob[index].argmax())
+        adv_pred = int(adv_prob[index].argmax())
+        _show(axes[row, 0], result.inputs[index])
+        axes[row, 0].set_title(
+            f"{names[clean_pred]} ({float(clean_prob[index, clean_pred]):.2f})\ntrue {names[int(result.labels[index])]}",
+            fontsize=8,
+        )
+        _show(axes[row, 1], amplified)
+        axes[row, 1].set_title(
+            f"perturbation x{0.5 / scale if scale else 0:.0f}\nL2 {float(delta.norm()):.3f}",
+            fontsize=8,
+        )
+        _show(axes[row, 2], result.adversarial[index])
+        color = "crimson" if adv_pred != int(result.labels[index]) else "black"
+        axes[row, 2].set_title(
+            f"{names[adv_pred]} ({float(adv_prob[index, adv_pred]):.2f})\nadversarial",
+            fontsize=8,
+            color=color,
+        )
+    fig.suptitle(f"{result.attack}: original / perturbation / adversarial", fontsize=9)
+    save_figure(fig, path)
+    return shown

@@ -1,0 +1,83 @@
+"""Attacks on linear models, where the answer is known exactly."""
+
+import torch
+
+from saddlepoint.attacks import DeepFool, fgm, fgsm
+from tests.attacks.models import Affine
+
+
+def linear_model(classes: int, d: int, seed: int = 0) -> Affine:
+    g = torch.Generator().manual_seed(seed)
+    return Affine(
+        torch.randn(classes, d, generator=g) * 0.3, torch.randn(classes, generator=g) * 0.1
+    )
+
+
+def ce_input_gradient(model: Affine, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Closed form: d CE / d x = W^T (softmax(Wx + b) - onehot(y))."""
+    p = (x @ model.weight.T + model.bias).softmax(1)
+    p[torch.arange(len(y)), y] -= 1
+    return p @ model.weight
+
+
+def test_fgsm_on_a_linear_classifier_is_the_closed_form():
+    model = linear_model(5, 12)
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(64) % 5
+    eps = 0.07
+    expected = (x + eps * ce_input_gradient(model, x, y).detach().sign()).clamp(0, 1)
+    result = fgsm(eps=eps)(model, x, y)
+    assert torch.allclose(result.adversarial, expected, atol=1e-6)
+
+
+def test_targeted_fgsm_descends_the_target_loss():
+    model = linear_model(5, 12)
+    x = torch.rand(32, 12, generator=torch.Generator().manual_seed(2))
+    y = torch.zeros(32, dtype=torch.long)
+    targets = torch.full((32,), 3)
+    expected = (x - 0.05 * ce_input_gradient(model, x, targets).detach().sign()).clamp(0, 1)
+    result = fgsm(eps=0.05)(model, x, y, targets=targets)
+    assert torch.allclose(result.adversarial, expected, atol=1e-6)
+
+
+def test_fgm_on_a_linear_classifier_is_the_closed_form():
+    model = linear_model(3, 8)
+    x = 0.25 + 0.5 * torch.rand(16, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(16) % 3
+    g = ce_input_gradient(model, x, y).detach()
+    expected = x + 0.1 * g / g.norm(dim=1, keepdim=True)
+    result = fgm(eps=0.1)(model, x, y)
+    assert torch.allclose(result.adversarial, expected, atol=1e-6)
+
+
+def test_deepfool_binary_affine_step_is_exact():
+    # Two logits (0, w.x + b): the boundary is w.x + b = 0 and the minimal step is
+    # -f(x) / ||w||^2 w, which DeepFool must take in a single iteration.
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(20, generator=g) * 0.1
+    b = torch.tensor(0.3)
+    model = Affine(torch.stack([torch.zeros(20), w]), torch.stack([torch.tensor(0.0), b]))
+    x = 0.4 + 0.2 * torch.rand(10, 20, generator=g)
+    f = x @ w + b
+    y = (f > 0).long()
+    expected = x - (f / w.pow(2).sum())[:, None] * w
+    result = DeepFool(steps=1, overshoot=0.0, margin=0.0, bounds=(-5.0, 5.0))(model, x, y)
+    assert torch.allclose(result.adversarial, expected, atol=1e-5)
+
+
+def test_deepfool_multiclass_linear_reaches_nearest_boundary():
+    model = linear_model(6, 30, seed=5)
+    x = 0.3 + 0.4 * torch.rand(40, 30, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        logits = model(x)
+    y = logits.argmax(1)
+    w, z = model.weight.detach(), logits
+    # Exact minimal L2 distance to the nearest pairwise boundary of an affine classifier.
+    diffs = w[None, :, :] - w[y][:, None, :]
+    gaps = (z - z.gather(1, y[:, None])).abs()
+    dist = gaps / diffs.norm(dim=2)
+    dist[torch.arange(40), y] = float("inf")
+    nearest = dist.min(1).values
+    result = DeepFool(overshoot=0.0, margin=1e-6)(model, x, y)
+    assert result.success.all()
+    assert torch.allclose(result.norms("l2"), nearest, rtol=1e-3, atol=1e-5)

@@ -1,0 +1,114 @@
+"""Contract tests every registered attack gets: bounds, ball, modes, no parameter gradients,
+inputs untouched, determinism, and independence from the sub-batch size."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from saddlepoint import lp
+from saddlepoint.attacks import ATTACKS, build_attack
+from tests.attacks.models import tiny_convnet
+
+FAST = {"steps": 3}
+FAST_ARGS = {
+    "fgsm": {},
+    "fgm": {},
+    "bim": FAST,
+    "pgd": {**FAST, "restarts": 2},
+    "apgd": {"steps": 5},
+    "apgd-dlr": {"steps": 5},
+    "apgd-ensemble": {"steps": 5},
+    "deepfool": {"steps": 5},
+    "cw": {"steps": 5, "search_steps": 2},
+}
+
+
+def make(name: str, **extra):
+    kwargs = dict(FAST_ARGS[name])
+    accepted = ATTACKS[name].arguments()
+    kwargs.update({k: v for k, v in extra.items() if k in accepted})
+    return build_attack(name, **kwargs)
+
+
+def test_every_registered_attack_has_fast_settings():
+    assert set(FAST_ARGS) == set(ATTACKS)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+@settings(max_examples=6, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    size=st.integers(4, 7),
+    channels=st.sampled_from([1, 3]),
+    eps=st.floats(0.01, 0.5),
+    low=st.floats(-1.0, 0.2),
+    width=st.floats(0.3, 2.0),
+    seed=st.integers(0, 50),
+)
+def test_results_stay_in_bounds_and_ball(name, n, size, channels, eps, low, width, seed):
+    model = tiny_convnet(channels, seed=seed)
+    bounds = (low, low + width)
+    g = torch.Generator().manual_seed(seed)
+    x = low + width * torch.rand(n, channels, size, size, generator=g)
+    y = torch.randint(0, 4, (n,), generator=g)
+    for norm in ("linf", "l2"):
+        accepted = ATTACKS[name].arguments()
+        if "norm" in accepted and accepted["norm"] != norm and name in ("fgsm", "fgm"):
+            continue
+        attack = make(name, eps=eps, norm=norm, bounds=bounds, seed=seed)
+        result = attack(model, x, y)
+        adv = result.adversarial
+        assert adv.shape == x.shape and torch.isfinite(adv).all()
+        assert float(adv.min()) >= bounds[0] - 1e-6 and float(adv.max()) <= bounds[1] + 1e-6
+        attack_obj = attack.attacks[0] if hasattr(attack, "attacks") else attack
+        if not attack_obj.minimal:
+            assert (lp.norms(adv - x, attack_obj.norm) <= attack_obj.eps * (1 + 1e-5) + 1e-6).all()
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_modes_gradients_and_inputs_are_untouched(name):
+    model = tiny_convnet()
+    model.train()
+    model[1].eval()  # a mixed state must come back exactly
+    frozen = model[0].weight
+    frozen.requires_grad_(False)
+    x = torch.rand(6, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6) % 4
+    before = x.clone()
+    make(name, eps=0.1)(model, x, y)
+    assert torch.equal(x, before)
+    assert model.training and not model[1].training and model[3].training
+    assert not frozen.requires_grad and model[6].weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_same_seed_same_result_and_sub_batches_agree(name):
+    model = tiny_convnet(seed=3)
+    x = torch.rand(70, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(70) % 4
+    whole = make(name, eps=0.1, batch_size=70, seed=5)(model, x, y)
+    again = make(name, eps=0.1, batch_size=70, seed=5)(model, x, y)
+    split = make(name, eps=0.1, batch_size=9, seed=5)(model, x, y)
+    assert torch.equal(whole.adversarial, again.adversarial)
+    assert torch.allclose(whole.adversarial, split.adversarial, atol=1e-5)
+
+
+def test_inputs_outside_bounds_are_refused():
+    model = tiny_convnet()
+    with pytest.raises(ValueError, match="bounds"):
+        build_attack("pgd", eps=0.1)(
+            model, torch.full((2, 1, 4, 4), 2.0), torch.zeros(2, dtype=torch.long)
+        )
+
+
+def test_unknown_attack_and_arguments_are_explained():
+    with pytest.raises(ValueError, match="Did you mean 'pgd'"):
+        build_attack("pdg")
+    with pytest.raises(TypeError, match="'stpes'.*Did you mean 'steps'"):
+        build_attack("pgd", stpes=3)
+    with pytest.raises(TypeError, match="'eps'"):
+        build_attack("deepfool", eps=0.3)
+    with pytest.raises(ValueError, match="'restarts' parameter of PGD"):
+        build_attack("bim", restarts=3)
