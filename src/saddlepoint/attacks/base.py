@@ -220,9 +220,18 @@ class Attack:
 
     def _guarantee(self, adversarial: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Project into the ball and the bounds (fixed budget), or clip to bounds (minimal-norm)."""
+        low, high = self.bounds
+        flat = adversarial.flatten(1)
+        feasible = (flat >= low).all(1) & (flat <= high).all(1)
         if self.minimal:
-            return lp.clip(adversarial, self.bounds)
-        return lp.project_and_clip(adversarial, x, self.norm, self.eps, self.bounds)
+            fixed = lp.clip(adversarial, self.bounds)
+        else:
+            size = lp.norms(adversarial - x, self.norm)
+            feasible &= size <= self.eps * (1 + 1e-6)
+            fixed = lp.project_and_clip(adversarial, x, self.norm, self.eps, self.bounds)
+        # Samples already feasible are kept bit for bit, so logits computed for them stay valid.
+        keep = feasible.view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(keep, adversarial, fixed)
 
     def perturb(
         self,

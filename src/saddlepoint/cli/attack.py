@@ -87,8 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--early-stop",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="evaluation mode: stop each sample at its first success (same or lower robust "
-        "accuracy, far fewer passes)",
+        help="evaluation mode, on by default where the attack supports it: stop each sample at "
+        "its first success (the same or lower robust accuracy for far fewer passes; loss under "
+        "attack is then that of the first successful iterate). --no-early-stop runs every step",
     )
     parser.add_argument(
         "--tol", type=float, help="PGD: stop a sample when its loss changes by less"
@@ -125,6 +126,9 @@ def attack_kwargs(args: argparse.Namespace) -> dict:
         if getattr(args, opt) is not None
     }
     kwargs.update(parse_assignments(args.option, "--option"))
+    supports = args.attack in ATTACKS and "early_stop" in ATTACKS[args.attack].arguments()
+    if args.early_stop is None and supports:
+        kwargs.setdefault("early_stop", True)
     return kwargs
 
 

