@@ -21,6 +21,10 @@ FAST_ARGS = {
     "apgd-ensemble": {"steps": 5},
     "deepfool": {"steps": 5},
     "cw": {"steps": 5, "search_steps": 2},
+    "random-search": {"queries": 20},
+    "square": {"queries": 20},
+    "one-pixel": {"popsize": 8, "queries": 33},
+    "pixel-sweep": {},
 }
 
 

@@ -82,6 +82,7 @@ class Attack:
 
     name: ClassVar[str] = "attack"
     minimal: ClassVar[bool] = False  # minimal-norm attacks are clipped to bounds, not projected
+    query_only: ClassVar[bool] = False  # black-box: never differentiates, never probes the model
 
     def __init__(
         self,
@@ -199,14 +200,19 @@ class Attack:
     def _execute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[list[BatchOutput], torch.Tensor, ExecutionPlan]:
-        """Run ``_run`` over sub-batches under the measured (or configured) execution plan."""
-        plan = plan_execution(
-            model,
-            x[: min(len(x), 2)],
-            len(x),
-            batch_size=self.batch_size,
-            memory_format=self.memory_format,
-        )
+        """Run ``_run`` over sub-batches under the measured (or configured) execution plan.
+        Query-only attacks get a fixed plan: measuring would send the model extra queries."""
+        if self.query_only:
+            size = 256 if self.batch_size == "auto" else int(self.batch_size)
+            plan = ExecutionPlan(max(min(size, len(x)), 1), self.memory_format == "channels_last")
+        else:
+            plan = plan_execution(
+                model,
+                x[: min(len(x), 2)],
+                len(x),
+                batch_size=self.batch_size,
+                memory_format=self.memory_format,
+            )
         outputs = []
         with memory_layout(model, plan.channels_last):
             for start in range(0, len(x), plan.batch_size):

@@ -9,6 +9,7 @@ from typing import Any
 
 from saddlepoint.attacks.apgd import APGD
 from saddlepoint.attacks.base import Attack
+from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.attacks.cw import CarliniWagnerL2
 from saddlepoint.attacks.deepfool import DeepFool
 from saddlepoint.attacks.ensemble import Ensemble
@@ -82,6 +83,16 @@ register_attack("apgd-dlr", APGD, {"loss": "dlr"}, "Auto-PGD with the DLR loss")
 register_attack("apgd-ensemble", apgd_ensemble, {}, "APGD-CE then APGD-DLR on still-robust points")
 register_attack("deepfool", DeepFool, {}, "DeepFool (2016): minimal L2/Linf perturbation")
 register_attack("cw", CarliniWagnerL2, {}, "Carlini-Wagner L2 (2017) with a search over c")
+register_attack(
+    "random-search", RandomSearch, {}, "query-only: keep random steps that lower p(y) (seed 002)"
+)
+register_attack("square", Square, {}, "Square attack (2020), query-only, Linf or L2")
+register_attack(
+    "one-pixel", OnePixel, {}, "differential evolution over 1 (or k) pixels (Su et al. 2019)"
+)
+register_attack(
+    "pixel-sweep", PixelSweep, {}, "set each pixel in turn to a colour; counts flipping positions"
+)
 
 
 def build_attack(name: str, **kwargs: Any) -> Attack | Ensemble:

@@ -32,6 +32,9 @@ ATTACK_OPTIONS = {
     "lr": "lr",
     "initial_const": "initial_const",
     "kappa": "kappa",
+    "queries": "queries",
+    "pixels": "pixels",
+    "popsize": "popsize",
     "attack_seed": "seed",
     "attack_batch_size": "batch_size",
 }
@@ -42,7 +45,9 @@ def _attack_epilog() -> str:
     for name, entry in ATTACKS.items():
         lines.append(f"  {name:14s} {entry.description}")
         args = ", ".join(
-            f"{k}={v}" for k, v in entry.arguments().items() if k not in ("bounds", "memory_format")
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in entry.arguments().items()
+            if k not in ("bounds", "memory_format")
         )
         lines.append(f"  {'':14s}   {args}")
     return "\n".join(lines)
@@ -55,17 +60,8 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "attack",
-        help="attack a checkpoint and print clean/robust accuracy, norms and cost",
-        description="Attack a trained checkpoint on its dataset's test split (or --split). Only "
-        "the options you give are passed to the attack; the rest keep the attack's defaults "
-        "(listed below). Eps and step accept fractions such as 8/255.",
-        epilog=_attack_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
+    """--attack and every attack option (only the ones given reach the attack)."""
     parser.add_argument(
         "--attack", default="pgd", help=f"attack name: {', '.join(ATTACKS)} (default: pgd)"
     )
@@ -96,6 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overshoot", type=float, help="DeepFool overshoot")
     parser.add_argument("--candidates", type=int, help="DeepFool: classes considered")
+    parser.add_argument("--queries", type=int, help="query budget per image (black-box attacks)")
+    parser.add_argument("--pixels", type=int, help="one-pixel: how many pixels may change")
+    parser.add_argument("--popsize", type=int, help="one-pixel: population size")
     parser.add_argument("--search-steps", type=int, help="CW: binary-search steps over c")
     parser.add_argument("--lr", type=float, help="CW: Adam learning rate")
     parser.add_argument("--initial-const", type=float, help="CW: starting c")
@@ -105,6 +104,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--option", action="append", metavar="KEY=VALUE", help="any other attack argument"
     )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "attack",
+        help="attack a checkpoint and print clean/robust accuracy, norms and cost",
+        description="Attack a trained checkpoint on its dataset's test split (or --split). Only "
+        "the options you give are passed to the attack; the rest keep the attack's defaults "
+        "(listed below). Eps and step accept fractions such as 8/255.",
+        epilog=_attack_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+    add_attack_arguments(parser)
     parser.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
     )
@@ -213,4 +226,16 @@ def run(args: argparse.Namespace) -> int:
         path = folder / f"{args.checkpoint.stem}-{args.attack}.png"
         adversarial_grid(result, path, count=args.images, class_names=data.class_names)
         print(f"images: {path}")
+        if "flip_map" in result.extras:
+            from saddlepoint.viz.grids import flip_map_figure
+
+            heatmap = folder / f"{args.checkpoint.stem}-{args.attack}-flips.png"
+            names = [data.class_names[int(i)] for i in result.labels[: args.images]]
+            flip_map_figure(
+                result.inputs[: args.images],
+                result.extras["flip_map"][: args.images],
+                heatmap,
+                labels=names,
+            )
+            print(f"flip maps: {heatmap}")
     return 0

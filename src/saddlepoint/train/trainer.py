@@ -124,6 +124,7 @@ def train_model(
                 unit="img",
                 disable=not progress,
                 leave=False,
+                mininterval=0.5,
             ) as bar:
                 train_loss, train_acc, train_conf = _run_epoch(
                     model, data, optimizer, config, generator, device, transform, scheduler, bar
@@ -144,9 +145,10 @@ def train_model(
                 f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} ({record.seconds:.1f}s)"
             )
-            log.info(message)
             if progress:
                 tqdm.write(message)
+            else:
+                log.info(message)
             if val["loss"] < best_loss:
                 best_loss, stale = val["loss"], 0
                 history.best_epoch = epoch

@@ -67,3 +67,28 @@ def adversarial_grid(
     fig.suptitle(f"{result.attack}: original / perturbation / adversarial", fontsize=9)
     save_figure(fig, path)
     return shown
+
+
+def flip_map_figure(
+    images: torch.Tensor,
+    flip_maps: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    labels: Sequence[str] | None = None,
+) -> None:
+    """Each image with the positions whose single-pixel change flips its prediction overlaid
+    in red, titled with how many of the positions do (seed 002, section 4.2)."""
+    n = images.shape[0]
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
+    for k in range(n):
+        ax = axes[0, k]
+        _show(ax, images[k])
+        flips = flip_maps[k].float().numpy()
+        overlay = plt.cm.Reds(flips)
+        overlay[..., 3] = 0.6 * flips
+        ax.imshow(overlay)
+        title = f"{int(flips.sum())}/{flips.size} flip"
+        if labels is not None:
+            title = f"{labels[k]}: {title}"
+        ax.set_title(title, fontsize=8)
+    save_figure(fig, path)

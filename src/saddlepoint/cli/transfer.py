@@ -1,0 +1,111 @@
+"""`saddlepoint transfer`: craft on surrogate checkpoints, evaluate on a target checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from saddlepoint.attacks import build_attack, transfer_attack
+from saddlepoint.checkpoint import load_checkpoint
+from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs
+from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
+from saddlepoint.data import load_dataset
+from saddlepoint.fileio import write_text
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transfer",
+        help="craft adversarial examples on surrogate models and evaluate them on a target",
+        description="Black-box transfer (seed 000, section 3): run an attack on one surrogate, or "
+        "on several as an ensemble, and report the target's accuracy and loss on the crafted "
+        "examples beside the surrogate's own. The data come from the target's metadata.",
+    )
+    parser.add_argument(
+        "--surrogate",
+        type=Path,
+        action="append",
+        required=True,
+        help="surrogate checkpoint (repeatable)",
+    )
+    parser.add_argument("--target", type=Path, required=True, help="target checkpoint")
+    parser.add_argument(
+        "--combine",
+        choices=["logits", "probabilities"],
+        default="logits",
+        help="how several surrogates are averaged (default: logits)",
+    )
+    add_attack_arguments(parser)
+    parser.add_argument(
+        "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
+    add_data_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kwargs = attack_kwargs(args)
+    if args.early_stop is None:
+        kwargs.pop("early_stop", None)  # stopping on the surrogate would weaken the transfer
+    attack = build_attack(args.attack, **kwargs)
+    target, meta = load_checkpoint(args.target)
+    surrogates = []
+    for path in args.surrogate:
+        model, surrogate_meta = load_checkpoint(path)
+        if surrogate_meta.get("dataset", {}).get("name") != meta.get("dataset", {}).get("name"):
+            raise ValueError(
+                f"Surrogate {path} was trained on {surrogate_meta.get('dataset', {}).get('name')!r} "
+                f"but the target on {meta.get('dataset', {}).get('name')!r}; they must match."
+            )
+        surrogates.append(model)
+    recorded = meta["dataset"]
+    options = dict(recorded.get("options", {}))
+    if args.data_root is not None:
+        options["root"] = str(args.data_root)
+    options.update(parse_assignments(args.data_option, "--data-option"))
+    data = load_dataset(recorded["name"], **options)
+    split = data.split(args.split).head(args.limit)
+    result = transfer_attack(
+        attack, surrogates, target, split.images, split.labels, combine=args.combine
+    )
+    m = result.metrics()
+    print(
+        f"{args.attack} on {len(surrogates)} surrogate(s) -> target {args.target.name}: {attack!r}"
+    )
+    print(
+        format_table(
+            [
+                (
+                    int(m["n"]),
+                    m["target_clean_accuracy"],
+                    m["target_accuracy"],
+                    m["target_loss"],
+                    m["surrogate_clean_accuracy"],
+                    m["surrogate_accuracy"],
+                    m["transfer_rate"],
+                )
+            ],
+            [
+                "n",
+                "target clean",
+                "target attacked",
+                "target loss",
+                "surrogate clean",
+                "surrogate attacked",
+                "transfer rate",
+            ],
+        )
+    )
+    if args.json:
+        record = {
+            "attack": args.attack,
+            "config": attack.config(),
+            "surrogates": [str(p) for p in args.surrogate],
+            "target": str(args.target),
+            "metrics": m,
+        }
+        write_text(args.json, json.dumps(record, indent=2, default=str) + "\n")
+    return 0

@@ -1,0 +1,130 @@
+import pytest
+import torch
+from torch import nn
+
+from saddlepoint import lp
+from saddlepoint.attacks import OnePixel, PixelSweep, RandomSearch, Square, pixel_flip_map
+
+
+class Counting(nn.Module):
+    """Counts every input row the model is asked about."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.rows = 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.model(x)
+
+
+class OnePixelModel(nn.Module):
+    """Class 1 exactly when pixel (row, col) of channel 0 exceeds 0.5."""
+
+    def __init__(self, row: int, col: int) -> None:
+        super().__init__()
+        self.row, self.col = row, col
+        self.scale = nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        z = self.scale * (x[:, 0, self.row, self.col] - 0.5)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+class Stubborn(nn.Module):
+    """Always confident in class 0, whatever the input (a tiny input dependence keeps scores moving)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(1e-3))
+
+    def forward(self, x):
+        s = self.w * x.flatten(1).sum(1)
+        return torch.stack([10 + s, -s], dim=1)
+
+
+@pytest.fixture(scope="module")
+def setup(trained_digits):
+    model, data = trained_digits
+    return model, data.test.images[:120], data.test.labels[:120]
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.15), ("l2", 1.0)])
+def test_query_attacks_stay_in_ball_and_budget_and_count_exactly(setup, norm, eps):
+    model, x, y = setup
+    for attack in (
+        RandomSearch(norm=norm, eps=eps, step=eps / 3, queries=60, on_bound="project"),
+        RandomSearch(norm=norm, eps=eps, step=eps / 3, queries=60),
+        Square(norm=norm, eps=eps, queries=60),
+    ):
+        counted = Counting(model)
+        result = attack(counted, x, y)
+        assert (lp.norms(result.perturbation, norm) <= eps * (1 + 1e-5)).all()
+        assert (result.queries <= 60).all() and (result.queries >= 1).all()
+        assert int(result.queries.sum()) == counted.rows
+        if getattr(attack, "on_bound", "project") == "project":
+            assert result.success.float().mean() > 0.05
+
+
+def test_budget_is_used_exactly_when_nothing_breaks():
+    x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(5, dtype=torch.long)
+    for attack in (
+        RandomSearch(eps=0.1, queries=37, on_bound="project"),
+        Square(eps=0.1, queries=37),
+    ):
+        result = attack(Stubborn(), x, y)
+        assert result.queries.tolist() == [37] * 5
+    already_wrong = RandomSearch(eps=0.1, queries=37)(
+        Stubborn(), x, torch.ones(5, dtype=torch.long)
+    )
+    assert already_wrong.queries.tolist() == [1] * 5
+
+
+def test_seed_rule_stops_at_the_visibility_bound(setup):
+    model, x, y = setup
+    result = RandomSearch(eps=0.05, step=0.04, queries=500)(model, x, y)
+    assert result.queries.float().mean() < 500  # proposals leaving the ball end the search
+    assert (result.norms("linf") <= 0.05 + 1e-6).all()
+
+
+def test_square_beats_random_search(setup):
+    model, x, y = setup
+    square = Square(eps=0.15, queries=300)(model, x, y).metrics()["robust_accuracy"]
+    random = RandomSearch(eps=0.15, queries=300, on_bound="project")(model, x, y).metrics()[
+        "robust_accuracy"
+    ]
+    assert square < random
+
+
+def test_pixel_sweep_finds_the_one_flipping_pixel():
+    model = OnePixelModel(2, 5)
+    image = torch.zeros(1, 7, 7)
+    flips = pixel_flip_map(model, image, 0)
+    expected = torch.zeros(7, 7, dtype=torch.bool)
+    expected[2, 5] = True
+    assert torch.equal(flips, expected)
+    result = PixelSweep()(model, image[None], torch.tensor([0]))
+    assert result.success.all() and result.extras["flips"].tolist() == [1]
+    changed = (result.perturbation[0, 0] != 0).nonzero().tolist()
+    assert changed == [[2, 5]]
+    assert result.queries.tolist() == [50]
+
+
+def test_one_pixel_evolution_finds_it_within_budget():
+    model = OnePixelModel(4, 1)
+    images = torch.zeros(3, 1, 7, 7)
+    result = OnePixel(popsize=20, queries=401, seed=1)(
+        model, images, torch.zeros(3, dtype=torch.long)
+    )
+    assert result.success.all()
+    assert (result.queries <= 401).all()
+    for k in range(3):
+        changed = (result.perturbation[k, 0] != 0).nonzero().tolist()
+        assert changed == [[4, 1]]
+
+
+def test_one_pixel_budget_must_cover_a_generation():
+    with pytest.raises(ValueError, match="at least 1 \\+ popsize"):
+        OnePixel(popsize=50, queries=20)
