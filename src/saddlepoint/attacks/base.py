@@ -19,6 +19,7 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.runtime import ExecutionPlan, memory_layout, plan_execution, to_layout
+from saddlepoint.autodiff import input_grad
 from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating, model_device
 from saddlepoint.threat import ThreatModel
@@ -156,7 +157,7 @@ class Attack:
         x = x.detach().requires_grad_(True)
         logits = model(x)
         value = self.objective(logits, labels, targets)
-        (grad,) = torch.autograd.grad(value.sum(), x)
+        grad = input_grad(value.sum(), x)
         return logits.detach(), value.detach(), grad
 
     def _run(

@@ -31,6 +31,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.autodiff import input_grad
 from saddlepoint.losses import cw_margin
 from saddlepoint.validation import check_number
 
@@ -116,7 +117,7 @@ class CarliniWagnerL2(Attack):
                 margin = self._margin(logits, ya, ta)
                 l2sq = (point - xa).flatten(1).pow(2).sum(1)
                 objective = l2sq + const[active] * (margin + self.kappa).clamp_min(0)
-                (grad,) = torch.autograd.grad(objective.sum(), point)
+                grad = input_grad(objective.sum(), point)
                 evals[active] += 1
                 with torch.no_grad():
                     success = self.succeeded(logits, ya, ta) & (margin <= -self.kappa)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.autodiff import input_grad
 from saddlepoint.validation import check_choice, check_number
 
 
@@ -105,7 +106,7 @@ class DeepFool(Attack):
             grads = []
             for j in range(cand.shape[1]):
                 retain = j < cand.shape[1] - 1
-                (g,) = torch.autograd.grad(diffs[:, j].sum(), xa, retain_graph=retain)
+                g = input_grad(diffs[:, j].sum(), xa, retain_graph=retain)
                 grads.append(g)
             w = torch.stack(grads, dim=1)  # (m, k-1, *shape)
             evals[active] += cand.shape[1]

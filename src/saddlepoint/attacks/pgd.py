@@ -9,6 +9,7 @@ Args (beyond the threat model):
     steps: number of gradient steps n (>= 1).
     step: step size eta in input units (a float or '2/255'); default eps for one step, else
         2.5 * eps / steps (Madry et al.).
+    rel_step: the step as a multiple of eps instead (fast adversarial training uses 1.25).
     random_start: start from a uniform draw in the ball (seed 000's omega_rand) or from x.
     restarts: independent random starts; each sample keeps its strongest result.
     loss: 'ce', 'mse' (softmax vs one-hot), 'cw' (margin) or 'dlr'.
@@ -47,6 +48,7 @@ class PGD(Attack):
         eps: float | str = 8 / 255,
         steps: int = 40,
         step: float | str | None = None,
+        rel_step: float | None = None,
         random_start: bool = True,
         restarts: int = 1,
         loss: str = "ce",
@@ -67,11 +69,15 @@ class PGD(Attack):
         if tol is not None:
             check_number(owner, "tol", tol, low=0)
         self.steps = steps
-        self.step = (
-            parse_eps(step, "step", owner)
-            if step is not None
-            else (self.eps if steps == 1 else 2.5 * self.eps / steps)
-        )
+        if step is not None and rel_step is not None:
+            raise ValueError(f"{owner} takes 'step' or 'rel_step', not both.")
+        if rel_step is not None:
+            check_number(owner, "rel_step", rel_step, low=0, low_open=True)
+            self.step = rel_step * self.eps
+        elif step is not None:
+            self.step = parse_eps(step, "step", owner)
+        else:
+            self.step = self.eps if steps == 1 else 2.5 * self.eps / steps
         self.random_start = bool(random_start)
         self.restarts = restarts
         self.early_stop = bool(early_stop)

@@ -76,6 +76,12 @@ register_attack(
     {"norm": "l2", "steps": 1, "random_start": False},
     "FGM: one L2-normalized step of eps",
 )
+register_attack(
+    "fgsm-rs",
+    PGD,
+    {"steps": 1, "random_start": True, "rel_step": 1.25},
+    "FGSM from a random start, step 1.25 eps ('fast' adversarial training, Wong et al. 2020)",
+)
 register_attack("bim", PGD, {"random_start": False}, "BIM / I-FGSM: PGD from x (no random start)")
 register_attack("pgd", PGD, {}, "PGD (Madry et al. 2018): random start, restarts, any loss")
 register_attack("apgd", APGD, {"loss": "ce"}, "Auto-PGD (Croce & Hein 2020), CE loss, 100 steps")

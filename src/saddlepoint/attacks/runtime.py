@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saddlepoint.autodiff import input_grad
+
 log = logging.getLogger(__name__)
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, ExecutionPlan]] = (
@@ -71,7 +73,7 @@ def _time_pass(
     for i in range(0, probe.shape[0], plan.batch_size):
         x = to_layout(probe[i : i + plan.batch_size], plan.channels_last).requires_grad_(True)
         loss = F.cross_entropy(model(x), labels[i : i + plan.batch_size], reduction="sum")
-        torch.autograd.grad(loss, x)
+        input_grad(loss, x)
     if probe.is_cuda:
         torch.cuda.synchronize(probe.device)
     return time.perf_counter() - start

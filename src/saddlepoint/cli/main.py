@@ -8,10 +8,20 @@ import sys
 from collections.abc import Sequence
 
 from saddlepoint import __version__
-from saddlepoint.cli import attack, data, demo, evaluate, gan_attack, models, train, transfer
+from saddlepoint.cli import (
+    attack,
+    audit,
+    data,
+    demo,
+    evaluate,
+    gan_attack,
+    models,
+    train,
+    transfer,
+)
 from saddlepoint.cli.common import config_to_argv
 
-COMMANDS = (data, models, train, evaluate, attack, transfer, gan_attack, demo)
+COMMANDS = (data, models, train, evaluate, attack, transfer, gan_attack, audit, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

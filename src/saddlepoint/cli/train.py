@@ -96,8 +96,89 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="checkpoint path (default: runs/DATASET-MODEL.safetensors)",
     )
     parser.add_argument("--plot", action="store_true", help="also save the training curves as PNG")
+    defense = parser.add_argument_group(
+        "defenses",
+        "adversarial: --defense-attack (any attack, e.g. pgd, fgsm, fgsm-rs), --defense-eps, "
+        "--defense-steps, --defense-step, --fraction, --warmup-epochs, --regenerate, --defense-bpda; "
+        "trades: --defense-eps, --defense-steps, --beta; noise: --noise-kind, --noise-scale, --fraction",
+    )
+    defense.add_argument(
+        "--defense",
+        choices=["adversarial", "trades", "noise"],
+        help="training defense (default: none)",
+    )
+    defense.add_argument(
+        "--defense-attack", default="pgd", help="attack generating training examples (default: pgd)"
+    )
+    defense.add_argument(
+        "--defense-eps", default="0.3", help="eps of the defense, e.g. 0.3 or 8/255 (default: 0.3)"
+    )
+    defense.add_argument(
+        "--defense-norm", choices=["linf", "l2"], default=None, help="norm of the defense"
+    )
+    defense.add_argument(
+        "--defense-steps", type=int, default=None, help="attack steps during training"
+    )
+    defense.add_argument("--defense-step", default=None, help="attack step size during training")
+    defense.add_argument(
+        "--fraction", type=float, default=None, help="share of each batch replaced (default: 1)"
+    )
+    defense.add_argument(
+        "--warmup-epochs", type=int, default=None, help="epochs over which eps grows from 0"
+    )
+    defense.add_argument(
+        "--regenerate",
+        choices=["batch", "epoch"],
+        default=None,
+        help="adversarial examples per batch or per epoch (seed 002)",
+    )
+    defense.add_argument(
+        "--defense-bpda",
+        choices=["identity", "smooth"],
+        default=None,
+        help="train through quantization with BPDA",
+    )
+    defense.add_argument("--beta", type=float, default=None, help="TRADES trade-off (default: 6)")
+    defense.add_argument(
+        "--noise-kind", choices=["gaussian", "uniform"], default=None, help="noise training kind"
+    )
+    defense.add_argument("--noise-scale", type=float, default=None, help="noise std or half-width")
+    defense.add_argument(
+        "--quantize",
+        default=None,
+        metavar="MODE:N",
+        help="put a quantization layer in front of the model: tanh:8 (seed 000) or bits:3",
+    )
     add_data_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def build_cli_defense(args: argparse.Namespace):
+    """The training defense the --defense options describe (None without --defense)."""
+    if args.defense is None:
+        return None
+    from saddlepoint.defenses import build_defense
+
+    given = {
+        "steps": args.defense_steps,
+        "step": args.defense_step,
+        "fraction": args.fraction,
+        "warmup_epochs": args.warmup_epochs,
+        "regenerate": args.regenerate,
+        "bpda": args.defense_bpda,
+        "beta": args.beta,
+        "kind": args.noise_kind,
+        "scale": args.noise_scale,
+        "norm": args.defense_norm,
+    }
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if args.defense == "adversarial":
+        return build_defense(
+            "adversarial", attack=args.defense_attack, eps=args.defense_eps, **kwargs
+        )
+    if args.defense == "trades":
+        return build_defense("trades", eps=args.defense_eps, **kwargs)
+    return build_defense("noise", **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,18 +199,26 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     options = dataset_options(args, args.dataset)
+    model_args = parse_assignments(args.model_arg, "--model-arg")
+    if args.quantize:
+        model_args["quantize"] = args.quantize
+    defense = build_cli_defense(args)
     data = load_dataset(args.dataset, **options)
     result = train_classifier(
         data,
         args.model,
         config,
-        model_args=parse_assignments(args.model_arg, "--model-arg"),
+        model_args=model_args,
+        transform=defense,
         normalize=not args.no_normalize,
         dataset_options=options,
         progress=not args.quiet,
     )
     out = args.out or Path("runs") / f"{data.name}-{args.model}.safetensors"
-    save_checkpoint(out, result.model, result.metadata)
+    metadata = dict(result.metadata)
+    if defense is not None:
+        metadata["defense"] = defense.config()
+    save_checkpoint(out, result.model, metadata)
     if args.plot:
         result.history.plot(out.with_suffix(".png"))
     test = result.test_metrics

@@ -37,20 +37,28 @@ class Split:
         return Split(self.images[:n], self.labels[:n])
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (images, labels) mini-batches; shuffled with ``generator`` when asked."""
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        with_index: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (images, labels) mini-batches, shuffled with ``generator`` when asked; with
+        ``with_index`` also the examples' positions in this split."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         for start in range(0, n, batch_size):
-            if order is None:
-                yield (
+            if order is not None:
+                index = order[start : start + batch_size]
+                batch = (self.images[index], self.labels[index])
+            else:  # plain slices: no copy
+                index = torch.arange(start, min(start + batch_size, n))
+                batch = (
                     self.images[start : start + batch_size],
                     self.labels[start : start + batch_size],
                 )
-            else:
-                index = order[start : start + batch_size]
-                yield self.images[index], self.labels[index]
+            yield (*batch, index) if with_index else batch
 
 
 @dataclass(frozen=True)

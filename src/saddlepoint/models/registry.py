@@ -162,17 +162,24 @@ def build_model(
     """Build registered model ``name`` for inputs of ``in_shape`` (C, H, W).
 
     ``overrides`` replace preset arguments (for example ``dropout=0.3`` or ``width=128``);
-    unknown ones are a TypeError naming the choices. The returned module carries ``spec``.
+    unknown ones are a TypeError naming the choices. ``quantize='tanh:8'`` (or 'bits:3') puts a
+    quantization layer in front of any model. The returned module carries ``spec``.
     """
     if name not in MODELS:
         raise unknown_name_error("model", name, MODELS)
     entry = MODELS[name]
-    allowed = set(entry.arguments()) - {"in_shape", "num_classes"}
+    allowed = (set(entry.arguments()) - {"in_shape", "num_classes"}) | {"quantize"}
     check_keywords(f"model {name!r}", overrides, allowed)
     kwargs = {**entry.preset, **overrides}
+    quantize = kwargs.pop("quantize", None)
     model = entry.builder(
         in_shape=tuple(int(s) for s in in_shape), num_classes=num_classes, **kwargs
     )
+    if quantize is not None:
+        from saddlepoint.defenses.quantize import QuantizedModel, parse_quantize
+
+        model = QuantizedModel(parse_quantize(quantize), model)
+        kwargs["quantize"] = quantize
     model.spec = {
         "name": name,
         "in_shape": [int(s) for s in in_shape],

@@ -1,9 +1,10 @@
 """Training: the loop, its config and its history."""
 
 from saddlepoint.train.config import TrainConfig
+from saddlepoint.train.defense import BatchTransform, TrainingDefense
 from saddlepoint.train.history import EpochRecord, History
 from saddlepoint.train.recipe import TrainedClassifier, train_classifier
-from saddlepoint.train.trainer import BatchTransform, make_optimizer, train_model
+from saddlepoint.train.trainer import make_optimizer, train_model
 
 __all__ = [
     "BatchTransform",
@@ -11,6 +12,7 @@ __all__ = [
     "History",
     "TrainConfig",
     "TrainedClassifier",
+    "TrainingDefense",
     "make_optimizer",
     "train_classifier",
     "train_model",

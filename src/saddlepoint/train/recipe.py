@@ -13,8 +13,9 @@ from saddlepoint.models.preprocess import channel_stats
 from saddlepoint.models.registry import build_model
 from saddlepoint.seeding import seeded
 from saddlepoint.train.config import TrainConfig
+from saddlepoint.train.defense import BatchTransform, TrainingDefense
 from saddlepoint.train.history import History
-from saddlepoint.train.trainer import BatchTransform, train_model
+from saddlepoint.train.trainer import train_model
 
 
 @dataclass
@@ -35,7 +36,7 @@ def train_classifier(
     model_args: dict[str, Any] | None = None,
     normalize: bool = True,
     dataset_options: dict[str, Any] | None = None,
-    transform: BatchTransform | None = None,
+    transform: TrainingDefense | BatchTransform | None = None,
     progress: bool = True,
 ) -> TrainedClassifier:
     """Build ``model_name`` for ``data`` (normalized with train-split statistics), train it and

@@ -1,7 +1,8 @@
 """The training loop: seeded, with per-epoch history, early stopping and a hook for defenses.
 
-A defense plugs in as ``transform(model, images, labels) -> (images, labels)``, applied to each
-training batch before the update (adversarial, noisy or quantized training build on it).
+Defenses plug in through :class:`saddlepoint.train.defense.TrainingDefense` (or a plain
+``transform(model, images, labels) -> (images, labels)`` function): they may change each batch,
+the training loss, and prepare at the start of each epoch.
 """
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -20,13 +19,10 @@ from saddlepoint.data.base import ImageData
 from saddlepoint.evaluate.metrics import predict_logits, summarize_logits
 from saddlepoint.seeding import resolve_device, seeded
 from saddlepoint.train.config import TrainConfig
+from saddlepoint.train.defense import BatchTransform, TrainingDefense, as_defense
 from saddlepoint.train.history import EpochRecord, History
 
 log = logging.getLogger(__name__)
-
-BatchTransform = Callable[
-    [nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
-]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -60,20 +56,21 @@ def _run_epoch(
     config: TrainConfig,
     generator: torch.Generator,
     device: torch.device,
-    transform: BatchTransform | None,
+    defense: TrainingDefense,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     bar: tqdm,
 ) -> tuple[float, float, float]:
     """One pass over the training split; returns running (loss, accuracy, confidence)."""
     total_loss = total_correct = total_confidence = 0.0
     seen = 0
-    for images, labels in data.train.batches(config.batch_size, shuffle=True, generator=generator):
+    batches = data.train.batches(
+        config.batch_size, shuffle=True, generator=generator, with_index=True
+    )
+    for images, labels, index in batches:
         images, labels = images.to(device), labels.to(device)
-        if transform is not None:
-            images, labels = transform(model, images, labels)
+        images, labels = defense.batch(model, images, labels, index)
         model.train()
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels)
+        loss, logits = defense.loss(model, images, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -95,7 +92,7 @@ def train_model(
     data: ImageData,
     config: TrainConfig | None = None,
     *,
-    transform: BatchTransform | None = None,
+    transform: TrainingDefense | BatchTransform | None = None,
     progress: bool = True,
 ) -> History:
     """Train ``model`` on ``data.train``, validating on ``data.val`` after each epoch.
@@ -105,6 +102,7 @@ def train_model(
     many epochs and the best weights are restored. The model ends in eval mode.
     """
     config = config or TrainConfig()
+    defense = as_defense(transform)
     device = resolve_device(config.device)
     model.to(device)
     optimizer = make_optimizer(model, config)
@@ -118,6 +116,7 @@ def train_model(
     with seeded(config.seed, device):
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
+            defense.start_epoch(model, data, epoch, config.epochs)
             with tqdm(
                 total=len(data.train),
                 desc=f"epoch {epoch}/{config.epochs}",
@@ -127,7 +126,7 @@ def train_model(
                 mininterval=0.5,
             ) as bar:
                 train_loss, train_acc, train_conf = _run_epoch(
-                    model, data, optimizer, config, generator, device, transform, scheduler, bar
+                    model, data, optimizer, config, generator, device, defense, scheduler, bar
                 )
             val = summarize_logits(predict_logits(model, data.val.images), data.val.labels)
             record = EpochRecord(

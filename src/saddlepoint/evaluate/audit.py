@@ -1,0 +1,186 @@
+"""Gradient-masking diagnostics: is a robustness number real, or are the attacks failing?
+
+After Carlini et al. (2019), "On Evaluating Adversarial Robustness", and Athalye et al. (2018),
+"Obfuscated Gradients Give a False Sense of Security". Each check runs real attacks and reports
+pass/fail with its numbers:
+
+1. robust accuracy does not increase with eps;
+2. an unbounded attack (the ball covers the whole input box) reaches about 0%;
+3. iterative attacks are at least as strong as single-step ones;
+4. more steps and restarts do not keep lowering accuracy (the attack has converged);
+5. a black-box (query-only) attack is not stronger than the white-box one;
+6. input gradients are neither zero nor NaN on many inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from saddlepoint.attacks import PGD, Square, fgsm
+from saddlepoint.autodiff import input_grad
+from saddlepoint.modes import evaluating, model_device
+
+
+@dataclass
+class Check:
+    """One diagnostic: whether it passed, what it measured, and what failing means."""
+
+    name: str
+    passed: bool
+    numbers: dict[str, float]
+    meaning: str
+
+
+@dataclass
+class AuditReport:
+    """All checks for one model, threat model and set of inputs."""
+
+    norm: str
+    eps: float
+    images: int
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "norm": self.norm,
+            "eps": self.eps,
+            "images": self.images,
+            "passed": self.passed,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+def _accuracy(result) -> float:
+    return result.metrics()["robust_accuracy"]
+
+
+def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Share of inputs whose cross-entropy input gradient is exactly zero, or not finite."""
+    device = model_device(model)
+    with evaluating(model, freeze=True), torch.enable_grad():
+        inputs = x.to(device).detach().requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(inputs), y.to(device), reduction="sum")
+        grad = input_grad(loss, inputs)
+    flat = grad.flatten(1)
+    finite = torch.isfinite(flat).all(dim=1)
+    zero = (flat.abs().amax(dim=1) == 0) & finite
+    return {
+        "zero_gradient_share": float(zero.float().mean()),
+        "nonfinite_share": float((~finite).float().mean()),
+    }
+
+
+def audit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str = "linf",
+    eps: float = 0.3,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    steps: int = 40,
+    queries: int = 1000,
+    tolerance: float = 0.02,
+    convergence_tolerance: float = 0.05,
+    seed: int = 0,
+) -> AuditReport:
+    """Run the six checks on ``model`` at (``norm``, ``eps``) over inputs ``x``.
+
+    ``tolerance`` is the accuracy slack of the unbounded and black-box checks (2 points);
+    ``convergence_tolerance`` how much 2.5x the steps with 5 restarts may still lower accuracy
+    (5 points: a few images always fall to extra restarts; masking gives far larger gaps).
+    """
+    report = AuditReport(norm=norm, eps=float(eps), images=len(y))
+    common = {"norm": norm, "bounds": bounds, "seed": seed}
+
+    def pgd(radius: float, n: int = steps, restarts: int = 1) -> float:
+        attack = PGD(
+            eps=radius, steps=n, step=2.5 * radius / n, restarts=restarts, early_stop=True, **common
+        )
+        return _accuracy(attack(model, x, y))
+
+    model_accuracy = _clean(model, x, y)
+    radii = [eps * f for f in (0.25, 0.5, 1.0, 2.0)]
+    curve = [pgd(r) for r in radii]
+    increases = max((b - a for a, b in zip(curve, curve[1:])), default=0.0)
+    report.checks.append(
+        Check(
+            "robust accuracy does not increase with eps",
+            increases <= 1.0 / max(len(y), 1) + 1e-9,
+            {**{f"eps={r:.4g}": a for r, a in zip(radii, curve)}, "largest increase": increases},
+            "more budget must never help the model; an increase means the attack is unreliable",
+        )
+    )
+    span = bounds[1] - bounds[0]
+    unbounded_eps = span if norm == "linf" else span * math.sqrt(x[0].numel())
+    unbounded = _accuracy(
+        PGD(
+            eps=unbounded_eps,
+            steps=100,
+            step=unbounded_eps / 20,
+            random_start=False,
+            early_stop=True,
+            **common,
+        )(model, x, y)
+    )
+    report.checks.append(
+        Check(
+            "an unbounded attack reaches ~0%",
+            unbounded <= tolerance,
+            {"clean accuracy": model_accuracy, "unbounded PGD-100 accuracy": unbounded},
+            "with the whole input box allowed every image can be changed; a model that stays "
+            "accurate is hiding its gradients",
+        )
+    )
+    at_eps = curve[2]
+    single = _accuracy(fgsm(eps=eps, norm=norm, bounds=bounds)(model, x, y))
+    report.checks.append(
+        Check(
+            "iterative attacks beat single-step ones",
+            at_eps <= single + 1e-9,
+            {f"PGD-{steps}": at_eps, "FGSM": single},
+            "a single step beating many means the loss surface misleads iterative attacks",
+        )
+    )
+    longer = pgd(eps, n=2 * steps + 20, restarts=5)
+    report.checks.append(
+        Check(
+            "more steps and restarts do not keep lowering accuracy",
+            at_eps - longer <= convergence_tolerance,
+            {f"PGD-{steps}": at_eps, f"PGD-{2 * steps + 20} x5 restarts": longer},
+            "if more effort keeps breaking more images, the reported number is not converged",
+        )
+    )
+    black = _accuracy(Square(eps=eps, queries=queries, **common)(model, x, y))
+    report.checks.append(
+        Check(
+            "a black-box attack is not stronger than the white-box one",
+            black >= min(at_eps, longer) - tolerance,
+            {f"Square ({queries} queries)": black, "best white-box": min(at_eps, longer)},
+            "a query-only attack should not beat one that sees gradients unless they are broken",
+        )
+    )
+    health = gradient_health(model, x, y)
+    report.checks.append(
+        Check(
+            "gradients are not zero or NaN on many inputs",
+            health["zero_gradient_share"] <= 0.05 and health["nonfinite_share"] == 0,
+            health,
+            "zero or non-finite input gradients give gradient attacks nothing to follow",
+        )
+    )
+    return report
+
+
+def _clean(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    from saddlepoint.evaluate.metrics import predict_logits
+
+    return float((predict_logits(model, x).argmax(1) == y).float().mean())
