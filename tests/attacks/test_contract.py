@@ -13,6 +13,7 @@ from tests.attacks.models import tiny_convnet
 FAST = {"steps": 3}
 FAST_ARGS = {
     "fgsm": {},
+    "fgsm-rs": {},
     "fgm": {},
     "bim": FAST,
     "pgd": {**FAST, "restarts": 2},

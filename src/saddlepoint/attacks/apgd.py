@@ -29,6 +29,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.attacks.restarts import StrongestSoFar
 from saddlepoint.validation import check_number
 
 
@@ -167,17 +168,12 @@ class APGD(Attack):
         context: BatchContext,
     ) -> BatchOutput:
         n = x.shape[0]
-        best = x.clone()
-        best_value = torch.full((n,), float("-inf"), device=x.device)
-        best_success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        strongest = StrongestSoFar(x)
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
-        best_logits = None
         for restart in range(self.restarts):
-            todo = torch.arange(n, device=x.device)
-            if self.early_stop:
-                todo = todo[~best_success]
-                if todo.numel() == 0:
-                    break
+            todo = strongest.pending(self.early_stop)
+            if todo.numel() == 0:
+                break
             start = context.random_start(n, tuple(x.shape[1:]), self.norm, self.eps, restart).to(x)
             ta = targets[todo] if targets is not None else None
             adv, run_evals = self._single(model, x[todo], labels[todo], ta, start[todo])
@@ -185,18 +181,10 @@ class APGD(Attack):
             with torch.no_grad():
                 logits = model(adv)
             value = self.objective(logits, labels[todo], ta)
-            success = self.succeeded(logits, labels[todo], ta)
-            better = (success & ~best_success[todo]) | (
-                (success == best_success[todo]) & (value > best_value[todo])
-            )
-            if best_logits is None:
-                best_logits = torch.zeros(n, logits.shape[1], device=x.device, dtype=logits.dtype)
-            index = todo[better]
-            best[index] = adv[better]
-            best_logits[index] = logits[better]
-            best_value[index] = value[better]
-            best_success[index] = success[better]
-        return BatchOutput(adversarial=best, logits=best_logits, grad_evals=evals)
+            strongest.update(todo, adv, logits, value, self.succeeded(logits, labels[todo], ta))
+        return BatchOutput(
+            adversarial=strongest.adversarial, logits=strongest.logits, grad_evals=evals
+        )
 
 
 def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

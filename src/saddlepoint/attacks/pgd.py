@@ -32,6 +32,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.attacks.restarts import StrongestSoFar
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import check_number
 
@@ -170,10 +171,7 @@ class PGD(Attack):
         context: BatchContext,
     ) -> BatchOutput:
         n = x.shape[0]
-        best = x.clone()
-        best_logits = None
-        best_value = torch.full((n,), float("-inf"), device=x.device)
-        best_success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        strongest = StrongestSoFar(x)
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         clean_logits = None
         trace = (
@@ -182,11 +180,9 @@ class PGD(Attack):
             else None
         )
         for restart in range(self.restarts):
-            todo = torch.arange(n, device=x.device)
-            if self.early_stop:
-                todo = todo[~best_success]
-                if todo.numel() == 0:
-                    break
+            todo = strongest.pending(self.early_stop)
+            if todo.numel() == 0:
+                break
             if self.random_start:
                 start = context.random_start(n, tuple(x.shape[1:]), self.norm, self.eps, restart)
                 start = start.to(x)[todo]
@@ -200,20 +196,10 @@ class PGD(Attack):
             if clean is not None:
                 clean_logits = clean
             value = self.objective(logits, labels[todo], ta)
-            success = self.succeeded(logits, labels[todo], ta)
-            better = (success & ~best_success[todo]) | (
-                (success == best_success[todo]) & (value > best_value[todo])
-            )
-            if best_logits is None:
-                best_logits = torch.zeros(n, logits.shape[1], device=x.device, dtype=logits.dtype)
-            index = todo[better]
-            best[index] = adv[better]
-            best_logits[index] = logits[better]
-            best_value[index] = value[better]
-            best_success[index] = success[better]
+            strongest.update(todo, adv, logits, value, self.succeeded(logits, labels[todo], ta))
         return BatchOutput(
-            adversarial=best,
-            logits=best_logits,
+            adversarial=strongest.adversarial,
+            logits=strongest.logits,
             clean_logits=clean_logits,
             grad_evals=evals,
             trace=trace,

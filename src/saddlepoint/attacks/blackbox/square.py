@@ -92,6 +92,19 @@ class Square(Attack):
         best_logits = clean_logits.clone()
         best_margin = margin_to_success(clean_logits, labels, targets)
         active = (best_margin > 0).nonzero().squeeze(1)
+
+        def offer(active: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+            """Query the candidates, keep those that lower the margin; the still-unbroken rest."""
+            logits = query(model, candidate)
+            used[active] += 1
+            ta = targets[active] if targets is not None else None
+            margin = margin_to_success(logits, labels[active], ta)
+            better = margin < best_margin[active]
+            index = active[better]
+            best[index], best_logits[index] = candidate[better], logits[better]
+            best_margin[index] = margin[better]
+            return active[best_margin[active] > 0]
+
         if active.numel() and self.queries > 1:
             signs = context.uniform(n, (channels, 1, width), stream=0).to(x) < 0.5
             stripes = torch.where(signs, 1.0, -1.0).expand(n, channels, height, width)
@@ -99,19 +112,7 @@ class Square(Attack):
                 stripes = stripes * self.eps / math.sqrt(channels * height * width)
             else:
                 stripes = stripes * self.eps
-            start = lp.clip(x + stripes, self.bounds)[active]
-            logits = query(model, start)
-            used[active] += 1
-            ta = targets[active] if targets is not None else None
-            margin = margin_to_success(logits, labels[active], ta)
-            better = margin < best_margin[active]
-            index = active[better]
-            best[index], best_logits[index], best_margin[index] = (
-                start[better],
-                logits[better],
-                margin[better],
-            )
-            active = active[best_margin[active] > 0]
+            active = offer(active, lp.clip(x + stripes, self.bounds)[active])
         for iteration in range(self.queries - 2):
             if active.numel() == 0:
                 break
@@ -131,18 +132,7 @@ class Square(Attack):
                 proposal = delta + torch.where(signs, 1.0, -1.0) * bump * scale
                 proposal = lp.project(proposal, "l2", self.eps)
             candidate = lp.clip(x[active] + proposal, self.bounds)
-            logits = query(model, candidate)
-            used[active] += 1
-            ta = targets[active] if targets is not None else None
-            margin = margin_to_success(logits, labels[active], ta)
-            better = margin < best_margin[active]
-            index = active[better]
-            best[index], best_logits[index], best_margin[index] = (
-                candidate[better],
-                logits[better],
-                margin[better],
-            )
-            active = active[best_margin[active] > 0]
+            active = offer(active, candidate)
         return BatchOutput(
             adversarial=best, logits=best_logits, clean_logits=clean_logits, queries=used
         )
