@@ -18,6 +18,9 @@ Args (beyond the threat model):
     tol: stop a sample once its loss changes by less than tol between iterates (seed 000's
         "PGD until convergence"); None runs all steps.
     trace: record mean loss and accuracy at every iterate (for convergence plots).
+    record_at: step counts k at which to record, per sample, whether the k-step attack leaves
+        the sample correct, its cross-entropy and the attack objective (extras['records'],
+        shape (N, len(record_at), 3)): one run of max(k) steps answers every k at once.
 
 Example:
     >>> attack = PGD(norm="linf", eps="0.3", steps=40, step=0.01)
@@ -27,7 +30,10 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from saddlepoint import lp
@@ -56,6 +62,7 @@ class PGD(Attack):
         early_stop: bool = False,
         tol: float | None = None,
         trace: bool = False,
+        record_at: Sequence[int] | None = None,
         **common,
     ) -> None:
         super().__init__(norm=norm, eps=eps, loss=loss, **common)
@@ -84,6 +91,15 @@ class PGD(Attack):
         self.early_stop = bool(early_stop)
         self.tol = tol
         self.trace = bool(trace)
+        self.record_at = sorted(set(record_at)) if record_at else []
+        if self.record_at:
+            if restarts > 1 or early_stop or tol is not None:
+                raise ValueError(
+                    f"The 'record_at' parameter of {owner} needs restarts=1, early_stop=False "
+                    "and tol=None (each recorded iterate must be exactly the k-step attack)."
+                )
+            for k in self.record_at:
+                check_number(owner, "record_at", k, low=1, high=steps, integer=True)
 
     def config(self) -> dict:
         return {
@@ -104,6 +120,7 @@ class PGD(Attack):
         targets: torch.Tensor | None,
         start: torch.Tensor,
         trace: torch.Tensor | None,
+        records: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One run from ``start``; returns (iterate, its logits, gradient evaluations, clean
         logits if the run began at x)."""
@@ -127,6 +144,8 @@ class PGD(Attack):
                 if trace is not None:
                     correct = (logits.argmax(1) == labels).float()
                     trace[k] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
+                if records is not None and k in self.record_at:
+                    self._record(records, self.record_at.index(k), logits, value, labels)
                 stepped = x_adv + self.step * lp.direction(grad, self.norm)
                 x_adv = lp.project_and_clip(stepped, x, self.norm, self.eps, self.bounds)
                 continue
@@ -160,7 +179,23 @@ class PGD(Attack):
             value = self.objective(logits, labels, targets)
             correct = (logits.argmax(1) == labels).float()
             trace[self.steps] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
+        if records is not None and self.steps in self.record_at:
+            value = self.objective(logits, labels, targets)
+            self._record(records, self.record_at.index(self.steps), logits, value, labels)
         return x_adv, logits, evals, clean_logits
+
+    @staticmethod
+    def _record(
+        records: torch.Tensor,
+        slot: int,
+        logits: torch.Tensor,
+        value: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> None:
+        """Per sample at one step count: correct, cross-entropy, attack objective."""
+        records[:, slot, 0] = (logits.argmax(1) == labels).float()
+        records[:, slot, 1] = F.cross_entropy(logits, labels, reduction="none")
+        records[:, slot, 2] = value
 
     def _run(
         self,
@@ -172,6 +207,7 @@ class PGD(Attack):
     ) -> BatchOutput:
         n = x.shape[0]
         strongest = StrongestSoFar(x)
+        records = x.new_zeros((n, len(self.record_at), 3)) if self.record_at else None
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         clean_logits = None
         trace = (
@@ -190,7 +226,7 @@ class PGD(Attack):
                 start = torch.zeros_like(x[todo])
             ta = targets[todo] if targets is not None else None
             adv, logits, run_evals, clean = self._ascend(
-                model, x[todo], labels[todo], ta, start, trace if restart == 0 else None
+                model, x[todo], labels[todo], ta, start, trace if restart == 0 else None, records
             )
             evals[todo] += run_evals
             if clean is not None:
@@ -203,6 +239,7 @@ class PGD(Attack):
             clean_logits=clean_logits,
             grad_evals=evals,
             trace=trace,
+            extras={"records": records} if records is not None else {},
         )
 
 

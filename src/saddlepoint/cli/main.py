@@ -16,12 +16,13 @@ from saddlepoint.cli import (
     evaluate,
     gan_attack,
     models,
+    sweep,
     train,
     transfer,
 )
 from saddlepoint.cli.common import config_to_argv
 
-COMMANDS = (data, models, train, evaluate, attack, transfer, gan_attack, audit, demo)
+COMMANDS = (data, models, train, evaluate, attack, transfer, gan_attack, audit, sweep, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

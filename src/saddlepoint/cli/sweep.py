@@ -1,0 +1,124 @@
+"""`saddlepoint sweep run|status|top|export`: declarative attack grids in a results store."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+from saddlepoint.cli.common import format_table
+from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
+from saddlepoint.fileio import write_text
+
+
+def _store_path(spec_path: Path, out: Path | None) -> Path:
+    folder = out or Path("runs") / spec_path.stem
+    return folder / "results.sqlite"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run attack grids from experiment files, resumably"
+    )
+    commands = parser.add_subparsers(
+        dest="sweep_command", required=True, metavar="{run,status,top,export}"
+    )
+    run = commands.add_parser(
+        "run",
+        help="run every configuration not yet in the store",
+        description="Expand the experiment's grid and attack each checkpoint with each "
+        "configuration; configurations differing only in PGD steps share one run. Each finished "
+        "configuration is committed at once: an interrupted sweep resumes where it stopped. "
+        "Executor: local (in-process).",
+    )
+    run.add_argument("experiment", type=Path, help="experiment YAML file")
+    run.add_argument(
+        "--out", type=Path, default=None, help="folder of the store (default: runs/EXPERIMENT)"
+    )
+    run.set_defaults(handler=run_sweep)
+    status = commands.add_parser("status", help="how many configurations are done")
+    status.add_argument("experiment", type=Path)
+    status.add_argument("--out", type=Path, default=None)
+    status.set_defaults(handler=run_status)
+    top = commands.add_parser("top", help="the k best configurations (seed 000's tables 1 and 2)")
+    top.add_argument("experiment", type=Path)
+    top.add_argument("--out", type=Path, default=None)
+    top.add_argument("--by", default="accuracy", help="metric column (default: accuracy)")
+    top.add_argument("--k", type=int, default=10)
+    top.add_argument(
+        "--descending", action="store_true", help="largest first (default: smallest first)"
+    )
+    top.set_defaults(handler=run_top)
+    export = commands.add_parser("export", help="write the store as CSV (or Parquet, with pyarrow)")
+    export.add_argument("experiment", type=Path)
+    export.add_argument("--out", type=Path, default=None)
+    export.add_argument("--to", type=Path, required=True, help="output file (.csv or .parquet)")
+    export.set_defaults(handler=run_export)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    spec = load_spec(args.experiment)
+    path = _store_path(args.experiment, args.out)
+    counts = run_experiment(spec, path, progress=not args.quiet)
+    print(
+        f"{spec.name}: {counts['run']} run, {counts['skipped']} already done, {counts['total']} in all -> {path}"
+    )
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    spec = load_spec(args.experiment)
+    path = _store_path(args.experiment, args.out)
+    total = len(spec.configurations())
+    done = len(ResultsStore(path).done()) if path.exists() else 0
+    print(f"{spec.name}: {done} / {total} configurations done ({path})")
+    return 0
+
+
+def _rows(args: argparse.Namespace) -> list[dict]:
+    path = _store_path(args.experiment, args.out)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No results at {path}; run `saddlepoint sweep run {args.experiment}` first."
+        )
+    with ResultsStore(path) as store:
+        return store.rows()
+
+
+def run_top(args: argparse.Namespace) -> int:
+    rows = _rows(args)
+    if rows and args.by not in rows[0]:
+        raise ValueError(
+            f"The '--by' column {args.by!r} is not in the store. Columns: {', '.join(rows[0])}."
+        )
+    rows.sort(key=lambda r: r[args.by], reverse=args.descending)
+    params = (
+        [c for c in rows[0] if c.startswith("param_") and len({r[c] for r in rows}) > 1]
+        if rows
+        else []
+    )
+    headers = [c.removeprefix("param_") for c in params] + ["objective", "accuracy"]
+    table = [[r[c] for c in params] + [r["objective"], r["accuracy"]] for r in rows[: args.k]]
+    print(format_table(table, headers))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    rows = _rows(args)
+    if args.to.suffix == ".parquet":
+        try:
+            import pandas as pd
+        except ImportError as error:
+            raise ValueError(
+                "Parquet export needs pandas and pyarrow (pip install pandas pyarrow)."
+            ) from error
+        pd.DataFrame(rows).to_parquet(args.to)
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["key"])
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(args.to, buffer.getvalue())
+    print(f"{len(rows)} rows -> {args.to}")
+    return 0

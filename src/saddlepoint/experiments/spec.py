@@ -1,0 +1,181 @@
+"""The experiment file: dataset, checkpoints, attack, and a grid of attack parameters.
+
+    name: pgd-grid
+    dataset: {split: test, limit: 1000}       # the data recorded in each checkpoint
+    checkpoints: [runs/mnist-cnn.safetensors]
+    attack: pgd
+    grid:
+      eps: [0.1, 0.2, 0.3]                    # numbers, fractions "8/255", or "1..9 /255"
+      step: ["1..4 /100"]
+      steps: [1, 2, 4, 8]
+      loss: [ce, mse]
+      random_start: [true, false]
+    fixed: {seed: 0, norm: linf}
+
+Errors name the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from saddlepoint.attacks.registry import ATTACKS
+from saddlepoint.threat import parse_eps
+from saddlepoint.validation import closest, unknown_name_error
+
+_TOP = ("name", "dataset", "checkpoints", "attack", "grid", "fixed", "seed")
+_RADII = ("eps", "step")
+
+
+class SpecError(ValueError):
+    """An invalid experiment file; the message names the field."""
+
+
+def expand_values(name: str, value: Any) -> list[Any]:
+    """A grid entry as a list: lists pass through, 'a..b /d' is a range, fractions parse."""
+    items = value if isinstance(value, list) else [value]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and ".." in item:
+            body, _, divisor = item.partition("/")
+            low, _, high = body.strip().partition("..")
+            try:
+                start, stop = int(low), int(high)
+                scale = float(divisor) if divisor.strip() else 1.0
+            except ValueError:
+                raise SpecError(
+                    f"grid.{name}: {item!r} is not a range; write 'a..b' or 'a..b /d' with whole "
+                    "numbers a <= b, e.g. '1..9 /255'."
+                ) from None
+            if start > stop:
+                raise SpecError(f"grid.{name}: range {item!r} is empty (a > b).")
+            out += [k / scale for k in range(start, stop + 1)]
+        elif name in _RADII and isinstance(item, str):
+            try:
+                out.append(parse_eps(item, name, "the experiment"))
+            except (TypeError, ValueError) as error:
+                raise SpecError(f"grid.{name}: {error}") from None
+        else:
+            out.append(item)
+    return out
+
+
+@dataclass
+class ExperimentSpec:
+    """A validated experiment: what to attack, with which configurations."""
+
+    name: str
+    checkpoints: list[str]
+    attack: str
+    grid: dict[str, list[Any]]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    folder: Path = Path(".")
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """Every (checkpoint, attack parameters) combination, in a stable order."""
+        keys = sorted(self.grid)
+        rows = []
+        for checkpoint in self.checkpoints:
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                rows.append({"checkpoint": checkpoint, **self.fixed, **dict(zip(keys, values))})
+        return rows
+
+    def checkpoint_path(self, checkpoint: str) -> Path:
+        path = Path(checkpoint)
+        return path if path.is_absolute() or path.exists() else self.folder / path
+
+
+def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpec:
+    """Validate a parsed YAML mapping into an ExperimentSpec."""
+    if not isinstance(data, dict):
+        raise SpecError("An experiment file must hold a mapping with keys " + ", ".join(_TOP) + ".")
+    for key in data:
+        if key not in _TOP:
+            hint = closest(str(key), _TOP)
+            raise SpecError(
+                f"Unknown field {key!r}."
+                + (f" Did you mean {hint!r}?" if hint else "")
+                + f" Fields: {', '.join(_TOP)}."
+            )
+    for required in ("checkpoints", "attack", "grid"):
+        if required not in data:
+            raise SpecError(f"Missing field {required!r}.")
+    checkpoints = data["checkpoints"]
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    if (
+        not isinstance(checkpoints, list)
+        or not checkpoints
+        or not all(isinstance(c, str) for c in checkpoints)
+    ):
+        raise SpecError(
+            f"Field 'checkpoints' must be a path or a list of paths. Got {checkpoints!r}."
+        )
+    attack = data["attack"]
+    if attack not in ATTACKS:
+        raise SpecError(f"Field 'attack': {unknown_name_error('attack', attack, ATTACKS)}")
+    grid = data["grid"]
+    if not isinstance(grid, dict) or not grid:
+        raise SpecError("Field 'grid' must map attack parameters to lists of values.")
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SpecError("Field 'fixed' must map attack parameters to single values.")
+    allowed = ATTACKS[attack].arguments()
+    for section, mapping in (("grid", grid), ("fixed", fixed)):
+        for key in mapping:
+            if key not in allowed:
+                hint = closest(str(key), allowed)
+                raise SpecError(
+                    f"{section}.{key}: attack {attack!r} has no parameter {key!r}."
+                    + (f" Did you mean {hint!r}?" if hint else "")
+                    + f" It takes: {', '.join(sorted(allowed))}."
+                )
+    expanded = {key: expand_values(key, value) for key, value in grid.items()}
+    for key, values in expanded.items():
+        if not values:
+            raise SpecError(f"grid.{key}: the list of values is empty.")
+    fixed = {
+        k: (parse_eps(v, k, "the experiment") if k in _RADII and isinstance(v, str) else v)
+        for k, v in fixed.items()
+    }
+    dataset = data.get("dataset") or {}
+    if not isinstance(dataset, dict):
+        raise SpecError("Field 'dataset' must be a mapping (split, limit, options).")
+    spec = ExperimentSpec(
+        name=str(data.get("name", "experiment")),
+        checkpoints=checkpoints,
+        attack=attack,
+        grid=expanded,
+        fixed=fixed,
+        dataset=dataset,
+        folder=Path(folder),
+    )
+    # Build one attack per configuration now, so a bad value fails before any work starts.
+    from saddlepoint.attacks import build_attack
+
+    for config in spec.configurations()[:1] + spec.configurations()[-1:]:
+        params = {k: v for k, v in config.items() if k != "checkpoint"}
+        try:
+            build_attack(attack, **params)
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"grid: {error}") from None
+    return spec
+
+
+def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
+    """Read and validate an experiment YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"Experiment file {str(path)!r} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path} is not valid YAML: {error}") from None
+    return parse_spec(data, path.parent)

@@ -1,0 +1,164 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from saddlepoint.attacks import PGD
+from saddlepoint.checkpoint import load_checkpoint
+from saddlepoint.cli.main import main
+from saddlepoint.data import load_dataset
+from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
+from saddlepoint.experiments.engine import plan
+from saddlepoint.experiments.spec import SpecError, parse_spec
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("exp") / "digits.safetensors"
+    assert main(["--quiet", "train", "--epochs", "5", "--out", str(path)]) == 0
+    return path
+
+
+def write_spec(folder, checkpoint, **grid):
+    spec = {
+        "name": "small",
+        "checkpoints": [str(checkpoint)],
+        "dataset": {"split": "test", "limit": 120},
+        "attack": "pgd",
+        "grid": grid
+        or {
+            "eps": ["5..10 /100"],
+            "steps": [1, 2, 4],
+            "loss": ["ce", "mse"],
+            "random_start": [True, False],
+        },
+        "fixed": {"step": "2/100", "seed": 3},
+    }
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
+    spec = load_spec(write_spec(tmp_path, checkpoint))
+    assert spec.grid["eps"] == pytest.approx([0.05, 0.06, 0.07, 0.08, 0.09, 0.10])
+    assert spec.fixed["step"] == pytest.approx(0.02)
+    configs = spec.configurations()
+    assert len(configs) == 6 * 3 * 2 * 2
+    groups = plan(configs, "pgd")
+    assert len(groups) == 6 * 2 * 2 and all(len(g) == 3 for g in groups)
+
+
+def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
+    spec = load_spec(write_spec(tmp_path, checkpoint, eps=[0.1], steps=[1, 3, 6], loss=["mse"]))
+    counts = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
+    assert counts == {"total": 3, "skipped": 0, "run": 3}
+    model, meta = load_checkpoint(checkpoint)
+    data = load_dataset("digits", **meta["dataset"]["options"])
+    x, y = data.test.images[:120], data.test.labels[:120]
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        rows = {r["param_steps"]: r for r in store.rows()}
+    for steps in (1, 3, 6):
+        alone = PGD(eps=0.1, steps=steps, step=0.02, loss="mse", seed=3)(model, x, y)
+        assert rows[steps]["accuracy"] == pytest.approx(
+            alone.metrics()["robust_accuracy"], abs=1e-9
+        )
+        assert rows[steps]["loss"] == pytest.approx(alone.metrics()["loss"], rel=1e-6)
+    again = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
+    assert again == {"total": 3, "skipped": 3, "run": 0}
+
+
+def test_killed_sweep_resumes_to_the_same_rows(tmp_path, checkpoint):
+    path = write_spec(tmp_path, checkpoint)
+    reference = tmp_path / "ref"
+    assert main(["--quiet", "sweep", "run", str(path), "--out", str(reference)]) == 0
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "saddlepoint.cli.main",
+        "--quiet",
+        "sweep",
+        "run",
+        str(path),
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    database = out / "results.sqlite"
+    deadline = time.time() + 120
+    count = 0
+    while time.time() < deadline and process.poll() is None:
+        if database.exists():
+            try:
+                count = (
+                    sqlite3.connect(database).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+                )
+            except sqlite3.OperationalError:
+                count = 0
+            if count >= 6:
+                break
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = len(ResultsStore(database).done())
+    assert main(["--quiet", "sweep", "run", str(path), "--out", str(out)]) == 0
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    with ResultsStore(reference / "results.sqlite") as a, ResultsStore(database) as b:
+        assert strip(a.rows()) == strip(b.rows())
+        assert len(a.rows()) == 72
+    assert 0 < partial < 72  # killed part-way, with whole rows only
+
+
+def test_top_and_export(tmp_path, checkpoint, capsys):
+    path = write_spec(tmp_path, checkpoint, eps=[0.05, 0.1], steps=[2, 4])
+    assert main(["--quiet", "sweep", "run", str(path), "--out", str(tmp_path)]) == 0
+    assert main(["--quiet", "sweep", "status", str(path), "--out", str(tmp_path)]) == 0
+    assert main(["--quiet", "sweep", "top", str(path), "--out", str(tmp_path), "--k", "2"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "sweep",
+                "export",
+                str(path),
+                "--out",
+                str(tmp_path),
+                "--to",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "4 / 4 configurations done" in out and "objective" in out
+    assert (tmp_path / "r.csv").read_text().count("\n") == 5
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"atack": "pgd"}, "Did you mean 'attack'"),
+        ({"attack": "pdg"}, "Did you mean 'pgd'"),
+        ({"grid": {"stpes": [1]}}, r"grid\.stpes.*Did you mean 'steps'"),
+        ({"grid": {"eps": ["9..1 /255"]}}, r"grid\.eps.*empty"),
+        ({"grid": {"eps": ["eight"]}}, r"grid\.eps"),
+        ({"grid": {"steps": [0]}}, "'steps' parameter of PGD"),
+        ({"checkpoints": []}, "checkpoints"),
+    ],
+)
+def test_invalid_files_name_the_field(change, message):
+    base = {"checkpoints": ["x.safetensors"], "attack": "pgd", "grid": {"eps": [0.1]}}
+    if "atack" in change:
+        base.pop("attack")
+    with pytest.raises(SpecError, match=message):
+        parse_spec({**base, **change})
