@@ -48,6 +48,9 @@ def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
     spec = load_spec(write_spec(tmp_path, checkpoint))
     assert spec.grid["eps"] == pytest.approx([0.05, 0.06, 0.07, 0.08, 0.09, 0.10])
     assert spec.fixed["step"] == pytest.approx(0.02)
+    assert parse_spec({"checkpoints": ["c"], "attack": "pgd", "grid": {"steps": ["1..3"]}}).grid[
+        "steps"
+    ] == [1, 2, 3]
     configs = spec.configurations()
     assert len(configs) == 6 * 3 * 2 * 2
     groups = plan(configs, "pgd")

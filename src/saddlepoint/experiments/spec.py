@@ -55,7 +55,10 @@ def expand_values(name: str, value: Any) -> list[Any]:
                 ) from None
             if start > stop:
                 raise SpecError(f"grid.{name}: range {item!r} is empty (a > b).")
-            out += [k / scale for k in range(start, stop + 1)]
+            if divisor.strip():
+                out += [k / scale for k in range(start, stop + 1)]
+            else:
+                out += list(range(start, stop + 1))
         elif name in _RADII and isinstance(item, str):
             try:
                 out.append(parse_eps(item, name, "the experiment"))
