@@ -122,6 +122,23 @@ def test_killed_sweep_resumes_to_the_same_rows(tmp_path, checkpoint):
     assert 0 < partial < 72  # killed part-way, with whole rows only
 
 
+def test_process_pool_gives_the_same_rows(tmp_path, checkpoint):
+    spec = load_spec(
+        write_spec(tmp_path, checkpoint, eps=[0.05, 0.1], steps=[1, 2], loss=["ce", "mse"])
+    )
+    run_experiment(spec, tmp_path / "local.sqlite", progress=False)
+    counts = run_experiment(
+        spec, tmp_path / "pool.sqlite", executor="processes", workers=2, progress=False
+    )
+    assert counts["run"] == 8
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    with ResultsStore(tmp_path / "local.sqlite") as a, ResultsStore(tmp_path / "pool.sqlite") as b:
+        assert strip(a.rows()) == strip(b.rows())
+
+
 def test_top_and_export(tmp_path, checkpoint, capsys):
     path = write_spec(tmp_path, checkpoint, eps=[0.05, 0.1], steps=[2, 4])
     assert main(["--quiet", "sweep", "run", str(path), "--out", str(tmp_path)]) == 0

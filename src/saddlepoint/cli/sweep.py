@@ -30,12 +30,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Expand the experiment's grid and attack each checkpoint with each "
         "configuration; configurations differing only in PGD steps share one run. Each finished "
         "configuration is committed at once: an interrupted sweep resumes where it stopped. "
-        "Executor: local (in-process).",
+        "Executors: local (in-process) or processes (a pool on this machine).",
     )
     run.add_argument("experiment", type=Path, help="experiment YAML file")
     run.add_argument(
         "--out", type=Path, default=None, help="folder of the store (default: runs/EXPERIMENT)"
     )
+    run.add_argument(
+        "--executor",
+        choices=["local", "processes"],
+        default="local",
+        help="in this process, or a pool of processes on this machine (same rows either way)",
+    )
+    run.add_argument("--workers", type=int, default=2, help="processes for --executor processes")
     run.set_defaults(handler=run_sweep)
     status = commands.add_parser("status", help="how many configurations are done")
     status.add_argument("experiment", type=Path)
@@ -60,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.experiment)
     path = _store_path(args.experiment, args.out)
-    counts = run_experiment(spec, path, progress=not args.quiet)
+    counts = run_experiment(
+        spec, path, executor=args.executor, workers=args.workers, progress=not args.quiet
+    )
     print(
         f"{spec.name}: {counts['run']} run, {counts['skipped']} already done, {counts['total']} in all -> {path}"
     )

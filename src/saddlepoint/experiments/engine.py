@@ -25,6 +25,7 @@ from saddlepoint.data import load_dataset
 from saddlepoint.evaluate.metrics import predict_logits
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
+from saddlepoint.validation import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -66,42 +67,72 @@ def _data_for(spec: ExperimentSpec, meta: dict[str, Any]):
     return split.images, split.labels
 
 
+_LOADED: dict[str, tuple] = {}  # per process: checkpoint -> (model, x, y, clean accuracy)
+
+
+def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
+    """The model and data of ``checkpoint``, with its clean accuracy (once per process)."""
+    if checkpoint not in _LOADED:
+        _LOADED.clear()
+        model, meta = load_checkpoint(spec.checkpoint_path(checkpoint))
+        x, y = _data_for(spec, meta)
+        clean = predict_logits(model, x)
+        _LOADED[checkpoint] = (model, x, y, float((clean.argmax(1) == y).float().mean()))
+    return _LOADED[checkpoint]
+
+
+def _unit(spec: ExperimentSpec, group: list[dict[str, Any]], store_path: str) -> int:
+    """Run one unit of work and commit its rows; returns how many rows it wrote."""
+    model, x, y, clean_accuracy = _load(spec, group[0]["checkpoint"])
+    start = time.perf_counter()
+    rows = _run_group(spec.attack, group, model, x, y)
+    seconds = (time.perf_counter() - start) / len(group)
+    with ResultsStore(store_path) as store:
+        for config, metrics in rows:
+            extra = {"clean_accuracy": clean_accuracy, "n": len(y), "seconds": seconds}
+            store.add(config, {**metrics, **extra})
+    return len(rows)
+
+
 def run_experiment(
-    spec: ExperimentSpec, store_path: str | Path, *, progress: bool = True
+    spec: ExperimentSpec,
+    store_path: str | Path,
+    *,
+    executor: str = "local",
+    workers: int = 2,
+    progress: bool = True,
 ) -> dict[str, int]:
-    """Run every configuration of ``spec`` not yet in the store at ``store_path``."""
+    """Run every configuration of ``spec`` not yet in the store at ``store_path``, in this
+    process ('local') or in a pool of ``workers`` processes ('processes'); the rows are the
+    same either way."""
+    check_choice("run_experiment", "executor", executor, ["local", "processes"])
     configs = spec.configurations()
     counts = {"total": len(configs), "skipped": 0, "run": 0}
     with ResultsStore(store_path) as store:
         done = store.done()
-        todo = [c for c in configs if config_key(c) not in done]
-        counts["skipped"] = len(configs) - len(todo)
-        by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for config in todo:
-            by_checkpoint[config["checkpoint"]].append(config)
-        bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
-        for checkpoint, mine in by_checkpoint.items():
-            model, meta = load_checkpoint(spec.checkpoint_path(checkpoint))
-            x, y = _data_for(spec, meta)
-            clean = predict_logits(model, x)  # once per checkpoint
-            clean_accuracy = float((clean.argmax(1) == y).float().mean())
-            for group in plan(mine, spec.attack):
-                start = time.perf_counter()
-                rows = _run_group(spec.attack, group, model, x, y)
-                seconds = (time.perf_counter() - start) / len(group)
-                for config, metrics in rows:
-                    store.add(
-                        config,
-                        {
-                            **metrics,
-                            "clean_accuracy": clean_accuracy,
-                            "n": len(y),
-                            "seconds": seconds,
-                        },
-                    )
-                    counts["run"] += 1
-                    bar.update(1)
-        bar.close()
+    todo = [c for c in configs if config_key(c) not in done]
+    counts["skipped"] = len(configs) - len(todo)
+    by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for config in todo:
+        by_checkpoint[config["checkpoint"]].append(config)
+    units = [group for mine in by_checkpoint.values() for group in plan(mine, spec.attack)]
+    bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
+    if executor == "local":
+        for group in units:
+            counts["run"] += _unit(spec, group, str(store_path))
+            bar.update(len(group))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_unit, spec, group, str(store_path)) for group in units]
+            for future in as_completed(futures):
+                written = future.result()
+                counts["run"] += written
+                bar.update(written)
+    bar.close()
     return counts
 
 
