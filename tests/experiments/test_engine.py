@@ -122,20 +122,23 @@ def test_killed_sweep_resumes_to_the_same_rows(tmp_path, checkpoint):
     assert 0 < partial < 72  # killed part-way, with whole rows only
 
 
-def test_process_pool_gives_the_same_rows(tmp_path, checkpoint):
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_executors_give_the_same_rows(tmp_path, checkpoint, executor):
+    if executor == "ray":
+        pytest.importorskip("ray", reason="Ray is in the dev extras (make setup)")
     spec = load_spec(
         write_spec(tmp_path, checkpoint, eps=[0.05, 0.1], steps=[1, 2], loss=["ce", "mse"])
     )
     run_experiment(spec, tmp_path / "local.sqlite", progress=False)
     counts = run_experiment(
-        spec, tmp_path / "pool.sqlite", executor="processes", workers=2, progress=False
+        spec, tmp_path / "other.sqlite", executor=executor, workers=2, progress=False
     )
     assert counts["run"] == 8
 
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
-    with ResultsStore(tmp_path / "local.sqlite") as a, ResultsStore(tmp_path / "pool.sqlite") as b:
+    with ResultsStore(tmp_path / "local.sqlite") as a, ResultsStore(tmp_path / "other.sqlite") as b:
         assert strip(a.rows()) == strip(b.rows())
 
 

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Expand the experiment's grid and attack each checkpoint with each "
         "configuration; configurations differing only in PGD steps share one run. Each finished "
         "configuration is committed at once: an interrupted sweep resumes where it stopped. "
-        "Executors: local (in-process) or processes (a pool on this machine).",
+        "Executors: local (in-process), processes (a pool on this machine) or ray.",
     )
     run.add_argument("experiment", type=Path, help="experiment YAML file")
     run.add_argument(
@@ -38,11 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--executor",
-        choices=["local", "processes"],
+        choices=["local", "processes", "ray"],
         default="local",
-        help="in this process, or a pool of processes on this machine (same rows either way)",
+        help="in this process, a pool of processes on this machine, or Ray tasks (a local Ray, "
+        "or the cluster at --address); the same rows either way",
     )
-    run.add_argument("--workers", type=int, default=2, help="processes for --executor processes")
+    run.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address, e.g. auto (default: start a local Ray)",
+    )
+    run.add_argument("--workers", type=int, default=2, help="processes (or local Ray CPUs) to use")
     run.set_defaults(handler=run_sweep)
     status = commands.add_parser("status", help="how many configurations are done")
     status.add_argument("experiment", type=Path)
@@ -68,7 +74,12 @@ def run_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.experiment)
     path = _store_path(args.experiment, args.out)
     counts = run_experiment(
-        spec, path, executor=args.executor, workers=args.workers, progress=not args.quiet
+        spec,
+        path,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        progress=not args.quiet,
     )
     print(
         f"{spec.name}: {counts['run']} run, {counts['skipped']} already done, {counts['total']} in all -> {path}"

@@ -81,17 +81,49 @@ def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
     return _LOADED[checkpoint]
 
 
-def _unit(spec: ExperimentSpec, group: list[dict[str, Any]], store_path: str) -> int:
-    """Run one unit of work and commit its rows; returns how many rows it wrote."""
+def _unit(spec: ExperimentSpec, group: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
+    """Run one unit of work; returns its (configuration, metrics) rows for the driver to store."""
     model, x, y, clean_accuracy = _load(spec, group[0]["checkpoint"])
     start = time.perf_counter()
     rows = _run_group(spec.attack, group, model, x, y)
     seconds = (time.perf_counter() - start) / len(group)
-    with ResultsStore(store_path) as store:
-        for config, metrics in rows:
-            extra = {"clean_accuracy": clean_accuracy, "n": len(y), "seconds": seconds}
-            store.add(config, {**metrics, **extra})
-    return len(rows)
+    extra = {"clean_accuracy": clean_accuracy, "n": len(y), "seconds": seconds}
+    return [(config, {**metrics, **extra}) for config, metrics in rows]
+
+
+def _results(units, spec: ExperimentSpec, executor: str, workers: int, address: str | None):
+    """Yield each unit's rows as it finishes, from the chosen executor."""
+    if executor == "local":
+        for group in units:
+            yield _unit(spec, group)
+    elif executor == "processes":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for future in as_completed([pool.submit(_unit, spec, group) for group in units]):
+                yield future.result()
+    else:
+        try:
+            import ray
+        except ImportError as error:
+            raise ValueError(
+                "The 'ray' executor needs Ray: pip install 'saddlepoint[ray]' (or pip install ray)."
+            ) from error
+        started = not ray.is_initialized()
+        if started:
+            options = {"address": address} if address else {"num_cpus": workers}
+            ray.init(include_dashboard=False, log_to_driver=False, **options)
+        try:
+            task = ray.remote(num_cpus=1)(_unit)
+            pending = [task.remote(spec, group) for group in units]
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def run_experiment(
@@ -100,39 +132,31 @@ def run_experiment(
     *,
     executor: str = "local",
     workers: int = 2,
+    address: str | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Run every configuration of ``spec`` not yet in the store at ``store_path``, in this
-    process ('local') or in a pool of ``workers`` processes ('processes'); the rows are the
-    same either way."""
-    check_choice("run_experiment", "executor", executor, ["local", "processes"])
+    """Run every configuration of ``spec`` not yet in the store at ``store_path``: in this
+    process ('local'), a pool of ``workers`` processes ('processes'), or Ray tasks ('ray': a
+    local Ray with ``workers`` CPUs, or the cluster at ``address`` such as 'auto'; workers must
+    see the checkpoint and data paths). Rows are gathered into the store by this process, one
+    transaction each, and are the same whatever the executor."""
+    check_choice("run_experiment", "executor", executor, ["local", "processes", "ray"])
     configs = spec.configurations()
     counts = {"total": len(configs), "skipped": 0, "run": 0}
     with ResultsStore(store_path) as store:
-        done = store.done()
-    todo = [c for c in configs if config_key(c) not in done]
-    counts["skipped"] = len(configs) - len(todo)
-    by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for config in todo:
-        by_checkpoint[config["checkpoint"]].append(config)
-    units = [group for mine in by_checkpoint.values() for group in plan(mine, spec.attack)]
-    bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
-    if executor == "local":
-        for group in units:
-            counts["run"] += _unit(spec, group, str(store_path))
-            bar.update(len(group))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_unit, spec, group, str(store_path)) for group in units]
-            for future in as_completed(futures):
-                written = future.result()
-                counts["run"] += written
-                bar.update(written)
-    bar.close()
+        todo = [c for c in configs if config_key(c) not in store.done()]
+        counts["skipped"] = len(configs) - len(todo)
+        by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for config in todo:
+            by_checkpoint[config["checkpoint"]].append(config)
+        units = [group for mine in by_checkpoint.values() for group in plan(mine, spec.attack)]
+        bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
+        for rows in _results(units, spec, executor, workers, address):
+            for config, metrics in rows:
+                store.add(config, metrics)
+            counts["run"] += len(rows)
+            bar.update(len(rows))
+        bar.close()
     return counts
 
 
