@@ -130,8 +130,24 @@ def run(args: argparse.Namespace) -> int:
             ["dataset", "model", "params", "test loss", "test acc", "mean conf"],
         )
     )
+    print()
+    rows = [
+        (
+            name,
+            int(m["n"]),
+            m["clean_accuracy"],
+            m["robust_accuracy"],
+            m["l2_median"],
+            m["linf_max"],
+            f"{m['ms_per_sample']:.2f}",
+        )
+        for name, m in attacks.items()
+    ]
+    headers = ["attack", "images", "clean acc", "robust acc", "L2 median", "Linf max", "ms/img"]
+    print(format_table(rows, headers))
     print(
         f"checkpoint: {checkpoint}\ncurves: {out / 'training.png'}\nsummary: {out / 'summary.json'}"
     )
+    print(f"adversarial examples: {out / 'pgd-linf.png'}")
     print(f"done in {summary['seconds']}s")
     return 0

@@ -40,7 +40,7 @@ def adversarial_grid(
     names = list(class_names) if class_names else [str(i) for i in range(result.logits.shape[1])]
     clean_prob = result.clean_logits.softmax(1)
     adv_prob = result.logits.softmax(1)
-    fig, axes = plt.subplots(len(shown), 3, figsize=(6.3, 2.1 * len(shown)), squeeze=False)
+    fig, axes = plt.subplots(len(shown), 3, figsize=(6.3, 2.6 * len(shown)), squeeze=False)
     for row, index in enumerate(shown):
         delta = result.perturbation[index]
         scale = float(delta.abs().max())
@@ -65,6 +65,7 @@ def adversarial_grid(
             color=color,
         )
     fig.suptitle(f"{result.attack}: original / perturbation / adversarial", fontsize=9)
+    fig.tight_layout()
     save_figure(fig, path)
     return shown
 
