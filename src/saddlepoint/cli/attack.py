@@ -10,8 +10,12 @@ from safetensors.torch import save_file
 
 from saddlepoint.attacks import ATTACKS, build_attack
 from saddlepoint.checkpoint import load_checkpoint
-from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
-from saddlepoint.data import load_dataset
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    checkpoint_dataset,
+    format_table,
+    parse_assignments,
+)
 from saddlepoint.fileio import atomic_path, write_text
 from saddlepoint.threat import parse_eps
 
@@ -148,14 +152,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict:
 def load_checkpoint_data(args: argparse.Namespace):
     """The checkpoint's model and the dataset recorded in its metadata (options may override)."""
     model, meta = load_checkpoint(args.checkpoint, device=args.device)
-    recorded = meta.get("dataset", {})
-    options = dict(recorded.get("options", {}))
-    if args.data_root is not None:
-        options["root"] = str(args.data_root)
-    if args.download:
-        options["download"] = True
-    options.update(parse_assignments(args.data_option, "--data-option"))
-    data = load_dataset(recorded["name"], **options)
+    data = checkpoint_dataset(args, meta)
     return model, meta, data
 
 

@@ -130,15 +130,35 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def dataset_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    """The keyword options for ``load_dataset`` from parsed arguments."""
+def dataset_options(
+    args: argparse.Namespace, name: str, recorded: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The keyword options for ``load_dataset`` from parsed arguments, on top of the options
+    ``recorded`` in a checkpoint (whose seed stands unless --data-seed is given)."""
     from saddlepoint.data import DATASETS
 
     accepted = DATASETS[name].options() if name in DATASETS else {}
-    options: dict[str, Any] = {"seed": args.data_seed}
+    options: dict[str, Any] = dict(recorded or {})
+    if args.data_seed != 0 or "seed" not in options:
+        options["seed"] = args.data_seed
     if args.data_root is not None and "root" in accepted:
         options["root"] = os.fspath(args.data_root)
     if args.download and "download" in accepted:
         options["download"] = True
     options.update(parse_assignments(args.data_option, "--data-option"))
     return options
+
+
+def checkpoint_dataset(args: argparse.Namespace, meta: dict[str, Any], name: str | None = None):
+    """The dataset a checkpoint was trained on (or ``name``), with its recorded options and
+    the command line's overrides."""
+    from saddlepoint.data import load_dataset
+
+    recorded = meta.get("dataset", {})
+    name = name or recorded.get("name")
+    if name is None:
+        raise ValueError("The checkpoint records no dataset; pass --dataset.")
+    same = name == recorded.get("name")
+    return load_dataset(
+        name, **dataset_options(args, name, recorded.get("options") if same else None)
+    )

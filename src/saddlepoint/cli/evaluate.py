@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from saddlepoint.checkpoint import load_checkpoint
-from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
-from saddlepoint.data import load_dataset
+from saddlepoint.cli.common import add_data_arguments, checkpoint_dataset, format_table
 from saddlepoint.evaluate import evaluate_split
 from saddlepoint.fileio import write_text
 
@@ -35,18 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(args.checkpoint, device=args.device)
-    recorded = meta.get("dataset", {})
-    name = args.dataset or recorded.get("name")
-    if name is None:
-        raise ValueError(f"{args.checkpoint} records no dataset; pass --dataset.")
-    options = dict(recorded.get("options", {})) if name == recorded.get("name") else {}
-    options["seed"] = args.data_seed if args.data_seed != 0 else options.get("seed", 0)
-    if args.data_root is not None:
-        options["root"] = str(args.data_root)
-    if args.download:
-        options["download"] = True
-    options.update(parse_assignments(args.data_option, "--data-option"))
-    data = load_dataset(name, **options)
+    data = checkpoint_dataset(args, meta, args.dataset)
+    name = data.name
     report = evaluate_split(model, data.split(args.split), data.num_classes)
     print(
         format_table(

@@ -9,8 +9,7 @@ from pathlib import Path
 from saddlepoint.attacks import build_attack, transfer_attack
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs
-from saddlepoint.cli.common import add_data_arguments, format_table, parse_assignments
-from saddlepoint.data import load_dataset
+from saddlepoint.cli.common import add_data_arguments, checkpoint_dataset, format_table
 from saddlepoint.fileio import write_text
 
 
@@ -61,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 f"but the target on {meta.get('dataset', {}).get('name')!r}; they must match."
             )
         surrogates.append(model)
-    recorded = meta["dataset"]
-    options = dict(recorded.get("options", {}))
-    if args.data_root is not None:
-        options["root"] = str(args.data_root)
-    options.update(parse_assignments(args.data_option, "--data-option"))
-    data = load_dataset(recorded["name"], **options)
+    data = checkpoint_dataset(args, meta)
     split = data.split(args.split).head(args.limit)
     result = transfer_attack(
         attack, surrogates, target, split.images, split.labels, combine=args.combine

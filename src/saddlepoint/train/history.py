@@ -45,12 +45,7 @@ class History:
 
     def plot(self, path: str | os.PathLike[str]) -> None:
         """Save loss, accuracy and confidence curves (train vs validation) as an image."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from saddlepoint.fileio import atomic_path
+        from saddlepoint.viz.style import plt, save_figure
 
         x = [record.epoch for record in self.epochs]
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
@@ -68,7 +63,4 @@ class History:
             ax.grid(alpha=0.3)
         axes[0].legend()
         fig.tight_layout()
-        suffix = os.path.splitext(str(path))[1] or ".png"
-        with atomic_path(path) as temp:
-            fig.savefig(temp, format=suffix.lstrip("."), dpi=120)
-        plt.close(fig)
+        save_figure(fig, path)
