@@ -35,3 +35,22 @@ def test_transfer_from_other_models_and_ensembles():
     probs = SurrogateEnsemble(surrogates, combine="probabilities")
     out = probs(x[:4])
     assert torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-5)
+
+
+def test_loss_averaging_ensemble_ascends_the_members_mean_loss(trained_digits):
+    model, data = trained_digits
+    other = train_classifier(
+        data, "mlp", TrainConfig(epochs=3, seed=5, device="cpu"), progress=False
+    ).model.eval()
+    x, y = data.test.images[:20], data.test.labels[:20]
+    attack = PGD(eps=0.1, steps=1, seed=0)
+    ensemble = SurrogateEnsemble([model, other], combine="loss")
+    logits, value, grad = attack.input_gradient(ensemble, x, y, None)
+    parts = [attack.input_gradient(m, x, y, None) for m in (model, other)]
+    assert torch.allclose(value, (parts[0][1] + parts[1][1]) / 2, atol=1e-5)
+    assert torch.allclose(grad, (parts[0][2] + parts[1][2]) / 2, atol=1e-6)
+    assert torch.allclose(logits, (parts[0][0] + parts[1][0]) / 2, atol=1e-5)
+    by_logits = attack.input_gradient(SurrogateEnsemble([model, other]), x, y, None)[2]
+    assert not torch.allclose(grad, by_logits, atol=1e-6)  # a different objective
+    result = transfer_attack(PGD(eps=0.2, steps=10), [model, other], model, x, y, combine="loss")
+    assert result.metrics()["target_accuracy"] < result.metrics()["target_clean_accuracy"]

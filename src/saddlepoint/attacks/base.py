@@ -155,8 +155,13 @@ class Attack:
         """(logits, per-sample objective, gradient of the objective w.r.t. x): one pass, input
         gradient only (parameters are frozen, so no weight gradient is ever formed)."""
         x = x.detach().requires_grad_(True)
-        logits = model(x)
-        value = self.objective(logits, labels, targets)
+        if getattr(model, "averages_loss", False):  # a loss-averaging surrogate ensemble
+            members = model.member_logits(x)
+            logits = torch.stack(members).mean(dim=0)
+            value = torch.stack([self.objective(m, labels, targets) for m in members]).mean(dim=0)
+        else:
+            logits = model(x)
+            value = self.objective(logits, labels, targets)
         grad = input_grad(value.sum(), x)
         return logits.detach(), value.detach(), grad
 

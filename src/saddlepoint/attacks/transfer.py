@@ -1,8 +1,11 @@
 """Transfer (black-box) attacks: craft on surrogate models, evaluate on a target (seed 000, §3).
 
-Any registered attack runs on one surrogate or on an ensemble of several (their logits averaged,
-or their softmax probabilities averaged and returned as log-probabilities, so every loss still
-applies). The target is only asked for predictions on the finished examples.
+Any registered attack runs on one surrogate or on an ensemble of several, combined in one of three
+ways: their logits averaged; their softmax probabilities averaged and returned as log-probabilities
+(so every loss still applies); or their losses averaged -- loss-driven attacks (FGSM, PGD, APGD)
+then ascend the mean of the members' losses, while attacks that read logits directly (DeepFool,
+CW, the black-box ones) see the mean logits. The target is only asked for predictions on the
+finished examples.
 """
 
 from __future__ import annotations
@@ -22,20 +25,30 @@ from saddlepoint.validation import check_choice
 
 
 class SurrogateEnsemble(nn.Module):
-    """Several models as one: mean of logits, or log of the mean softmax probability."""
+    """Several models as one: mean of logits, log of the mean softmax probability, or (with
+    ``combine='loss'``) mean logits for predictions and the members' mean loss for gradients."""
+
+    COMBINES = ("logits", "probabilities", "loss")
 
     def __init__(self, models: Sequence[nn.Module], combine: str = "logits") -> None:
         super().__init__()
         if not models:
             raise ValueError("SurrogateEnsemble needs at least one model.")
         self.members = nn.ModuleList(models)
-        self.combine = check_choice(
-            "SurrogateEnsemble", "combine", combine, ["logits", "probabilities"]
-        )
+        self.combine = check_choice("SurrogateEnsemble", "combine", combine, self.COMBINES)
+
+    @property
+    def averages_loss(self) -> bool:
+        """True when attacks should average the members' losses (see ``Attack.input_gradient``)."""
+        return self.combine == "loss"
+
+    def member_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each member's logits for ``x``."""
+        return [member(x) for member in self.members]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [member(x) for member in self.members]
-        if self.combine == "logits":
+        outputs = self.member_logits(x)
+        if self.combine in ("logits", "loss"):
             return torch.stack(outputs).mean(dim=0)
         probabilities = torch.stack([F.softmax(o, dim=1) for o in outputs]).mean(dim=0)
         return probabilities.clamp_min(1e-12).log()

@@ -31,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", type=Path, required=True, help="target checkpoint")
     parser.add_argument(
         "--combine",
-        choices=["logits", "probabilities"],
+        choices=["logits", "probabilities", "loss"],
         default="logits",
-        help="how several surrogates are averaged (default: logits)",
+        help="how several surrogates are combined: mean logits, mean probabilities, or mean "
+        "loss (FGSM/PGD/APGD ascend the members' mean loss; default: logits)",
     )
     add_attack_arguments(parser)
     parser.add_argument(
