@@ -53,8 +53,8 @@ def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
     ] == [1, 2, 3]
     configs = spec.configurations()
     assert len(configs) == 6 * 3 * 2 * 2
-    groups = plan(configs, "pgd")
-    assert len(groups) == 6 * 2 * 2 and all(len(g) == 3 for g in groups)
+    groups = plan(configs, "pgd")  # one stacked run per loss: steps, eps and starts share it
+    assert len(groups) == 2 and all(len(g) == 6 * 3 * 2 for g in groups)
 
 
 def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
@@ -74,6 +74,29 @@ def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
         assert rows[steps]["loss"] == pytest.approx(alone.metrics()["loss"], rel=1e-6)
     again = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
     assert again == {"total": 3, "skipped": 3, "run": 0}
+
+
+def test_stacked_eps_and_starts_equal_separate_attacks(tmp_path, checkpoint):
+    grid = {"eps": [0.05, 0.1], "steps": [1, 3], "random_start": [True, False]}
+    spec = load_spec(write_spec(tmp_path, checkpoint, **grid))
+    assert len(plan(spec.configurations(), "pgd")) == 1
+    run_experiment(spec, tmp_path / "r.sqlite", progress=False)
+    model, meta = load_checkpoint(checkpoint)
+    data = load_dataset("digits", **meta["dataset"]["options"])
+    x, y = data.test.images[:120], data.test.labels[:120]
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        rows = store.rows()
+    assert len(rows) == 8
+    for row in rows:
+        alone = PGD(
+            eps=row["param_eps"],
+            steps=row["param_steps"],
+            step=0.02,
+            random_start=bool(row["param_random_start"]),
+            seed=3,
+        )(model, x, y).metrics()
+        assert row["accuracy"] == pytest.approx(alone["robust_accuracy"], abs=1e-9)
+        assert row["loss"] == pytest.approx(alone["loss"], rel=1e-5)
 
 
 def test_killed_sweep_resumes_to_the_same_rows(tmp_path, checkpoint):

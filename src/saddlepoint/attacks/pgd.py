@@ -39,6 +39,8 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.restarts import StrongestSoFar
+from saddlepoint.attacks.runtime import memory_layout, plan_execution, to_layout
+from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import check_number
 
@@ -121,11 +123,13 @@ class PGD(Attack):
         start: torch.Tensor,
         trace: torch.Tensor | None,
         records: torch.Tensor | None = None,
+        eps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One run from ``start``; returns (iterate, its logits, gradient evaluations, clean
-        logits if the run began at x)."""
+        """One run from ``start`` (in a ball of radius ``eps`` per sample, default the attack's);
+        returns (iterate, its logits, gradient evaluations, clean logits if it began at x)."""
         n = x.shape[0]
-        x_adv = lp.project_and_clip(x + start, x, self.norm, self.eps, self.bounds)
+        eps = self.eps if eps is None else eps
+        x_adv = lp.project_and_clip(x + start, x, self.norm, eps, self.bounds)
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         active = torch.arange(n, device=x.device)
         previous = torch.full((n,), float("inf"), device=x.device)
@@ -147,8 +151,10 @@ class PGD(Attack):
                 if records is not None and k in self.record_at:
                     self._record(records, self.record_at.index(k), logits, value, labels)
                 stepped = x_adv + self.step * lp.direction(grad, self.norm)
-                x_adv = lp.project_and_clip(stepped, x, self.norm, self.eps, self.bounds)
+                x_adv = lp.project_and_clip(stepped, x, self.norm, eps, self.bounds)
                 continue
+            if isinstance(eps, torch.Tensor):
+                raise ValueError("Per-sample eps needs the fixed-budget run (no early stop, tol).")
             xa, ya = x_adv[active], labels[active]
             ta = targets[active] if targets is not None else None
             logits, value, grad = self.input_gradient(model, xa, ya, ta)
@@ -196,6 +202,64 @@ class PGD(Attack):
         records[:, slot, 0] = (logits.argmax(1) == labels).float()
         records[:, slot, 1] = F.cross_entropy(logits, labels, reduction="none")
         records[:, slot, 2] = value
+
+    def record_settings(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        settings: Sequence[tuple[float, bool]],
+    ) -> torch.Tensor:
+        """The ``record_at`` records of this attack at several (eps, random_start) settings, as
+        one stacked batch: shape (len(settings), N, len(record_at), 3).
+
+        Every setting's copy of the data carries its own radius and start (the random start a
+        separate run at that eps draws), and the stacked rows go through the model in sub-batches
+        of the planned size, so one forward/backward pass serves several settings while memory
+        stays that of one sub-batch. Results equal separate runs' up to float rounding (exactly,
+        when the sub-batches line up). Needs ``record_at``, one restart, no early stop or tol."""
+        owner = type(self).__name__
+        if not self.record_at or self.restarts != 1 or self.early_stop or self.tol is not None:
+            raise ValueError(
+                f"{owner}.record_settings needs record_at, restarts=1, early_stop=False, tol=None."
+            )
+        if not settings:
+            raise ValueError(f"{owner}.record_settings needs at least one (eps, random_start).")
+        x, y, _ = self._check(model, x, y, None)
+        n, shape, context = len(x), tuple(x.shape[1:]), BatchContext(0, self.seed)
+        radii, starts = [], []
+        for eps, random_start in settings:
+            eps = parse_eps(eps, "eps", owner)
+            radii.append(torch.full((n,), eps, device=x.device, dtype=x.dtype))
+            if random_start:
+                starts.append(context.random_start(n, shape, self.norm, eps, 0).to(x))
+            else:
+                starts.append(torch.zeros_like(x))
+        stacked_x = x.repeat(len(settings), *([1] * (x.dim() - 1)))
+        stacked_y, radius, start = y.repeat(len(settings)), torch.cat(radii), torch.cat(starts)
+        records = x.new_zeros((len(stacked_x), len(self.record_at), 3))
+        plan = plan_execution(
+            model,
+            x[: min(n, 2)],
+            len(stacked_x),
+            batch_size=self.batch_size,
+            memory_format=self.memory_format,
+        )
+        layout = plan.channels_last
+        with evaluating(model, freeze=True), torch.enable_grad(), memory_layout(model, layout):
+            for first in range(0, len(stacked_x), plan.batch_size):
+                rows = slice(first, first + plan.batch_size)
+                self._ascend(  # writes its records into the view records[rows]
+                    model,
+                    to_layout(stacked_x[rows], layout),
+                    stacked_y[rows],
+                    None,
+                    to_layout(start[rows], layout),
+                    None,
+                    records[rows],
+                    eps=radius[rows],
+                )
+        return records.view(len(settings), n, len(self.record_at), 3).cpu()
 
     def _run(
         self,
