@@ -47,6 +47,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument(
+        "--skip-quantized", action="store_true", help="only the adversarial-training part"
+    )
     args = parser.parse_args()
     data = load_dataset("mnist")
     print(f"# {machine()}")
@@ -76,6 +79,8 @@ def main() -> int:
         f"| mnist-cnn {args.recipe} AT | {trained.test_metrics['accuracy']:.4f} | {numbers['pgd40x10']:.4f} | "
         f"{numbers['apgd']:.4f} | {numbers['both']:.4f} |"
     )
+    if args.skip_quantized:
+        return 0
 
     quantized = train_classifier(
         data,
