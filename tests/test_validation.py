@@ -35,3 +35,15 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         raise RuntimeError("crash mid-write")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "g.txt") as handle:
+            handle.write("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o644

@@ -23,10 +23,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temp_path = Path(temp)
     try:
         yield temp_path
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(temp_path, 0o666 & ~_umask())
         os.replace(temp_path, target)
     finally:
         if temp_path.exists():
             temp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
