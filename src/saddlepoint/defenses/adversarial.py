@@ -6,6 +6,8 @@ random start with step 1.25 eps (the 'fgsm-rs' attack). Seed 002 regenerates a p
 the whole training set at the start of each epoch (regenerate='epoch') instead of per batch.
 An eps warm-up grows eps (and the step with it) linearly over the first epochs. Behind a
 quantization layer, ``bpda`` makes the training attack use BPDA gradients (else they are zero).
+Minimal-norm attacks (DeepFool, CW; seed 003 fine-tunes on DeepFool examples) take no radius:
+``eps`` is ignored for them.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class AdversarialTraining(TrainingDefense):
         kwargs = dict(self.attack_kwargs)
         if "step" in kwargs and kwargs["step"] is not None:
             kwargs["step"] = parse_eps(kwargs["step"]) * scale
+        if getattr(ATTACKS[self.attack_name].target, "minimal", False):
+            return build_attack(self.attack_name, **kwargs)  # DeepFool, CW: no radius to set
         return build_attack(self.attack_name, eps=max(self.eps * scale, 1e-12), **kwargs)
 
     def config(self) -> dict:
