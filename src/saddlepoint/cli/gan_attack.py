@@ -8,14 +8,12 @@ import io
 import json
 from pathlib import Path
 
-import torch
-
 from saddlepoint.attacks.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
+from saddlepoint.viz.grids import generative_figure
 from saddlepoint.viz.plots import line_plot
-from saddlepoint.viz.style import plt, save_figure
 
 SEED004_T = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 
@@ -150,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"Generative attacker, {mode}",
             logx=len(ts) > 1,
         )
-    _figure(attackers, data.test.images[:6], out / "attacks-per-t.png")
+    generative_figure(attackers, data.test.images[:6], out / "attacks-per-t.png")
     print(
         format_table(
             [
@@ -169,37 +167,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"results: {out / 'results.csv'}\nplots: {out}")
     return 0
-
-
-def _figure(attackers: dict, images: torch.Tensor, path: Path) -> None:
-    """Per (mode, t): a row of originals, the perturbations and the attacked images (seed 004's
-    figure 2)."""
-    keys = list(attackers)
-    n = images.shape[0]
-    fig, axes = plt.subplots(
-        len(keys), 3 * n, figsize=(1.0 * 3 * n, 1.15 * len(keys)), squeeze=False
-    )
-    for row, key in enumerate(keys):
-        attacker = attackers[key].eval()
-        with torch.no_grad():
-            attacked = attacker(images)
-        delta = attacked - images
-        for col in range(n):
-            for offset, picture, cmap in (
-                (0, images[col], "gray"),
-                (1, 0.5 + delta[col] / (2 * key[1]), "coolwarm"),
-                (2, attacked[col], "gray"),
-            ):
-                ax = axes[row, 3 * col + offset]
-                shown = picture.clamp(0, 1)
-                ax.imshow(
-                    (shown[0] if shown.shape[0] == 1 else shown.permute(1, 2, 0)).numpy(),
-                    cmap=cmap,
-                    vmin=0,
-                    vmax=1,
-                )
-                ax.set_xticks([])
-                ax.set_yticks([])
-        axes[row, 0].set_ylabel(f"{key[0][:4]} t={key[1]:g}", fontsize=7)
-    fig.suptitle("original | perturbation (scaled to t) | attacked", fontsize=9)
-    save_figure(fig, path)

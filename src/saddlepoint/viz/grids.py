@@ -93,3 +93,37 @@ def flip_map_figure(
             title = f"{labels[k]}: {title}"
         ax.set_title(title, fontsize=8)
     save_figure(fig, path)
+
+
+def generative_figure(attackers: dict, images: torch.Tensor, path: str | os.PathLike[str]) -> None:
+    """Per (mode, t) key of ``attackers`` (trained attacker networks): a row of originals, the perturbations and the attacked images (seed 004's
+    figure 2)."""
+    keys = list(attackers)
+    n = images.shape[0]
+    fig, axes = plt.subplots(
+        len(keys), 3 * n, figsize=(1.0 * 3 * n, 1.15 * len(keys)), squeeze=False
+    )
+    for row, key in enumerate(keys):
+        attacker = attackers[key].eval()
+        with torch.no_grad():
+            attacked = attacker(images)
+        delta = attacked - images
+        for col in range(n):
+            for offset, picture, cmap in (
+                (0, images[col], "gray"),
+                (1, 0.5 + delta[col] / (2 * key[1]), "coolwarm"),
+                (2, attacked[col], "gray"),
+            ):
+                ax = axes[row, 3 * col + offset]
+                shown = picture.clamp(0, 1)
+                ax.imshow(
+                    (shown[0] if shown.shape[0] == 1 else shown.permute(1, 2, 0)).numpy(),
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=1,
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+        axes[row, 0].set_ylabel(f"{key[0][:4]} t={key[1]:g}", fontsize=7)
+    fig.suptitle("original | perturbation (scaled to t) | attacked", fontsize=9)
+    save_figure(fig, path)

@@ -1,0 +1,137 @@
+"""The HTML report: one self-contained page assembled from a run folder's log.
+
+It reads only ``run.sqlite`` and the figure files it names (PNG and SVG embedded as data URIs),
+so the page can be mailed or archived alone. Each section shows its text, its tables and its
+figures. A few lines of inline script check on load that every image decoded and record the
+count in ``<body data-images="loaded/total">`` (a broken one is reported on the console).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from saddlepoint.experiments.runlog import RUN_FILE, RunLog, Section, Table
+from saddlepoint.fileio import write_text
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #1d1d1f; line-height: 1.45; }
+h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
+h2 { margin-top: 2.2em; border-bottom: 1px solid #eee; padding-bottom: .2em; }
+nav ol { columns: 2; font-size: .95em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
+figure { margin: 1em 0; } figure img { max-width: min(100%, 760px); border: 1px solid #eee; }
+figcaption { font-size: .9em; color: #555; }
+.meta { color: #666; font-size: .9em; }
+"""
+
+_CHECK = """
+window.addEventListener('load', function () {
+  var images = document.images, loaded = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (images[i].complete && images[i].naturalWidth > 0) { loaded++; }
+    else { console.error('report: image failed to load: ' + images[i].alt); }
+  }
+  document.body.setAttribute('data-images', loaded + '/' + images.length);
+});
+"""
+
+_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def format_cell(value: Any) -> str:
+    """Numbers with sensible precision; everything else as text."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def _table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
+        for row in table.rows
+    )
+    caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(folder: Path, path: str, caption: str) -> str:
+    file = folder / path
+    mime = _MIME.get(file.suffix.lower())
+    if mime is None:
+        raise ValueError(f"Figure {path}: unsupported type; use PNG, SVG or JPEG.")
+    data = base64.b64encode(file.read_bytes()).decode("ascii")
+    alt = html.escape(caption or file.name, quote=True)
+    text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="data:{mime};base64,{data}" alt="{alt}">{text}</figure>'
+
+
+def _paragraphs(text: str) -> str:
+    return "".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
+
+
+def _section(folder: Path, section: Section) -> str:
+    parts = [f'<section id="{html.escape(section.key, quote=True)}">']
+    parts.append(f"<h2>{html.escape(section.title)}</h2>")
+    parts.append(_paragraphs(section.text))
+    parts.extend(_table(t) for t in section.tables)
+    parts.extend(_figure(folder, path, caption) for path, caption in section.figures)
+    if section.seconds:
+        parts.append(f'<p class="meta">computed in {section.seconds:.1f} s</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_report(
+    folder: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, title: str = ""
+) -> Path:
+    """Write the report of the run in ``folder`` (default ``folder/report.html``); returns it."""
+    folder = Path(folder)
+    if not (folder / RUN_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a run folder: it has no {RUN_FILE}. Run a study or `saddlepoint "
+            "demo` with --out pointing there first."
+        )
+    with RunLog(folder) as log:
+        sections = log.sections()
+        meta = log.meta()
+    title = title or meta.get("title") or f"saddlepoint report: {folder.name}"
+    contents = "".join(
+        f'<li><a href="#{html.escape(s.key, quote=True)}">{html.escape(s.title)}</a></li>'
+        for s in sections
+    )
+    lines = [f"{k}: {v}" for k, v in meta.items() if k != "title"]
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style>",
+            f"<script>{_CHECK}</script></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            "".join(f'<p class="meta">{html.escape(line)}</p>' for line in lines),
+            f"<nav><ol>{contents}</ol></nav>" if sections else "<p>No sections recorded yet.</p>",
+            *(_section(folder, s) for s in sections),
+            "</body></html>",
+        ]
+    )
+    target = Path(out) if out else folder / "report.html"
+    write_text(target, page)
+    return target

@@ -1,0 +1,84 @@
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from saddlepoint.experiments.runlog import RunLog, Section, Table
+from saddlepoint.viz.report import format_cell, render_report
+from saddlepoint.viz.style import plt, save_figure
+
+
+def make_run(folder):
+    with RunLog(folder) as log:
+        log.set_meta("title", "A <test> run")
+        section = Section("first", "First section", "Setup & numbers.\n\nSecond paragraph.")
+        section.tables.append(
+            Table("t", ["name", "accuracy"], [["pgd <40>", 0.12345], ["fgsm", 1]])
+        )
+        for name in ("a.png", "b.svg"):
+            path = log.figure_path(name)
+            fig, ax = plt.subplots()
+            ax.plot([0, 1], [1, 0])
+            save_figure(fig, path)
+            section.figures.append((f"figures/{name}", f"figure {name}"))
+        log.add(section)
+        log.add(Section("second", "Second section", "Only text."))
+    return folder
+
+
+def test_report_is_self_contained_and_escaped(tmp_path):
+    page = render_report(make_run(tmp_path)).read_text()
+    assert page.count("<img ") == 2 and page.count('src="data:image/') == 2
+    assert "http://" not in page and "https://" not in page and "figures/a.png" not in page
+    assert "A &lt;test&gt; run" in page and "pgd &lt;40&gt;" in page and "0.1235" in page
+    assert page.index("First section") < page.index("Second section")
+    assert "Setup &amp; numbers." in page
+
+
+def test_sections_replace_and_resume(tmp_path):
+    with RunLog(tmp_path) as log:
+        log.add(Section("k", "Old", params={"a": 1}))
+        log.add(Section("j", "Other"))
+        assert log.done("k", {"a": 1}) and not log.done("k", {"a": 2}) and not log.done("z")
+        log.add(Section("k", "New", params={"a": 2}))
+        assert [s.title for s in log.sections()] == ["New", "Other"]  # keeps its place
+        with pytest.raises(FileNotFoundError, match="missing figure"):
+            log.add(Section("bad", "Bad", figures=[("figures/none.png", "")]))
+        assert [s.key for s in log.sections()] == ["k", "j"]
+
+
+def test_cells_and_errors(tmp_path):
+    assert format_cell(0.5) == "0.5" and format_cell(1e-5) == "1e-05"
+    assert format_cell(123456) == "123,456" and format_cell(True) == "True"
+    with pytest.raises(FileNotFoundError, match="no run.sqlite"):
+        render_report(tmp_path / "nothing")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_loads_in_headless_chromium(tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("SADDLEPOINT_REQUIRE_BROWSER") == "1":  # set by `make test`
+            pytest.fail("chromium is missing; `make browser` installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (`make test` installs it)")
+    report = render_report(make_run(tmp_path / "run"))
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        report.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'data-images="2/2"' in done.stdout  # the page's own check: every image decoded
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
