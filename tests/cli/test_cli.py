@@ -4,6 +4,7 @@ import pytest
 
 from saddlepoint.checkpoint import read_metadata
 from saddlepoint.cli.main import build_parser, main
+from saddlepoint.experiments.runlog import RunLog
 
 
 def run(capsys, *argv):
@@ -105,7 +106,27 @@ def test_every_command_has_help(capsys):
 def test_demo_on_digits(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--dataset", "digits", "--out", str(tmp_path))
     assert code == 0, err
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["dataset"] == "digits" and summary["test"]["accuracy"] >= 0.95
-    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "training.png").is_file()
-    assert str(tmp_path / "summary.json") in out
+    with RunLog(tmp_path) as log:
+        sections = {s.key: s for s in log.sections()}
+    expected = ["reference", "whitebox", "transfer", "blackbox", "grid", "defense", "audit"]
+    assert list(sections) == expected
+    reference = sections["reference"].table("models").records()[0]
+    assert reference["test acc"] >= 0.95
+    attacks = {r["attack"]: r for r in sections["whitebox"].table("attacks").records()}
+    pgd = attacks["PGD-40 Linf 0.1"]
+    assert pgd["robust acc"] <= attacks["FGSM Linf 0.1"]["robust acc"] <= pgd["clean acc"]
+    assert pgd["Linf max"] <= 0.1 + 1e-6
+    assert len(sections["grid"].table("grid").rows) == 3 * 8 * 2 * 2
+    defense = {r["model"]: r for r in sections["defense"].table("defense").records()}
+    assert defense["fast AT"]["PGD-40x2 Linf 0.1"] > defense["reference"]["PGD-40x2 Linf 0.1"]
+    assert (tmp_path / "models" / "reference.safetensors").is_file()
+    report = tmp_path / "report.html"
+    assert str(report) in out and report.stat().st_size > 50_000
+    assert "checks pass" in out
+    # A second run reuses every finished section and model: nothing is recomputed.
+    stamp = (tmp_path / "models" / "fast-at.safetensors").stat().st_mtime_ns
+    code, out, err = run(capsys, "demo", "--dataset", "digits", "--out", str(tmp_path))
+    assert code == 0, err
+    with RunLog(tmp_path) as log:
+        assert [s.seconds for s in log.sections()] == [s.seconds for s in sections.values()]
+    assert (tmp_path / "models" / "fast-at.safetensors").stat().st_mtime_ns == stamp

@@ -16,13 +16,26 @@ from saddlepoint.cli import (
     evaluate,
     gan_attack,
     models,
+    study,
     sweep,
     train,
     transfer,
 )
 from saddlepoint.cli.common import config_to_argv
 
-COMMANDS = (data, models, train, evaluate, attack, transfer, gan_attack, audit, sweep, demo)
+COMMANDS = (
+    data,
+    models,
+    train,
+    evaluate,
+    attack,
+    transfer,
+    gan_attack,
+    audit,
+    sweep,
+    study,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,73 @@
+"""`saddlepoint study run|list` and `saddlepoint report`: the seeds' studies and their report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from saddlepoint.cli.common import format_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("study", help="run a study from experiments/ and its report")
+    commands = parser.add_subparsers(dest="study_command", required=True, metavar="{run,list}")
+    run = commands.add_parser(
+        "run",
+        help="run a study file into a run folder, then write its HTML report",
+        description="Train the study's models (or reuse those already in the run folder), run its "
+        "sections -- each recorded in the folder's run.sqlite as it finishes, so an interrupted "
+        "study resumes -- and write report.html.",
+    )
+    run.add_argument("study", type=Path, help="study YAML file (see experiments/study-*.yaml)")
+    run.add_argument(
+        "--out", type=Path, default=None, help="run folder (default: runs/STUDY-FILE-NAME)"
+    )
+    run.add_argument("--seed", type=int, default=None, help="override the file's seed")
+    run.add_argument(
+        "--train-limit", type=int, default=None, help="train on the first N training images only"
+    )
+    run.set_defaults(handler=_run)
+    listing = commands.add_parser("list", help="the registered studies")
+    listing.set_defaults(handler=_list)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write the HTML report of a run folder",
+        description="Assemble a run folder's tables, plots and image grids (from its run.sqlite) "
+        "into one self-contained HTML page.",
+    )
+    report.add_argument("run_dir", type=Path, help="run folder (holds run.sqlite)")
+    report.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report.html")
+    report.add_argument("--title", default="", help="page title (default: the run's)")
+    report.set_defaults(handler=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from saddlepoint.experiments.studies import load_study, run_study
+    from saddlepoint.viz.report import render_report
+
+    study = load_study(args.study)
+    overrides = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.train_limit is not None:
+        overrides["train_limit"] = args.train_limit
+    out = args.out or Path("runs") / args.study.stem
+    run_study(study, out, progress=not args.quiet, overrides=overrides)
+    print(f"report: {render_report(out)}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from saddlepoint.experiments.studies import STUDIES
+
+    rows = [(name, (fn.__doc__ or "").strip().splitlines()[0]) for name, fn in STUDIES.items()]
+    print(format_table(sorted(rows), ["study", "what it does"]))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from saddlepoint.viz.report import render_report
+
+    print(render_report(args.run_dir, args.out, args.title))
+    return 0

@@ -1,0 +1,134 @@
+"""The seeds' studies, each one function registered by name and run from a YAML file:
+
+    study: transfer            # a name from STUDIES
+    title: Transfer over surrogate depth and width
+    dataset: {name: mnist}     # any registered dataset, with its options
+    seed: 0
+    train_limit: 20000         # optional: train on the first N training images
+    params: {epochs: 2}        # the study function's keyword arguments
+
+Results go to a run folder (``run.sqlite`` plus figures and checkpoints); ``render_report``
+turns it into one HTML page. Re-running skips the sections already recorded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from saddlepoint.data import load_dataset
+from saddlepoint.experiments.runlog import RunLog
+from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
+from saddlepoint.experiments.studies.base import StudyContext
+from saddlepoint.experiments.studies.blackbox import blackbox
+from saddlepoint.experiments.studies.demo import demo
+from saddlepoint.experiments.studies.generative import generative
+from saddlepoint.experiments.studies.training import defenses, overfitting
+from saddlepoint.experiments.studies.transfer import transfer_study
+from saddlepoint.validation import closest
+
+
+def _hint(name: str, choices) -> str:
+    match = closest(name, choices)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+STUDIES: dict[str, Callable[..., Any]] = {
+    "attack-grid": attack_grid,  # 1
+    "convergence": convergence,  # 2
+    "transfer": transfer_study,  # 3
+    "overfitting": overfitting,  # 4
+    "defenses": defenses,  # 5
+    "minimal-perturbations": minimal_perturbations,  # 6
+    "blackbox": blackbox,  # 7
+    "generative": generative,  # 8
+    "demo": demo,  # the main job: a little of everything
+}
+
+_KEYS = ("study", "title", "dataset", "seed", "device", "train_limit", "params")
+
+
+class StudyError(ValueError):
+    """An invalid study file; the message names the field."""
+
+
+def register_study(name: str, function: Callable[..., Any]) -> None:
+    STUDIES[name] = function
+
+
+def load_study(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a study file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise StudyError(f"Cannot read study file {path}: {error}") from error
+    return check_study(data)
+
+
+def check_study(data: Any) -> dict[str, Any]:
+    """Validate a study mapping; errors name the field and what is allowed."""
+    if not isinstance(data, dict):
+        raise StudyError(f"A study file holds a mapping with keys {', '.join(_KEYS)}.")
+    for key in data:
+        if key not in _KEYS:
+            raise StudyError(
+                f"Unknown field {key!r} in the study file{_hint(key, _KEYS)}. "
+                f"Allowed: {', '.join(_KEYS)}."
+            )
+    name = data.get("study")
+    if name not in STUDIES:
+        raise StudyError(
+            f"Field 'study': {name!r} is not a study{_hint(str(name), STUDIES)}. "
+            f"Choose one of: {', '.join(sorted(STUDIES))}."
+        )
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise StudyError(f"Field 'params' must be a mapping. Got {params!r}.")
+    accepted = [p for p in inspect.signature(STUDIES[name]).parameters if p != "ctx"]
+    for key in params:
+        if key not in accepted:
+            raise StudyError(
+                f"Field 'params.{key}' is not a parameter of study {name!r}"
+                f"{_hint(key, accepted)}. Its parameters: {', '.join(accepted) or 'none'}."
+            )
+    dataset = data.get("dataset") or {"name": "digits"}
+    if isinstance(dataset, str):
+        dataset = {"name": dataset}
+    if not isinstance(dataset, dict) or "name" not in dataset:
+        raise StudyError("Field 'dataset' must be a name or a mapping with 'name' and 'options'.")
+    return {**data, "dataset": dataset, "params": params}
+
+
+def run_study(
+    study: dict[str, Any],
+    out: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a checked study mapping into the run folder ``out``; returns the study's summary."""
+    study = check_study({**study, **(overrides or {})})
+    options = dict(study["dataset"].get("options") or {})
+    options.setdefault("seed", study.get("seed", 0))
+    data = load_dataset(study["dataset"]["name"], **options)
+    with RunLog(out) as log:
+        log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
+        log.set_meta("study", study["study"])
+        log.set_meta("dataset", f"{data.name} ({len(data.train)} train / {len(data.test)} test)")
+        ctx = StudyContext(
+            log=log,
+            data=data,
+            seed=int(study.get("seed", 0)),
+            device=study.get("device", "auto"),
+            progress=progress,
+            train_limit=study.get("train_limit"),
+        )
+        return STUDIES[study["study"]](ctx, **study["params"]) or {}
+
+
+__all__ = ["STUDIES", "StudyContext", "StudyError", "check_study", "load_study", "run_study"]

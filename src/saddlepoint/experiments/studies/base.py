@@ -1,0 +1,173 @@
+"""What every study shares: its run folder, data, trained models and resumable sections.
+
+A study is a function ``study(ctx, **params)`` registered by name. It trains (or reloads) the
+models it needs with ``ctx.model`` -- checkpoints live in the run folder, so a re-run reuses them --
+and records its results as sections with ``ctx.section``: a section already recorded with the
+same parameters is not computed again. Tables are recorded first; plots are drawn from the
+recorded tables only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from saddlepoint.data import ImageData
+from saddlepoint.evaluate.metrics import evaluate_split
+from saddlepoint.experiments.runlog import RunLog, Section, Table
+from saddlepoint.train import TrainConfig, train_classifier, train_model
+
+__all__ = ["Section", "StudyContext", "Table"]
+
+
+@dataclass
+class StudyContext:
+    """The run folder's log, the dataset, and the settings every study shares."""
+
+    log: RunLog
+    data: ImageData
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    train_limit: int | None = None  # train on the first N training images only (fast runs)
+
+    @property
+    def folder(self) -> Path:
+        return self.log.folder
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            print(message, flush=True)
+
+    def training_data(self) -> ImageData:
+        if self.train_limit is None:
+            return self.data
+        return replace(self.data, train=self.data.train.head(self.train_limit))
+
+    def model(
+        self,
+        key: str,
+        architecture: str,
+        *,
+        epochs: int,
+        model_args: dict[str, Any] | None = None,
+        defense: Any = None,
+        seed: int | None = None,
+        **train_options: Any,
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """The model ``key`` of this run: reloaded from ``models/KEY.safetensors`` when it was
+        trained with the same settings, else trained now and saved. Returns (model, metadata)."""
+        seed = self.seed if seed is None else seed
+        recipe = {
+            "architecture": architecture,
+            "epochs": epochs,
+            "model_args": model_args or {},
+            "defense": defense.config() if defense is not None else None,
+            "seed": seed,
+            "train_limit": self.train_limit,
+            **train_options,
+        }
+        path = self.folder / "models" / f"{key}.safetensors"
+        if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
+            return load_checkpoint(path, device="cpu")
+        self.say(f"training {key} ({architecture}, {epochs} epochs)")
+        config = TrainConfig(epochs=epochs, seed=seed, device=self.device, **train_options)
+        trained = train_classifier(
+            self.training_data(),
+            architecture,
+            config,
+            model_args=model_args,
+            dataset_options=self.data.options,
+            transform=defense,
+            progress=self.progress,
+        )
+        metadata = {**trained.metadata, "recipe": _plain(recipe)}
+        save_checkpoint(path, trained.model.cpu(), metadata)
+        return load_checkpoint(path, device="cpu")
+
+    def finetune(
+        self,
+        key: str,
+        base: str,
+        *,
+        epochs: int,
+        defense: Any = None,
+        lr: float = 1e-3,
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """Model ``key``: run ``base`` (a model of this run, already trained) for ``epochs``
+        more epochs at a constant ``lr``, with ``defense``; cached like ``model``."""
+        base_path = self.folder / "models" / f"{base}.safetensors"
+        recipe = {
+            "finetune_of": read_metadata(base_path)["recipe"],
+            "epochs": epochs,
+            "defense": defense.config() if defense is not None else None,
+            "lr": lr,
+        }
+        path = self.folder / "models" / f"{key}.safetensors"
+        if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
+            return load_checkpoint(path, device="cpu")
+        self.say(f"fine-tuning {base} into {key} ({epochs} epochs)")
+        model, metadata = load_checkpoint(base_path, device="cpu")
+        config = TrainConfig(epochs=epochs, lr=lr, schedule="constant", seed=self.seed)
+        history = train_model(
+            model, self.training_data(), config, transform=defense, progress=self.progress
+        )
+        test = evaluate_split(model.cpu(), self.data.test, self.data.num_classes)
+        metadata = {
+            **metadata,
+            "recipe": _plain(recipe),
+            "history": history.to_dict(),
+            "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
+        }
+        save_checkpoint(path, model, metadata)
+        return load_checkpoint(path, device="cpu")
+
+    def store_path(self, name: str, params: dict[str, Any]) -> Path:
+        """A results store for a sweep inside a study, one per parameter set (so changed
+        parameters never mix with old rows, and unchanged ones resume)."""
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+        return self.folder / f"{name}-{digest[:10]}.sqlite"
+
+    def figure(self, section: Section, name: str, caption: str = "") -> Path:
+        """A path for figure ``name`` of ``section``, registered in the section (draw it there
+        before the section is recorded)."""
+        path = self.log.figure_path(f"{section.key}-{name}")
+        section.figures.append((str(path.relative_to(self.folder)), caption))
+        return path
+
+    def section(
+        self,
+        key: str,
+        title: str,
+        params: dict[str, Any],
+        build: Callable[[Section], None],
+    ) -> Section:
+        """Section ``key``: recorded already with these ``params``, or built now by
+        ``build(section)`` (which fills its text, tables and figures) and recorded."""
+        if self.log.done(key, params):
+            self.say(f"{title}: already done, skipped")
+            return self.log.section(key)
+        self.say(f"{title} ...")
+        section = Section(key=key, title=title, params=params)
+        start = time.perf_counter()
+        build(section)
+        section.seconds = time.perf_counter() - start
+        self.log.add(section)
+        return section
+
+
+def _plain(value: Any) -> Any:
+    """JSON-comparable form of a recipe (tuples as lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

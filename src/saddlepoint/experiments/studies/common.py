@@ -1,0 +1,130 @@
+"""Pieces several studies use: attack tables, model tables, plots drawn from recorded tables."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from saddlepoint.attacks.result import AttackResult
+from saddlepoint.experiments.runlog import Table
+from saddlepoint.models import count_parameters
+from saddlepoint.viz.style import plt, save_figure
+
+ATTACK_COLUMNS = [
+    "attack",
+    "images",
+    "clean acc",
+    "robust acc",
+    "loss",
+    "L2 median",
+    "Linf max",
+    "rho_adv",
+    "ms/img",
+    "grad evals",
+    "queries",
+]
+
+
+def attack_row(name: str, result: AttackResult) -> list[Any]:
+    """One row of ATTACK_COLUMNS for ``result``."""
+    m = result.metrics()
+    return [
+        name,
+        int(m["n"]),
+        m["clean_accuracy"],
+        m["robust_accuracy"],
+        m["loss"],
+        m["l2_median"],
+        m["linf_max"],
+        m["rho_adv"],
+        m["ms_per_sample"],
+        m["grad_evals_mean"],
+        m["queries_mean"],
+    ]
+
+
+def model_row(name: str, model: nn.Module, metadata: dict[str, Any]) -> list[Any]:
+    """name, parameters, epochs, train/test loss and accuracy, test mean confidence."""
+    metrics = metadata["metrics"]
+    history = metadata.get("history", {}).get("epochs", [])
+    last = history[-1] if history else {}
+    test = metrics["test"]
+    return [
+        name,
+        count_parameters(model),
+        len(history),
+        last.get("train_loss", float("nan")),
+        last.get("train_accuracy", float("nan")),
+        test["loss"],
+        test["accuracy"],
+        test["mean_confidence"],
+    ]
+
+
+MODEL_COLUMNS = [
+    "model",
+    "params",
+    "epochs",
+    "train loss",
+    "train acc",
+    "test loss",
+    "test acc",
+    "test mean conf",
+]
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% confidence interval."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, 1.96 * math.sqrt(var / n)
+
+
+def plot_table(
+    table: Table,
+    path: str | os.PathLike[str],
+    *,
+    x: str,
+    y: str,
+    by: str | Sequence[str] | None = None,
+    title: str = "",
+    logx: bool = False,
+    ci: bool = False,
+) -> None:
+    """Plot column ``y`` against ``x`` from a recorded table, one line per value of ``by``.
+    With ``ci``, rows sharing (by, x) are averaged and drawn with a 95% confidence band."""
+    keys = [by] if isinstance(by, str) else list(by or [])
+    groups: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in table.records():
+        value = record[y]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        groups[tuple(record[k] for k in keys)][record[x]].append(float(value))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for group, points in sorted(groups.items(), key=lambda item: str(item[0])):
+        xs = sorted(points)
+        stats = [mean_ci(points[v]) for v in xs]
+        means = [s[0] for s in stats]
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, group)) or y
+        (line,) = ax.plot(xs, means, marker="o", label=label)
+        if ci:
+            low = [m - h for m, h in stats]
+            high = [m + h for m, h in stats]
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y + (" (mean, 95% CI)" if ci else ""))
+    ax.set_title(title or f"{y} vs {x}", fontsize=10)
+    ax.grid(alpha=0.3)
+    if keys:
+        ax.legend(fontsize=7)
+    save_figure(fig, path)

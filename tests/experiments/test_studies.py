@@ -1,0 +1,238 @@
+"""Each seed study at a tiny size on digits: it runs, records its tables and figures, and its
+numbers have the properties the study is about."""
+
+import math
+
+import pytest
+import yaml
+
+from saddlepoint.cli.main import main
+from saddlepoint.experiments.runlog import RunLog
+from saddlepoint.experiments.studies import StudyError, load_study, run_study
+
+
+def study(tmp_path, name, **params):
+    folder = tmp_path / name
+    spec = {"study": name, "dataset": {"name": "digits"}, "seed": 0, "params": params}
+    run_study(spec, folder, progress=False)
+    with RunLog(folder) as log:
+        sections = {s.key: s for s in log.sections()}
+    for section in sections.values():
+        assert section.text and (section.tables or section.figures)
+        for path, _ in section.figures:
+            assert (folder / path).stat().st_size > 1000
+    return sections
+
+
+def test_attack_grid(tmp_path):
+    sections = study(
+        tmp_path,
+        "attack-grid",
+        model="cnn",
+        epochs=6,
+        images=60,
+        eps=[0.05, 0.1],
+        eta=[0.02],
+        steps=[1, 3],
+        losses=["ce"],
+    )
+    grid = sections["grid"].table("grid").records()
+    assert len(grid) == 2 * 2 * 1 * 2 * 1 * 2  # norms, eps, eta, n, losses, starts
+    for r in grid:
+        scale = math.sqrt(64) if r["norm"] == "l2" else 1.0  # eps_2 = sqrt(p) eps_inf
+        assert r["eps"] == pytest.approx(r["omega"] * scale)
+    top = sections["grid"].table("top-linf").records()
+    assert top[0]["accuracy"] == min(r["accuracy"] for r in grid if r["norm"] == "linf")
+    assert len(sections["rescaling"].figures) == 2
+
+
+def test_convergence(tmp_path):
+    summary = (
+        study(
+            tmp_path,
+            "convergence",
+            models=["mlp", "cnn"],
+            epochs=4,
+            images=60,
+            eps=0.1,
+            step=0.01,
+            steps=30,
+            tol=1e-3,
+        )["convergence"]
+        .table("summary")
+        .records()
+    )
+    for row in summary:
+        assert 1 <= row["mean steps to converge"] <= row["max steps"] <= 30
+        assert row["final acc"] <= row["clean acc"]
+
+
+def test_transfer(tmp_path):
+    sections = study(
+        tmp_path,
+        "transfer",
+        target="cnn",
+        depths=[1, 2],
+        depth_width=8,
+        widths=[8, 16],
+        width_depth=1,
+        epochs=4,
+        images=80,
+        eps=0.15,
+        pgd_steps=5,
+    )
+    assert len(sections["models"].table("models").rows) == 1 + 3  # d1-w8 is shared
+    rows = sections["transfer"].table("transfer").records()
+    white = sections["transfer"].table("whitebox").records()
+    pgd_white = next(r["target acc"] for r in white if r["attack"].startswith("PGD"))
+    assert all(r["target acc"] >= pgd_white for r in rows)  # white-box is the strongest
+    assert all(r["surrogate acc"] <= r["target acc"] for r in rows if r["attack"] != "FGSM")
+    assert sections["gradcam"].figures
+
+
+def test_overfitting(tmp_path):
+    sections = study(
+        tmp_path,
+        "overfitting",
+        widths=["cnn"],
+        overtrain_epochs=6,
+        epochs=3,
+        patience=1,
+        dropout=0.3,
+        images=60,
+        eps=0.1,
+        steps=5,
+    )
+    models = sections["overfitting"].table("models").records()
+    assert [m["model"] for m in models] == [
+        "cnn over-trained",
+        "cnn early-stopped",
+        "cnn dropout 0.3",
+    ]
+    assert models[0]["epochs"] == 6 and models[1]["epochs"] <= 3
+
+
+def test_defenses_show_naive_and_honest(tmp_path):
+    rows = (
+        study(
+            tmp_path,
+            "defenses",
+            model="cnn",
+            epochs=6,
+            eps=0.15,
+            noise=0.2,
+            images=80,
+            audit_images=40,
+        )["defenses"]
+        .table("defenses")
+        .records()
+    )
+    by = {r["model"].split(" (")[0]: r for r in rows}
+    quantized = by["quantized"]
+    assert quantized["naive PGD-40"] > quantized["BPDA PGD-40 (honest)"] + 0.2  # masking exposed
+    assert by["reference"]["naive PGD-40"] == by["reference"]["BPDA PGD-40 (honest)"]
+    assert by["adversarial training"]["BPDA PGD-40 (honest)"] > by["reference"]["naive PGD-40"]
+
+
+def test_minimal_perturbations(tmp_path):
+    sections = study(
+        tmp_path,
+        "minimal-perturbations",
+        models=["mlp"],
+        epochs=4,
+        images=60,
+        fgsm_eps=[0.05, 0.1, 0.2, 0.4],
+        finetune_epochs=1,
+    )["minimal"]
+    row = sections.table("minimal").records()[0]
+    assert 0 < row["rho_adv DeepFool"] < row["rho_adv fast gradient sign"]
+    tuned = sections.table("finetuned").records()
+    assert [r["fine-tuned on"] for r in tuned] == ["deepfool", "fgsm"]
+
+
+def test_blackbox(tmp_path):
+    sections = study(
+        tmp_path,
+        "blackbox",
+        model="cnn",
+        epochs=6,
+        images=60,
+        eps=[0.1, 0.2],
+        step=0.05,
+        queries=50,
+        heatmaps=3,
+    )
+    rows = sections["search"].table("search").records()
+    assert all(r["mean queries"] <= 50 for r in rows)
+    square = [r["accuracy"] for r in rows if r["method"] == "Square"]
+    assert square[1] <= square[0]  # a larger ball never helps the model
+    assert sections["pixels"].figures
+
+
+def test_generative(tmp_path):
+    final = (
+        study(
+            tmp_path,
+            "generative",
+            t=[0.05, 0.3],
+            modes=["consecutive"],
+            classifier="cnn",
+            classifier_epochs=3,
+            attacker_epochs=1,
+            width=8,
+        )["generative"]
+        .table("final")
+        .records()
+    )
+    assert [r["t"] for r in final] == [0.05, 0.3]
+    assert final[1]["c1_attacked_accuracy"] < final[1]["c1_clean_accuracy"]
+
+
+def test_study_files_and_errors(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "study": "blackbox",
+                "params": {
+                    "queries": 30,
+                    "images": 20,
+                    "eps": [0.1],
+                    "model": "cnn",
+                    "epochs": 2,
+                    "heatmaps": 2,
+                },
+            }
+        )
+    )
+    assert load_study(path)["dataset"] == {"name": "digits"}
+    assert main(["--quiet", "study", "run", str(path), "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert main(["--quiet", "study", "list"]) == 0
+    assert "generative" in capsys.readouterr().out
+    for bad, message in (
+        ({"study": "blackbox", "parms": {}}, "Unknown field 'parms'.*'params'"),
+        ({"study": "blackbx"}, "'blackbx' is not a study.*'blackbox'"),
+        ({"study": "blackbox", "params": {"querys": 3}}, "params.querys.*'queries'"),
+    ):
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(StudyError, match=message):
+            load_study(path)
+
+
+def test_every_shipped_study_file_is_valid():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).resolve().parents[2].glob("experiments/study*.yaml"))
+    assert len(files) >= 8
+    studies = {load_study(f)["study"] for f in files}
+    assert studies == {
+        "attack-grid",
+        "convergence",
+        "transfer",
+        "overfitting",
+        "defenses",
+        "minimal-perturbations",
+        "blackbox",
+        "generative",
+    }
