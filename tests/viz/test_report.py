@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from saddlepoint.experiments.runlog import RunLog, Section, Table
-from saddlepoint.viz.report import format_cell, render_report
+from saddlepoint.viz.report import format_cell, render_markdown, render_report
 from saddlepoint.viz.style import plt, save_figure
 
 
@@ -34,6 +34,14 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "A &lt;test&gt; run" in page and "pgd &lt;40&gt;" in page and "0.1235" in page
     assert page.index("First section") < page.index("Second section")
     assert "Setup &amp; numbers." in page
+
+
+def test_markdown_rendering(tmp_path):
+    out = render_markdown(make_run(tmp_path / "run"), tmp_path / "doc")
+    text = out.read_text()
+    assert "# A <test> run" in text and "## First section" in text
+    assert "| pgd <40> | 0.1235 |" in text and "![figure a.png](figures/a.png)" in text
+    assert (tmp_path / "doc" / "figures" / "b.svg").is_file()
 
 
 def test_sections_replace_and_resume(tmp_path):

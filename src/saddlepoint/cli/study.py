@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sections -- each recorded in the folder's run.sqlite as it finishes, so an interrupted "
         "study resumes -- and write report.html.",
     )
-    run.add_argument("study", type=Path, help="study YAML file (see experiments/study-*.yaml)")
+    run.add_argument("study", type=Path, help="study YAML file (see experiments/study*.yaml)")
     run.add_argument(
         "--out", type=Path, default=None, help="run folder (default: runs/STUDY-FILE-NAME)"
     )
@@ -39,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("run_dir", type=Path, help="run folder (holds run.sqlite)")
     report.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report.html")
     report.add_argument("--title", default="", help="page title (default: the run's)")
+    report.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="instead write DIR/README.md with the tables and copies of the figures",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -67,7 +74,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from saddlepoint.viz.report import render_report
+    from saddlepoint.viz.report import render_markdown, render_report
 
-    print(render_report(args.run_dir, args.out, args.title))
+    if args.markdown is not None:
+        print(render_markdown(args.run_dir, args.markdown))
+    else:
+        print(render_report(args.run_dir, args.out, args.title))
     return 0

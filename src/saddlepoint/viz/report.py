@@ -12,6 +12,7 @@ import base64
 import html
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -134,4 +135,42 @@ def render_report(
     )
     target = Path(out) if out else folder / "report.html"
     write_text(target, page)
+    return target
+
+
+def _markdown_table(table: Table, limit: int) -> list[str]:
+    rows = table.rows[:limit]
+    lines = [f"*{table.caption}*", ""] if table.caption else []
+    lines.append("| " + " | ".join(str(c) for c in table.columns) + " |")
+    lines.append("|" + "---|" * len(table.columns))
+    lines += ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in rows]
+    if len(table.rows) > limit:
+        lines.append(f"\n({len(table.rows) - limit} more rows in run.sqlite)")
+    return [*lines, ""]
+
+
+def render_markdown(
+    folder: str | os.PathLike[str], out: str | os.PathLike[str], *, max_rows: int = 30
+) -> Path:
+    """Write the run in ``folder`` as Markdown (``out/README.md``, figures copied beside it):
+    for documentation folders, where a page should diff well and images stay files."""
+    folder, out = Path(folder), Path(out)
+    if not (folder / RUN_FILE).is_file():
+        raise FileNotFoundError(f"{folder} is not a run folder: it has no {RUN_FILE}.")
+    with RunLog(folder) as log:
+        sections = log.sections()
+        meta = log.meta()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    lines = [f"# {meta.get('title') or folder.name}", ""]
+    lines += [f"{k}: {v}  " for k, v in meta.items() if k != "title"] + [""]
+    for section in sections:
+        lines += [f"## {section.title}", "", section.text, ""]
+        for table in section.tables:
+            lines += _markdown_table(table, max_rows)
+        for path, caption in section.figures:
+            name = Path(path).name
+            shutil.copyfile(folder / path, out / "figures" / name)
+            lines += [f"![{caption or name}](figures/{name})", ""]
+    target = out / "README.md"
+    write_text(target, "\n".join(lines))
     return target
