@@ -64,7 +64,7 @@ def main() -> int:
 
     _, t_ours = timed(one_by_one)
     rows = [
-        ("saddlepoint engine (shared step counts)", t_engine),
+        ("saddlepoint engine (shared step counts, stacked settings)", t_engine),
         ("saddlepoint PGD, one by one", t_ours),
     ]
     if not args.skip_peers:
