@@ -14,7 +14,12 @@ from saddlepoint.experiments.engine import run_experiment
 from saddlepoint.experiments.spec import parse_spec
 from saddlepoint.experiments.store import ResultsStore
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
-from saddlepoint.experiments.studies.common import MODEL_COLUMNS, model_row, plot_table
+from saddlepoint.experiments.studies.common import (
+    MODEL_COLUMNS,
+    model_row,
+    plot_table,
+    record_pgd_curves,
+)
 from saddlepoint.viz.grids import adversarial_grid
 
 
@@ -193,21 +198,11 @@ def convergence(
                     int(evals.max()),
                 ]
             )
-        curves = Table("curves", ["model", "iteration", "loss", "accuracy"], curve_rows)
         columns = ["model", "clean acc", "final acc", "mean steps to converge", "max steps"]
         section.tables.append(
             Table("summary", columns, summary, f"PGD Linf eps {eps:g}, tol {tol:g}")
         )
-        section.tables.append(curves)
-        for column in ("loss", "accuracy"):
-            plot_table(
-                curves,
-                ctx.figure(section, f"{column}.png", f"{column} per PGD iteration"),
-                x="iteration",
-                y=column,
-                by="model",
-                title=f"PGD {column} per iteration",
-            )
+        record_pgd_curves(ctx, section, curve_rows)
         section.text = (
             f"PGD at Linf eps {eps:g} with step {step:g} for up to {steps} iterations; a sample "
             f"stops when its loss changes by less than {tol:g}. Curves average over {images} images."

@@ -128,3 +128,21 @@ def plot_table(
     if keys:
         ax.legend(fontsize=7)
     save_figure(fig, path)
+
+
+def record_pgd_curves(
+    ctx: Any, section: Any, rows: list[list[Any]], *, prefix: str = "", note: str = ""
+) -> None:
+    """Add a (model, iteration, loss, accuracy) table of PGD traces to ``section`` and plot its
+    loss and accuracy per iteration, one line per model."""
+    curves = Table("curves", ["model", "iteration", "loss", "accuracy"], rows)
+    section.tables.append(curves)
+    for column in ("loss", "accuracy"):
+        plot_table(
+            curves,
+            ctx.figure(section, f"{prefix}{column}.png", f"PGD {column} per iteration"),
+            x="iteration",
+            y=column,
+            by="model",
+            title=f"PGD {column} per iteration{note}",
+        )

@@ -9,7 +9,7 @@ from saddlepoint.attacks import PGD
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining, bpda
 from saddlepoint.evaluate.audit import audit
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
-from saddlepoint.experiments.studies.common import MODEL_COLUMNS, model_row, plot_table
+from saddlepoint.experiments.studies.common import MODEL_COLUMNS, model_row, record_pgd_curves
 
 
 def overfitting(
@@ -66,17 +66,7 @@ def overfitting(
         section.tables.append(
             Table("robust", ["model", "clean acc", f"PGD-{steps} acc"], robust, f"Linf eps {eps:g}")
         )
-        table = Table("curves", ["model", "iteration", "loss", "accuracy"], curves)
-        section.tables.append(table)
-        for column in ("loss", "accuracy"):
-            plot_table(
-                table,
-                ctx.figure(section, f"pgd-{column}.png", f"PGD {column} per iteration"),
-                x="iteration",
-                y=column,
-                by="model",
-                title=f"PGD {column} per iteration, Linf eps {eps:g}",
-            )
+        record_pgd_curves(ctx, section, curves, prefix="pgd-", note=f", Linf eps {eps:g}")
         section.text = (
             f"Each width trained three ways: {overtrain_epochs} epochs at a constant learning "
             f"rate (over-trained), early stopping on validation loss (patience {patience}), and "
