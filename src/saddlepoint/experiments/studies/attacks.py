@@ -106,7 +106,7 @@ def attack_grid(
         section.tables.append(Table("model", MODEL_COLUMNS, [model_row(model, net, meta)]))
         for norm in norms:
             mine = [r for r in rows if r[0] == norm]
-            top = sorted(mine, key=lambda r: r[8])[:10]
+            top = sorted(mine, key=lambda r: (r[8], -r[7]))[:10]  # ties: higher loss first
             section.tables.append(
                 Table(f"top-{norm}", columns, top, f"top 10 {norm} configurations by accuracy")
             )
@@ -129,8 +129,8 @@ def attack_grid(
         section.text = (
             f"{len(rows)} PGD configurations on {images} test images of {ctx.data.name} against "
             f"{model} (clean accuracy {meta['metrics']['test']['accuracy']:.4f}). L2 radii are "
-            f"the Linf ones times sqrt(p) = {math.sqrt(p):.1f}, so both balls contain the same "
-            f"corner-to-centre distance. Strongest: {best[0]} omega {best[1]:g}, eta {best[3]:g}, "
+            f"the Linf ones times sqrt(p) = {math.sqrt(p):.1f}, so the L2 ball reaches the Linf "
+            f"ball's corners and contains it. Strongest: {best[0]} omega {best[1]:g}, eta {best[3]:g}, "
             f"n {best[4]}, loss {best[5]}, random start {best[6]}: accuracy {best[8]:.4f}. "
             "Step counts share one run and eps and random-start settings share stacked batches."
         )
