@@ -112,11 +112,13 @@ def blackbox(
                 ],
             )
         )
-        flips = sweep.extras["flips"].float()
+        correct = sweep.clean_correct
+        flips = sweep.extras["flips"][correct].float()  # misclassified images "flip" everywhere
         section.text = (
-            f"Every position of each image set to {colour:g} in turn: on average "
-            f"{float(flips.mean()):.1f} of {int(x[0, 0].numel())} positions flip the prediction, "
-            f"and {float((flips > 0).float().mean()):.1%} of the images have at least one."
+            f"Every position of each image set to {colour:g} in turn. Of the {int(correct.sum())} "
+            f"correctly classified images, {float((flips > 0).float().mean()):.1%} have at least "
+            f"one flipping position; on average {float(flips.mean()):.2f} of "
+            f"{int(x[0, 0].numel())} positions flip the prediction."
         )
 
     ctx.section("pixels", "One-pixel probing", params, pixels)
