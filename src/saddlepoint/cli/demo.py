@@ -39,14 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _pick_dataset(choice: str) -> str:
+def _pick_dataset(choice: str, seed: int):
     if choice != "auto":
-        return choice
+        return load_dataset(choice, seed=seed)
     try:
-        load_dataset("mnist")
-        return "mnist"
+        return load_dataset("mnist", seed=seed)
     except DatasetNotFoundError:
-        return "digits"
+        return load_dataset("digits", seed=seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,15 +54,15 @@ def run(args: argparse.Namespace) -> int:
     from saddlepoint.viz.report import render_report
 
     start = time.perf_counter()
-    dataset = _pick_dataset(args.dataset)
-    print(f"demo on {dataset}, writing to {args.out}")
+    data = _pick_dataset(args.dataset, args.seed)
+    print(f"demo on {data.name}, writing to {args.out}")
     study = {
         "study": "demo",
-        "title": f"saddlepoint demo ({dataset})",
-        "dataset": {"name": dataset},
+        "title": f"saddlepoint demo ({data.name})",
+        "dataset": {"name": data.name},
         "seed": args.seed,
     }
-    run_study(study, args.out, progress=not args.quiet)
+    run_study(study, args.out, progress=not args.quiet, data=data)  # loaded once
     report = render_report(args.out)
     with RunLog(args.out) as log:
         sections = {s.key: s for s in log.sections()}

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from saddlepoint.data import load_dataset
+from saddlepoint.data import ImageData, load_dataset
 from saddlepoint.experiments.runlog import RunLog
 from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
 from saddlepoint.experiments.studies.base import StudyContext
@@ -110,12 +110,15 @@ def run_study(
     *,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    data: ImageData | None = None,
 ) -> dict[str, Any]:
-    """Run a checked study mapping into the run folder ``out``; returns the study's summary."""
+    """Run a checked study mapping into the run folder ``out``; returns the study's summary.
+    ``data``, when the caller has already loaded the study's dataset, saves loading it again."""
     study = check_study({**study, **(overrides or {})})
-    options = dict(study["dataset"].get("options") or {})
-    options.setdefault("seed", study.get("seed", 0))
-    data = load_dataset(study["dataset"]["name"], **options)
+    if data is None:
+        options = dict(study["dataset"].get("options") or {})
+        options.setdefault("seed", study.get("seed", 0))
+        data = load_dataset(study["dataset"]["name"], **options)
     with RunLog(out) as log:
         log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
         log.set_meta("study", study["study"])
