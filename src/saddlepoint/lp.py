@@ -89,7 +89,11 @@ def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
 
 
 def project_and_clip(
-    x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float, bounds: tuple[float, float]
+    x_adv: torch.Tensor,
+    x: torch.Tensor,
+    norm: str,
+    eps: float | torch.Tensor,
+    bounds: tuple[float, float],
 ) -> torch.Tensor:
     """The point of the threat model's feasible set reached by projecting then clipping.
 

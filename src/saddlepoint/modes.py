@@ -1,10 +1,12 @@
-"""Put a model in eval mode (and freeze its parameters) for a block, then restore everything."""
+"""Model utilities every layer may use: eval mode (and frozen parameters) for a block with
+everything restored after, the model's device, and batched inference without gradients."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
 
@@ -26,10 +28,22 @@ def evaluating(model: nn.Module, freeze: bool = False) -> Iterator[nn.Module]:
             parameter.requires_grad_(flag)
 
 
-def model_device(model: nn.Module):
+def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with neither)."""
-    import torch
-
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Logits for ``images`` in eval mode (the model's mode is restored), on the CPU."""
+    device = model_device(model)
+    outputs = []
+    with evaluating(model):
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start : start + batch_size].to(device)
+            outputs.append(model(batch).float().cpu())
+    if not outputs:
+        return torch.empty(0, 0)
+    return torch.cat(outputs)

@@ -46,7 +46,7 @@ class ThreatModel:
     """Perturbations delta with ||delta||_norm <= eps and x + delta inside ``bounds``."""
 
     norm: str = "linf"
-    eps: float = 8 / 255
+    eps: float = 8 / 255  # a string such as '8/255' is accepted and parsed to a float
     bounds: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from saddlepoint.checkpoint import read_metadata
 from saddlepoint.cli.main import build_parser, main
-from saddlepoint.experiments.runlog import RunLog
+from saddlepoint.runlog import RunLog
 
 
 def run(capsys, *argv):

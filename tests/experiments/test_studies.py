@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from saddlepoint.cli.main import main
-from saddlepoint.experiments.runlog import RunLog
 from saddlepoint.experiments.studies import StudyError, load_study, run_study
+from saddlepoint.runlog import RunLog
 
 
 def study(tmp_path, name, **params):

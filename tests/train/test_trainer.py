@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from saddlepoint.data import load_dataset
@@ -83,3 +84,24 @@ def test_bad_config_names_the_argument():
         TrainConfig(optimizer="adamw")
     with pytest.raises(ValueError, match="'epochs'"):
         TrainConfig(epochs=0)
+
+
+@pytest.mark.device
+def test_training_smoke_on_every_device(device, digits):
+    """A short training on the given device learns, keeps its weights there, and is seeded."""
+    small = digits.__class__(
+        digits.name,
+        digits.train.head(400),
+        digits.val.head(100),
+        digits.test.head(200),
+        digits.class_names,
+    )
+    config = TrainConfig(epochs=4, device=str(device), seed=1)
+    first = train_classifier(small, "cnn", config, progress=False)
+    again = train_classifier(small, "cnn", config, progress=False)
+    assert next(first.model.parameters()).device.type == device.type
+    assert first.test_metrics["accuracy"] > 0.3  # 10 classes: chance is 0.1
+    a = [p.detach().cpu() for p in first.model.parameters()]
+    b = [p.detach().cpu() for p in again.model.parameters()]
+    tolerance = 0 if device.type == "cpu" else 1e-5
+    assert all(torch.allclose(x, y, atol=tolerance, rtol=0) for x, y in zip(a, b))

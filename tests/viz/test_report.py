@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from saddlepoint.experiments.runlog import RunLog, Section, Table
+from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.viz.report import format_cell, render_markdown, render_report
 from saddlepoint.viz.style import plt, save_figure
 

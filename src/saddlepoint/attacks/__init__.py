@@ -1,12 +1,17 @@
-"""Attacks: configured once, called on (model, x, y); see ``ATTACKS`` for the registry."""
+"""Attacks: configured once, called on (model, x, y); see ``ATTACKS`` for the registry.
 
-from saddlepoint.attacks.apgd import APGD
+Grouped by family: ``gradient`` (fixed-budget gradient attacks: PGD and its presets, APGD),
+``minimal`` (minimal-norm: DeepFool, CW), ``blackbox`` (query-only: random search, one-pixel,
+Square), and, beside the machinery (``base``, ``result``, ``runtime``, ``registry``), the
+attacks built from other attacks or models (``ensemble``, ``transfer``, ``generative``).
+"""
+
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square, pixel_flip_map
-from saddlepoint.attacks.cw import CarliniWagnerL2
-from saddlepoint.attacks.deepfool import DeepFool
-from saddlepoint.attacks.ensemble import Ensemble
-from saddlepoint.attacks.pgd import PGD, bim, fgm, fgsm
+from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
+from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
+from saddlepoint.attacks.gradient import APGD, PGD, bim, fgm, fgsm
+from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
 from saddlepoint.attacks.registry import ATTACKS, build_attack, register_attack
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.transfer import SurrogateEnsemble, TransferResult, transfer_attack
@@ -21,8 +26,11 @@ __all__ = [
     "CarliniWagnerL2",
     "DeepFool",
     "Ensemble",
+    "EnsemblePreset",
+    "GenerativeAttack",
     "OnePixel",
     "PGD",
+    "PerturbationGenerator",
     "PixelSweep",
     "RandomSearch",
     "Square",

@@ -10,6 +10,7 @@ seed, so results do not depend on how the batch is split.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,7 +23,7 @@ from saddlepoint.attacks.runtime import ExecutionPlan, memory_layout, plan_execu
 from saddlepoint.autodiff import input_grad
 from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating, model_device
-from saddlepoint.threat import ThreatModel
+from saddlepoint.threat import ThreatModel, parse_eps
 from saddlepoint.validation import check_choice, check_number
 
 _BLOCK = 64  # samples per random block
@@ -48,7 +49,9 @@ class BatchContext:
     offset: int
     seed: int
 
-    def _blocks(self, n: int, stream: int, draw) -> torch.Tensor:
+    def _blocks(
+        self, n: int, stream: int, draw: Callable[[int, torch.Generator], torch.Tensor]
+    ) -> torch.Tensor:
         first, last = self.offset // _BLOCK, (self.offset + n - 1) // _BLOCK
         parts = []
         for block in range(first, last + 1):
@@ -97,7 +100,8 @@ class Attack:
         memory_format: str = "auto",
     ) -> None:
         owner = type(self).__name__
-        self.threat = ThreatModel(norm=norm, eps=eps, bounds=tuple(bounds))
+        low, high = bounds
+        self.threat = ThreatModel(norm=norm, eps=parse_eps(eps), bounds=(low, high))
         self.loss_name = loss
         self.loss_fn = get_loss(loss)
         check_number(owner, "seed", seed, low=0, integer=True)
@@ -156,7 +160,7 @@ class Attack:
         gradient only (parameters are frozen, so no weight gradient is ever formed)."""
         x = x.detach().requires_grad_(True)
         if getattr(model, "averages_loss", False):  # a loss-averaging surrogate ensemble
-            members = model.member_logits(x)
+            members = model.member_logits(x)  # type: ignore[operator]  # a SurrogateEnsemble
             logits = torch.stack(members).mean(dim=0)
             value = torch.stack([self.objective(m, labels, targets) for m in members]).mean(dim=0)
         else:
@@ -326,8 +330,8 @@ def _gather(outputs: list[BatchOutput], key: str, n: int) -> torch.Tensor:
 
 
 def _merge_trace(outputs: list[BatchOutput]) -> list[dict[str, float]] | None:
-    traces = [o.trace for o in outputs]
-    if not traces or any(t is None for t in traces):
+    traces = [o.trace for o in outputs if o.trace is not None]
+    if not traces or len(traces) < len(outputs):
         return None
     total = torch.stack([t.detach().cpu().double() for t in traces]).sum(dim=0)
     return [

@@ -7,14 +7,17 @@ the index of the attack that broke each sample (-1: none; -2: misclassified befo
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from saddlepoint.attacks.base import Attack
 from saddlepoint.attacks.result import AttackResult
+from saddlepoint.modes import model_device
 
 
 class Ensemble:
@@ -39,6 +42,18 @@ class Ensemble:
     def __repr__(self) -> str:
         return f"Ensemble({self.attacks!r})"
 
+    def perturb(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Only the adversarial batch, on the model's device (the form adversarial training
+        uses, as ``Attack.perturb``)."""
+        result = self(model, x, y, targets=targets)
+        return result.adversarial.to(model_device(model))
+
     def __call__(
         self,
         model: nn.Module,
@@ -48,15 +63,10 @@ class Ensemble:
         targets: torch.Tensor | None = None,
     ) -> AttackResult:
         start = time.perf_counter()
-        merged: AttackResult | None = None
-        broken_by = None
-        for index, attack in enumerate(self.attacks):
-            if merged is None:
-                result = attack(model, x, y, targets=targets)
-                merged = result
-                broken_by = torch.where(result.clean_correct, -1, -2)
-                broken_by[result.success & result.clean_correct] = index
-                continue
+        merged = self.attacks[0](model, x, y, targets=targets)
+        broken_by = torch.where(merged.clean_correct, -1, -2)
+        broken_by[merged.success & merged.clean_correct] = 0
+        for index, attack in enumerate(self.attacks[1:], start=1):
             todo = (~merged.success).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
@@ -73,3 +83,32 @@ class Ensemble:
         merged.trace = None
         merged.extras["broken_by"] = broken_by
         return merged
+
+
+class EnsemblePreset:
+    """A registered ensemble: one attack class under several fixed settings, run in order.
+
+    Called with keywords, it builds an :class:`Ensemble` whose members share those keywords and
+    differ in their own settings (``EnsemblePreset(APGD, [{'loss': 'ce'}, {'loss': 'dlr'}])``
+    is APGD-CE then APGD-DLR). Its signature is the class's keywords less the ones a member
+    fixes, so the registry, the CLI and configs read it like any attack's.
+    """
+
+    def __init__(self, attack: type[Attack], members: Sequence[Mapping[str, Any]]) -> None:
+        if not members:
+            raise ValueError("The 'members' parameter of EnsemblePreset must list one or more.")
+        self.attack = attack
+        self.members = [dict(m) for m in members]
+        fixed = {key for member in self.members for key in member}
+        params = inspect.signature(attack).parameters.values()
+        self.__signature__ = inspect.Signature([p for p in params if p.name not in fixed])
+
+    @property
+    def minimal(self) -> bool:
+        return bool(self.attack.minimal)
+
+    def __repr__(self) -> str:
+        return f"EnsemblePreset({self.attack.__name__}, {self.members!r})"
+
+    def __call__(self, **kwargs: Any) -> Ensemble:
+        return Ensemble([self.attack(**{**kwargs, **member}) for member in self.members])

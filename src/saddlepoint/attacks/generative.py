@@ -7,42 +7,22 @@ paddings are derived from the input size, so any image size and channel count wo
 perturbation is bounded by the intensity t, by clamping to [-t, t] or by scaling tanh by t, and
 attacked images are clipped to the bounds.
 
-Training modes (``train_generative_attack``):
-- consecutive: train classifier C1 on clean data, freeze it, then train the attacker to maximize
-  C1's cross-entropy;
-- alternating: train C1 on clean data for ``clean_epochs``, then alternate one attacker batch and
-  one C1 batch on attacked inputs.
-A second classifier C2 (same architecture, another seed, clean data only) measures transfer.
-
-The attacker's objective is C1's cross-entropy (loss='ce', as in seed 004) or, by default, C1's
-CW margin clamped at zero (loss='cw'): fooled images stop pulling, and on MNIST at t = 0.16 it
-lowers C1's accuracy about twice as fast per epoch as cross-entropy.
+``GenerativeAttack`` applies a trained attacker to a batch like any other attack (Linf threat
+model with eps = t; one forward pass of the attacker, no gradient). Training the attacker against
+classifiers C1 and C2 (the consecutive and alternating games) is training, and lives in
+``saddlepoint.train.generative``.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from saddlepoint.data.base import ImageData, Split
-from saddlepoint.evaluate.metrics import predict_logits
-from saddlepoint.losses import cw_margin
-from saddlepoint.models.preprocess import channel_stats
-from saddlepoint.models.registry import build_model
-from saddlepoint.seeding import resolve_device, seeded
-from saddlepoint.train.config import TrainConfig
-from saddlepoint.train.trainer import make_optimizer, train_model
+from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.validation import check_choice, check_number
-
-log = logging.getLogger(__name__)
 
 
 def _halvings(size: int, levels: int) -> list[int]:
@@ -104,175 +84,49 @@ class PerturbationGenerator(nn.Module):
         return (x + self.perturbation(x)).clamp(*self.bounds)
 
 
-@dataclass
-class GenerativeAttackConfig:
-    """Settings of one generative-attack run (seed 004's experiment)."""
+class GenerativeAttack(Attack):
+    """Apply a trained :class:`PerturbationGenerator` to a batch (seed 004's attacker).
 
-    t: float = 0.16
-    mode: str = "consecutive"
-    classifier: str = "twoconv-bn-cnn"
-    classifier_epochs: int = 2
-    attacker_epochs: int = 2
-    clean_epochs: int = 1
-    width: int = 64
-    bound: str = "scale"
-    batch_size: int = 64
-    lr: float = 3e-3
-    loss: str = "cw"
-    seed: int = 0
-    device: str = "auto"
+    Args:
+        attacker: the trained generator; its intensity t is the Linf radius of the attack.
+        bounds, seed, batch_size, memory_format: as for every attack.
 
-    def __post_init__(self) -> None:
-        owner = "GenerativeAttackConfig"
-        check_choice(owner, "loss", self.loss, ["ce", "cw"])
-        check_choice(owner, "mode", self.mode, ["consecutive", "alternating"])
-        check_number(owner, "t", self.t, low=0, low_open=True)
-        for name in ("classifier_epochs", "attacker_epochs", "batch_size", "width"):
-            check_number(owner, name, getattr(self, name), low=1, integer=True)
-        check_number(owner, "clean_epochs", self.clean_epochs, low=0, integer=True)
+    The generator runs in eval mode (batch-norm with its running statistics) and is restored
+    after; it never sees the labels, so one pass serves targeted and untargeted calls alike.
+    """
 
+    name = "generative"
 
-@dataclass
-class GenerativeAttackRun:
-    """The trained networks and the per-epoch history of one run."""
-
-    config: GenerativeAttackConfig
-    attacker: PerturbationGenerator
-    c1: nn.Module
-    c2: nn.Module
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _evaluate(attacker, c1, c2, split: Split, batch_size: int = 500) -> dict[str, float]:
-    """Clean and attacked accuracy and loss of C1 and C2 on ``split``."""
-    device = next(attacker.parameters()).device
-    attacker.eval()
-    with torch.no_grad():
-        attacked = torch.cat(
-            [
-                attacker(split.images[i : i + batch_size].to(device)).cpu()
-                for i in range(0, len(split), batch_size)
-            ]
-        )
-    row = {}
-    for name, model in (("c1", c1), ("c2", c2)):
-        for kind, images in (("clean", split.images), ("attacked", attacked)):
-            logits = predict_logits(model, images)
-            row[f"{name}_{kind}_accuracy"] = float(
-                (logits.argmax(1) == split.labels).float().mean()
+    def __init__(self, attacker: PerturbationGenerator, **common: Any) -> None:
+        if not isinstance(attacker, PerturbationGenerator):
+            raise TypeError(
+                "The 'attacker' parameter of GenerativeAttack must be a PerturbationGenerator. "
+                f"Got {type(attacker).__name__} instead."
             )
-            row[f"{name}_{kind}_loss"] = float(F.cross_entropy(logits, split.labels))
-    return row
+        common.setdefault("norm", "linf")
+        common.setdefault("eps", attacker.t)
+        super().__init__(**common)
+        self.attacker = attacker
 
+    def config(self) -> dict:
+        return {**super().config(), "t": self.attacker.t, "bound": self.attacker.bound}
 
-def _attacker_step(attacker, c1, optimizer, images, labels, loss_name: str = "ce") -> float:
-    """One attacker update: maximize C1's cross-entropy (or its CW margin, clamped at 0 so that
-    fooled images stop pulling) on the attacked images."""
-    attacker.train()
-    c1.eval()
-    for p in c1.parameters():
-        p.requires_grad_(False)
-    try:
-        logits = c1(attacker(images))
-        if loss_name == "ce":
-            loss = -F.cross_entropy(logits, labels)
-        else:
-            loss = -cw_margin(logits, labels).clamp_max(0).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    finally:
-        for p in c1.parameters():
-            p.requires_grad_(True)
-    return -float(loss.detach())
-
-
-def train_generative_attack(
-    data: ImageData, config: GenerativeAttackConfig | None = None, *, progress: bool = True
-) -> GenerativeAttackRun:
-    """Train C1, C2 and the attacker as configured; evaluate on the test split after each
-    attacker epoch (rows of ``history``)."""
-    config = config or GenerativeAttackConfig()
-    device = resolve_device(config.device)
-    mean, std = channel_stats(data.train.images)
-
-    def classifier(seed: int) -> nn.Module:
-        with seeded(seed):
-            return build_model(
-                config.classifier,
-                in_shape=data.shape,
-                num_classes=data.num_classes,
-                mean=mean,
-                std=std,
-            )
-
-    clean_epochs = (
-        config.classifier_epochs if config.mode == "consecutive" else max(config.clean_epochs, 1)
-    )
-    train_config = TrainConfig(
-        epochs=clean_epochs, batch_size=config.batch_size, seed=config.seed, device=str(device)
-    )
-    c1, c2 = classifier(config.seed), classifier(config.seed + 1)
-    train_model(c1, data, train_config, progress=progress)
-    train_model(
-        c2,
-        data,
-        TrainConfig(**{**train_config.to_dict(), "seed": config.seed + 1}),
-        progress=progress,
-    )
-    with seeded(config.seed + 2, device):
-        attacker = PerturbationGenerator(
-            data.shape, t=config.t, width=config.width, bound=config.bound
-        ).to(device)
-    attack_optimizer = torch.optim.Adam(attacker.parameters(), lr=config.lr)
-    c1_optimizer = (
-        make_optimizer(c1, TrainConfig(lr=config.lr)) if config.mode == "alternating" else None
-    )
-    run = GenerativeAttackRun(config, attacker, c1, c2)
-    generator = torch.Generator().manual_seed(config.seed)
-    with seeded(config.seed + 3, device):
-        for epoch in range(1, config.attacker_epochs + 1):
-            start = time.perf_counter()
-            batches = data.train.batches(config.batch_size, shuffle=True, generator=generator)
-            bar = tqdm(
-                batches,
-                total=-(-len(data.train) // config.batch_size),
-                desc=f"attacker epoch {epoch}",
-                disable=not progress,
-                leave=False,
-                mininterval=0.5,
-            )
-            for images, labels in bar:
-                images, labels = images.to(device), labels.to(device)
-                attack_loss = _attacker_step(
-                    attacker, c1, attack_optimizer, images, labels, config.loss
-                )
-                if c1_optimizer is not None:
-                    attacker.eval()
-                    with torch.no_grad():
-                        attacked = attacker(images)
-                    c1.train()
-                    loss = F.cross_entropy(c1(attacked), labels)
-                    c1_optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    c1_optimizer.step()
-                bar.set_postfix(c1_loss=f"{attack_loss:.3f}")
-            row = {
-                "epoch": epoch,
-                "t": config.t,
-                "mode": config.mode,
-                **_evaluate(attacker, c1, c2, data.test),
-            }
-            row["seconds"] = time.perf_counter() - start
-            run.history.append(row)
-            message = (
-                f"t={config.t:g} {config.mode} epoch {epoch}: C1 {row['c1_clean_accuracy']:.3f} -> "
-                f"{row['c1_attacked_accuracy']:.3f}, C2 {row['c2_clean_accuracy']:.3f} -> {row['c2_attacked_accuracy']:.3f}"
-            )
-            if progress:
-                tqdm.write(message)
-            else:
-                log.info(message)
-    c1.eval()
-    attacker.eval()
-    return run
+    def _run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        context: BatchContext,
+    ) -> BatchOutput:
+        attacker = self.attacker
+        device, training = x.device, attacker.training
+        moved = next(attacker.parameters()).device != device
+        generator = attacker.to(device) if moved else attacker
+        generator.eval()
+        try:
+            with torch.no_grad():
+                adversarial = generator(x.contiguous()).clamp(*self.bounds)
+        finally:
+            generator.train(training)
+        return BatchOutput(adversarial, queries=torch.zeros(len(x), dtype=torch.long))

@@ -1,4 +1,6 @@
-"""Attacks by name. Variants are presets of one class, not subclasses (FGSM is one PGD step)."""
+"""Attacks by name. Variants are presets of one class, not subclasses (FGSM is one PGD step);
+ensembles are presets of several (``EnsemblePreset``). Every entry is treated alike: its keywords
+come from its builder's signature."""
 
 from __future__ import annotations
 
@@ -7,22 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from saddlepoint.attacks.apgd import APGD
 from saddlepoint.attacks.base import Attack
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square
-from saddlepoint.attacks.cw import CarliniWagnerL2
-from saddlepoint.attacks.deepfool import DeepFool
-from saddlepoint.attacks.ensemble import Ensemble
-from saddlepoint.attacks.pgd import PGD
+from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
+from saddlepoint.attacks.gradient import APGD, PGD
+from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
 from saddlepoint.validation import check_keywords, unknown_name_error
 
 # Keywords every attack takes through Attack.__init__.
 COMMON = ("bounds", "seed", "batch_size", "memory_format")
-
-
-def apgd_ensemble(**kwargs: Any) -> Ensemble:
-    """APGD-CE then APGD-DLR on the points still robust (AutoAttack's first two attacks)."""
-    return Ensemble([APGD(loss="ce", **kwargs), APGD(loss="dlr", **kwargs)])
 
 
 @dataclass(frozen=True)
@@ -35,21 +30,18 @@ class AttackEntry:
     description: str = ""
 
     @property
-    def target(self) -> Callable[..., Any]:
-        return APGD if self.builder is apgd_ensemble else self.builder
+    def minimal(self) -> bool:
+        """Whether the attack is minimal-norm (no radius): read from the builder, never built."""
+        return bool(getattr(self.builder, "minimal", False))
 
     def arguments(self) -> dict[str, Any]:
-        """Every keyword the attack accepts, with the preset's values over the defaults."""
-        params = inspect.signature(self.target).parameters
-        values = {
-            name: p.default
-            for name, p in params.items()
-            if p.kind is p.KEYWORD_ONLY and name not in ("common",)
-        }
-        base = inspect.signature(Attack).parameters
-        values.update({k: base[k].default for k in COMMON})
-        if self.builder is apgd_ensemble:
-            values.pop("loss")
+        """Every keyword the attack accepts, with the preset's values over the defaults. A
+        builder that passes ``**common`` on to ``Attack`` accepts the keywords in ``COMMON``."""
+        params = inspect.signature(self.builder).parameters
+        values = {name: p.default for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            base = inspect.signature(Attack).parameters
+            values.update({k: base[k].default for k in COMMON})
         values.update(self.preset)
         return values
 
@@ -86,7 +78,12 @@ register_attack("bim", PGD, {"random_start": False}, "BIM / I-FGSM: PGD from x (
 register_attack("pgd", PGD, {}, "PGD (Madry et al. 2018): random start, restarts, any loss")
 register_attack("apgd", APGD, {"loss": "ce"}, "Auto-PGD (Croce & Hein 2020), CE loss, 100 steps")
 register_attack("apgd-dlr", APGD, {"loss": "dlr"}, "Auto-PGD with the DLR loss")
-register_attack("apgd-ensemble", apgd_ensemble, {}, "APGD-CE then APGD-DLR on still-robust points")
+register_attack(
+    "apgd-ensemble",
+    EnsemblePreset(APGD, [{"loss": "ce"}, {"loss": "dlr"}]),
+    {},
+    "APGD-CE then APGD-DLR on still-robust points (AutoAttack's first two attacks)",
+)
 register_attack("deepfool", DeepFool, {}, "DeepFool (2016): minimal L2/Linf perturbation")
 register_attack("cw", CarliniWagnerL2, {}, "Carlini-Wagner L2 (2017) with a search over c")
 register_attack(

@@ -48,7 +48,9 @@ def memory_layout(model: nn.Module, channels_last: bool) -> Iterator[None]:
     if not channels_last:
         yield
         return
-    saved = [(p, p.data) for p in model.parameters() if p.dim() == 4]
+    saved: list[tuple[torch.Tensor, torch.Tensor]] = [
+        (p, p.data) for p in model.parameters() if p.dim() == 4
+    ]
     saved += [(b, b.data) for b in model.buffers() if b.dim() == 4]
     for tensor, data in saved:
         tensor.data = data.contiguous(memory_format=torch.channels_last)
@@ -83,7 +85,7 @@ def largest_activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
     """Bytes of the largest tensor any module outputs for one input like ``sample[:1]``."""
     sizes = [sample[:1].numel() * sample.element_size()]
 
-    def hook(_module, _inputs, output) -> None:
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
         if isinstance(output, torch.Tensor):
             sizes.append(output.numel() * output.element_size())
 

@@ -20,7 +20,7 @@ from torch import nn
 from saddlepoint.attacks.base import Attack
 from saddlepoint.attacks.ensemble import Ensemble
 from saddlepoint.attacks.result import AttackResult
-from saddlepoint.evaluate.metrics import predict_logits
+from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import save_file
 
@@ -18,6 +19,11 @@ from saddlepoint.cli.common import (
 )
 from saddlepoint.fileio import atomic_path, write_text
 from saddlepoint.threat import parse_eps
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from saddlepoint.data import ImageData
 
 # CLI option -> attack keyword; only options given on the command line are passed.
 ATTACK_OPTIONS = {
@@ -149,7 +155,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict:
     return kwargs
 
 
-def load_checkpoint_data(args: argparse.Namespace):
+def load_checkpoint_data(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any], ImageData]:
     """The checkpoint's model and the dataset recorded in its metadata (options may override)."""
     model, meta = load_checkpoint(args.checkpoint, device=args.device)
     data = checkpoint_dataset(args, meta)

@@ -6,9 +6,12 @@ import argparse
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from saddlepoint.data import ImageData
 
 
 class CLIError(ValueError):
@@ -149,10 +152,12 @@ def dataset_options(
     return options
 
 
-def checkpoint_dataset(args: argparse.Namespace, meta: dict[str, Any], name: str | None = None):
+def checkpoint_dataset(
+    args: argparse.Namespace, meta: dict[str, Any], name: str | None = None
+) -> ImageData:
     """The dataset a checkpoint was trained on (or ``name``), with its recorded options and
     the command line's overrides."""
-    from saddlepoint.data import load_dataset
+    from saddlepoint.data import load_dataset  # imported on use: keeps --help fast
 
     recorded = meta.get("dataset", {})
     name = name or recorded.get("name")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from saddlepoint.cli.common import format_table
-from saddlepoint.data import DatasetNotFoundError, load_dataset
+from saddlepoint.data import DatasetNotFoundError, ImageData, load_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _pick_dataset(choice: str, seed: int):
+def _pick_dataset(choice: str, seed: int) -> ImageData:
     if choice != "auto":
         return load_dataset(choice, seed=seed)
     try:
@@ -49,8 +49,8 @@ def _pick_dataset(choice: str, seed: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from saddlepoint.experiments.runlog import RunLog
     from saddlepoint.experiments.studies import run_study
+    from saddlepoint.runlog import RunLog
     from saddlepoint.viz.report import render_report
 
     start = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import cast
 
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.common import add_data_arguments, checkpoint_dataset, format_table
@@ -56,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     classes = data.class_names
     print(
         format_table(
-            [(c, a) for c, a in zip(classes, report["per_class_accuracy"])], ["class", "accuracy"]
+            [(c, a) for c, a in zip(classes, cast(list[float], report["per_class_accuracy"]))],
+            ["class", "accuracy"],
         )
     )
     print("\nconfusion matrix (rows: true class, columns: predicted)")
-    matrix = report["confusion_matrix"]
+    matrix = cast(list[list[int]], report["confusion_matrix"])
     print(
         format_table(
             [(c, *row) for c, row in zip(classes, matrix)],

@@ -8,10 +8,10 @@ import io
 import json
 from pathlib import Path
 
-from saddlepoint.attacks.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
+from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
 from saddlepoint.viz.plots import line_plot
 

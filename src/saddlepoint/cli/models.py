@@ -15,7 +15,7 @@ def _shape(text: str) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected C,H,W such as 1,28,28 or 3x32x32; got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

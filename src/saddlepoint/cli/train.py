@@ -15,7 +15,7 @@ from saddlepoint.cli.common import (
 )
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
-from saddlepoint.train import TrainConfig, train_classifier
+from saddlepoint.train import TrainConfig, TrainingDefense, train_classifier
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_cli_defense(args: argparse.Namespace):
+def build_cli_defense(args: argparse.Namespace) -> TrainingDefense | None:
     """The training defense the --defense options describe (None without --defense)."""
     if args.defense is None:
         return None

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -89,7 +90,9 @@ def fetch(
     return dest
 
 
-def fetch_any(urls: Sequence[str], dest: str | os.PathLike[str], sha256: str, **kwargs) -> Path:
+def fetch_any(
+    urls: Sequence[str], dest: str | os.PathLike[str], sha256: str, **kwargs: Any
+) -> Path:
     """Try each mirror in turn; raise one error listing every failure."""
     errors = []
     for url in urls:

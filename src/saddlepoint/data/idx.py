@@ -36,7 +36,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     ndim = data[3]
     header = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_TYPES[data[2]])
+    dtype: np.dtype = np.dtype(_TYPES[data[2]])  # type: ignore[call-overload]  # dict of dtype names
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
         raise ValueError(
@@ -85,6 +85,7 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
 def read_idx_release(folder: Path) -> dict[str, np.ndarray] | None:
     """The four arrays of an MNIST-style release in ``folder``, or None if a file is missing."""
     paths = {key: find_idx_file(folder, stem) for key, stem in IDX_FILES.items()}
-    if any(path is None for path in paths.values()):
+    found = {key: path for key, path in paths.items() if path is not None}
+    if len(found) < len(paths):
         return None
-    return {key: read_idx(path) for key, path in paths.items()}
+    return {key: read_idx(path) for key, path in found.items()}

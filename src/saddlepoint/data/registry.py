@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -58,7 +59,7 @@ register_dataset(
 def _materialize(dataset: torch.utils.data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack a map-style dataset of (image, label) pairs into two tensors."""
     images, labels = [], []
-    for index in range(len(dataset)):
+    for index in range(len(dataset)):  # type: ignore[arg-type]  # map-style: has __len__
         image, label = dataset[index]
         images.append(torch.as_tensor(image, dtype=torch.float32))
         labels.append(int(label))
@@ -99,7 +100,7 @@ def from_tensors(
 
 
 def load_dataset(
-    source: str | ImageData | torch.utils.data.Dataset | tuple, **options
+    source: str | ImageData | torch.utils.data.Dataset | tuple, **options: Any
 ) -> ImageData:
     """Load a dataset by registry name, or wrap a user's ImageData, Dataset or (images, labels).
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from saddlepoint.attacks import Attack, Ensemble
 from saddlepoint.attacks.registry import ATTACKS, build_attack
 from saddlepoint.data.base import ImageData
 from saddlepoint.threat import parse_eps
@@ -57,11 +58,11 @@ class AdversarialTraining(TrainingDefense):
         self.attack = self._build(1.0)  # validates the arguments now, not mid-training
         self._epoch_set: torch.Tensor | None = None
 
-    def _build(self, scale: float):
+    def _build(self, scale: float) -> Attack | Ensemble:
         kwargs = dict(self.attack_kwargs)
         if "step" in kwargs and kwargs["step"] is not None:
             kwargs["step"] = parse_eps(kwargs["step"]) * scale
-        if getattr(ATTACKS[self.attack_name].target, "minimal", False):
+        if ATTACKS[self.attack_name].minimal:
             return build_attack(self.attack_name, **kwargs)  # DeepFool, CW: no radius to set
         return build_attack(self.attack_name, eps=max(self.eps * scale, 1e-12), **kwargs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.autodiff import input_grad
@@ -33,7 +34,7 @@ class Trades(TrainingDefense):
         beta: float = 6.0,
         bounds: tuple[float, float] = (0.0, 1.0),
     ) -> None:
-        self.threat = ThreatModel(norm, eps, bounds)
+        self.threat = ThreatModel(norm, parse_eps(eps, "eps", "Trades"), bounds)
         self.steps = check_number("Trades", "steps", steps, low=1, integer=True)
         self.step = (
             parse_eps(step, "step", "Trades") if step is not None else 2.5 * self.threat.eps / steps
@@ -50,7 +51,7 @@ class Trades(TrainingDefense):
             "beta": self.beta,
         }
 
-    def _worst_case(self, model, images: torch.Tensor) -> torch.Tensor:
+    def _worst_case(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         norm, eps, bounds = self.threat.norm, self.threat.eps, self.threat.bounds
         with evaluating(model, freeze=True), torch.enable_grad():
             with torch.no_grad():

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, Square, fgsm
+from saddlepoint.attacks import PGD, AttackResult, Square, fgsm
 from saddlepoint.autodiff import input_grad
-from saddlepoint.modes import evaluating, model_device
+from saddlepoint.modes import evaluating, model_device, predict_logits
 
 
 @dataclass
@@ -58,7 +59,7 @@ class AuditReport:
         }
 
 
-def _accuracy(result) -> float:
+def _accuracy(result: AttackResult) -> float:
     return result.metrics()["robust_accuracy"]
 
 
@@ -99,7 +100,7 @@ def audit(
     (5 points: a few images always fall to extra restarts; masking gives far larger gaps).
     """
     report = AuditReport(norm=norm, eps=float(eps), images=len(y))
-    common = {"norm": norm, "bounds": bounds, "seed": seed}
+    common: dict[str, Any] = {"norm": norm, "bounds": bounds, "seed": seed}
 
     def pgd(radius: float, n: int = steps, restarts: int = 1) -> float:
         attack = PGD(
@@ -181,6 +182,4 @@ def audit(
 
 
 def _clean(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    from saddlepoint.evaluate.metrics import predict_logits
-
     return float((predict_logits(model, x).argmax(1) == y).float().mean())

@@ -7,21 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from saddlepoint.data.base import Split
-from saddlepoint.modes import evaluating, model_device
+from saddlepoint.modes import predict_logits
 
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits for ``images`` in eval mode (the model's mode is restored), on the CPU."""
-    device = model_device(model)
-    outputs = []
-    with evaluating(model):
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start : start + batch_size].to(device)
-            outputs.append(model(batch).float().cpu())
-    if not outputs:
-        return torch.empty(0, 0)
-    return torch.cat(outputs)
+__all__ = ["confusion_matrix", "evaluate_split", "predict_logits", "summarize_logits"]
 
 
 def summarize_logits(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -48,7 +36,7 @@ def evaluate_split(
 ) -> dict[str, object]:
     """Loss, accuracy, mean confidence, per-class accuracy and the confusion matrix."""
     logits = predict_logits(model, split.images, batch_size)
-    report: dict[str, object] = summarize_logits(logits, split.labels)
+    report: dict[str, object] = dict(summarize_logits(logits, split.labels))
     matrix = confusion_matrix(logits.argmax(dim=1), split.labels, num_classes)
     totals = matrix.sum(dim=1).clamp_min(1)
     report["per_class_accuracy"] = (matrix.diag().float() / totals).tolist()

@@ -16,19 +16,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.registry import ATTACKS
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.data import load_dataset
-from saddlepoint.evaluate.metrics import predict_logits
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
+from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]
     return list(groups.values()) + singles
 
 
-def _data_for(spec: ExperimentSpec, meta: dict[str, Any]):
+def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     recorded = meta.get("dataset", {})
     options = {**recorded.get("options", {}), **spec.dataset.get("options", {})}
     data = load_dataset(spec.dataset.get("name", recorded.get("name")), **options)
@@ -101,7 +103,13 @@ def _unit(spec: ExperimentSpec, group: list[dict[str, Any]]) -> list[tuple[dict,
     return [(config, {**metrics, **extra}) for config, metrics in rows]
 
 
-def _results(units, spec: ExperimentSpec, executor: str, workers: int, address: str | None):
+def _results(
+    units: list[list[dict[str, Any]]],
+    spec: ExperimentSpec,
+    executor: str,
+    workers: int,
+    address: str | None,
+) -> Iterator[list[tuple[dict, dict]]]:
     """Yield each unit's rows as it finishes, from the chosen executor."""
     if executor == "local":
         for group in units:
@@ -170,7 +178,9 @@ def run_experiment(
     return counts
 
 
-def _run_group(attack: str, group: list[dict[str, Any]], model, x, y) -> list[tuple[dict, dict]]:
+def _run_group(
+    attack: str, group: list[dict[str, Any]], model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> list[tuple[dict, dict]]:
     params = {k: v for k, v in group[0].items() if k != "checkpoint"}
     # A measured memory layout could differ between runs in its last bits; rows must not.
     params.setdefault("memory_format", "contiguous")
@@ -201,6 +211,7 @@ def _run_group(attack: str, group: list[dict[str, Any]], model, x, y) -> list[tu
     steps = sorted({c["steps"] for c in group})
     fixed = {k: v for k, v in params.items() if k not in STACKED}
     attack_object = build_attack(attack, **fixed, steps=max(steps), record_at=steps)
+    assert isinstance(attack_object, PGD)  # STACKABLE holds PGD presets only
     per_setting = 2 * x.numel() * x.element_size()  # inputs and starts of one copy
     chunk = max(1, STACK_BYTES // max(per_setting, 1))
     records = torch.cat(

@@ -66,7 +66,7 @@ class ConvNet(nn.Module):
         check_choice(owner, "pool", pool, ["max", "avg", "none"])
         check_choice(owner, "head", head, ["flatten", "gap"])
         in_channels = int(in_shape[0])
-        self.normalize = Normalize(mean, std) if mean is not None else nn.Identity()
+        self.normalize = Normalize(mean, std or ()) if mean is not None else nn.Identity()
         layers: list[nn.Module] = []
         previous = in_channels
         for width in channels:
@@ -130,7 +130,7 @@ class MLP(nn.Module):
         super().__init__()
         hidden = [] if hidden in (None, 0) else _as_list(hidden, "MLP", "hidden")
         check_number("MLP", "dropout", dropout, low=0, high=1, high_open=True)
-        self.normalize = Normalize(mean, std) if mean is not None else nn.Identity()
+        self.normalize = Normalize(mean, std or ()) if mean is not None else nn.Identity()
         features = 1
         for s in in_shape:
             features *= int(s)

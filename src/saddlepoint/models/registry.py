@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from saddlepoint.models.cnn import MLP, ConvNet
+from saddlepoint.models.preprocess import QuantizedModel, parse_quantize
 from saddlepoint.models.resnet import ResNet18
 from saddlepoint.validation import check_keywords, check_number, unknown_name_error
 
@@ -25,7 +26,7 @@ def surrogate_cnn(*, depth: int = 3, width: int = 64, **kwargs: Any) -> ConvNet:
     report gives on CIFAR-10)."""
     check_number("surrogate-cnn", "depth", depth, low=1, high=6, integer=True)
     check_number("surrogate-cnn", "width", width, low=1, integer=True)
-    options = {
+    options: dict[str, Any] = {
         "kernel_size": 2,
         "padding": "valid",
         "pool": "max",
@@ -176,11 +177,9 @@ def build_model(
         in_shape=tuple(int(s) for s in in_shape), num_classes=num_classes, **kwargs
     )
     if quantize is not None:
-        from saddlepoint.defenses.quantize import QuantizedModel, parse_quantize
-
         model = QuantizedModel(parse_quantize(quantize), model)
         kwargs["quantize"] = quantize
-    model.spec = {
+    model.spec = {  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors
         "name": name,
         "in_shape": [int(s) for s in in_shape],
         "num_classes": int(num_classes),

@@ -45,7 +45,7 @@ class ResNet18(nn.Module):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        self.normalize = Normalize(mean, std) if mean is not None else nn.Identity()
+        self.normalize = Normalize(mean, std or ()) if mean is not None else nn.Identity()
         self.stem = nn.Sequential(
             nn.Conv2d(int(in_shape[0]), width, 3, 1, 1, bias=False),
             nn.BatchNorm2d(width),

@@ -16,7 +16,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from saddlepoint.data.base import ImageData
-from saddlepoint.evaluate.metrics import predict_logits, summarize_logits
+from saddlepoint.evaluate.metrics import summarize_logits
+from saddlepoint.modes import predict_logits
 from saddlepoint.seeding import resolve_device, seeded
 from saddlepoint.train.config import TrainConfig
 from saddlepoint.train.defense import BatchTransform, TrainingDefense, as_defense

@@ -6,12 +6,13 @@ import os
 from collections.abc import Sequence
 
 import torch
+from matplotlib.axes import Axes
 
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.viz.style import plt, save_figure
 
 
-def _show(ax, image: torch.Tensor) -> None:
+def _show(ax: Axes, image: torch.Tensor) -> None:
     image = image.detach().cpu().float()
     if image.shape[0] == 1:
         ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from saddlepoint.experiments.runlog import RUN_FILE, RunLog, Section, Table
 from saddlepoint.fileio import write_text
+from saddlepoint.runlog import RUN_FILE, RunLog, Section, Table
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px;

@@ -7,6 +7,8 @@ the bounds (an L0 budget, so results are clipped to the bounds, not projected on
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -34,7 +36,7 @@ class PixelSweep(Attack):
     query_only = True
     minimal = True
 
-    def __init__(self, *, colour: float | None = None, chunk: int = 1024, **common) -> None:
+    def __init__(self, *, colour: float | None = None, chunk: int = 1024, **common: Any) -> None:
         super().__init__(norm="linf", eps=float("inf"), **common)
         self.colour = colour
         self.chunk = check_number(type(self).__name__, "chunk", chunk, low=1, integer=True)
@@ -120,7 +122,7 @@ class OnePixel(Attack):
         popsize: int = 100,
         queries: int = 2000,
         mutation: float = 0.5,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm="linf", eps=float("inf"), **common)
         owner = type(self).__name__
@@ -170,7 +172,14 @@ class OnePixel(Attack):
         child = member(0) + self.mutation * (member(1) - member(2))
         return torch.minimum(torch.maximum(child, lower), upper)
 
-    def _fitness(self, model, x, genes, labels, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fitness(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        genes: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(score to minimize, logits) per candidate, shapes (n, P) and (n, P, K)."""
         n, population = genes.shape[:2]
         logits = query(model, self._apply(x, genes)).view(n, population, -1)

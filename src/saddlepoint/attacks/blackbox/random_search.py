@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -41,7 +43,7 @@ class RandomSearch(Attack):
         step: float | str | None = None,
         queries: int = 1000,
         on_bound: str = "stop",
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, **common)
         owner = type(self).__name__

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,7 @@ class Square(Attack):
         eps: float | str = 8 / 255,
         queries: int = 5000,
         p_init: float = 0.8,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, **common)
         owner = type(self).__name__
@@ -67,7 +68,16 @@ class Square(Attack):
         scaled = int(iteration / self.queries * 10000)
         return self.p_init / 2 ** sum(scaled > t for t in _HALVINGS)
 
-    def _window(self, context, n, height, width, side, round_, device) -> torch.Tensor:
+    def _window(
+        self,
+        context: BatchContext,
+        n: int,
+        height: int,
+        width: int,
+        side: int,
+        round_: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         """Boolean masks (n, 1, H, W) of one random side x side square per sample."""
         u = context.uniform(n, (2,), stream=2 * round_ + 1).to(device)
         top = (u[:, 0] * (height - side + 1)).floor().long()

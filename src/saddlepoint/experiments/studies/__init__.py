@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from saddlepoint.data import ImageData, load_dataset
-from saddlepoint.experiments.runlog import RunLog
 from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
 from saddlepoint.experiments.studies.base import StudyContext
 from saddlepoint.experiments.studies.blackbox import blackbox
@@ -30,10 +29,11 @@ from saddlepoint.experiments.studies.demo import demo
 from saddlepoint.experiments.studies.generative import generative
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
+from saddlepoint.runlog import RunLog
 from saddlepoint.validation import closest
 
 
-def _hint(name: str, choices) -> str:
+def _hint(name: str, choices: Iterable[str]) -> str:
     match = closest(name, choices)
     return f" (did you mean {match!r}?)" if match else ""
 

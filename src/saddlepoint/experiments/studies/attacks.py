@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.defenses import AdversarialTraining
@@ -187,7 +188,9 @@ def convergence(
         for name in models:
             net, meta = ctx.model(name, name, epochs=epochs)
             traced = PGD(eps=eps, steps=steps, step=step, trace=True, tol=tol)(net, x, y)
-            curve_rows += [[name, t["iteration"], t["loss"], t["accuracy"]] for t in traced.trace]
+            curve_rows += [
+                [name, t["iteration"], t["loss"], t["accuracy"]] for t in traced.trace or []
+            ]
             evals = traced.grad_evals.float()
             summary.append(
                 [
@@ -231,7 +234,7 @@ def minimal_perturbations(
     }
     x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
 
-    def smallest_fgsm(net) -> tuple[float, float]:
+    def smallest_fgsm(net: nn.Module) -> tuple[float, float]:
         """rho_adv of the smallest FGSM eps (of fgsm_eps) that flips each image, and time."""
         best = torch.full((len(y),), float("inf"))
         seconds = 0.0

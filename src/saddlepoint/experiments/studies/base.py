@@ -22,7 +22,7 @@ from torch import nn
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
-from saddlepoint.experiments.runlog import RunLog, Section, Table
+from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.train import TrainConfig, train_classifier, train_model
 
 __all__ = ["Section", "StudyContext", "Table"]

@@ -11,8 +11,8 @@ from typing import Any
 from torch import nn
 
 from saddlepoint.attacks.result import AttackResult
-from saddlepoint.experiments.runlog import Table
 from saddlepoint.models import count_parameters
+from saddlepoint.runlog import Table
 from saddlepoint.viz.style import plt, save_figure
 
 ATTACK_COLUMNS = [

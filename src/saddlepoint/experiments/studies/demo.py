@@ -87,7 +87,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
 
     def whitebox(section: Section) -> None:
         n, n_cw = plan.images, plan.cw_images
-        suite = [
+        suite: list[tuple[str, str, dict[str, Any], int]] = [
             (f"FGSM Linf {eps:g}", "fgsm", {"eps": eps}, n),
             (f"PGD-40 Linf {eps:g}", "pgd", {"eps": eps, "steps": 40}, n),  # step 2.5 eps / 40
             (

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from saddlepoint.attacks.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import plot_table
+from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from saddlepoint.attacks import PGD
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining, bpda
@@ -35,7 +36,7 @@ def overfitting(
         "eps": eps,
         "steps": steps,
     }
-    variants = []
+    variants: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     for arch in widths:
         variants += [
             (
@@ -56,7 +57,9 @@ def overfitting(
             net, meta = ctx.model(key, arch, model_args=model_args, **options)
             rows.append(model_row(label, net, meta))
             traced = PGD(eps=eps, steps=steps, step=2.5 * eps / steps, trace=True)(net, x, y)
-            curves += [[label, t["iteration"], t["loss"], t["accuracy"]] for t in traced.trace]
+            curves += [
+                [label, t["iteration"], t["loss"], t["accuracy"]] for t in traced.trace or []
+            ]
             robust.append(
                 [label, meta["metrics"]["test"]["accuracy"], traced.metrics()["robust_accuracy"]]
             )

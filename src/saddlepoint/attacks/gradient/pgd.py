@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.restarts import StrongestSoFar
+from saddlepoint.attacks.gradient.restarts import StrongestSoFar
 from saddlepoint.attacks.runtime import memory_layout, plan_execution, to_layout
 from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
@@ -65,7 +66,7 @@ class PGD(Attack):
         tol: float | None = None,
         trace: bool = False,
         record_at: Sequence[int] | None = None,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, loss=loss, **common)
         owner = type(self).__name__
@@ -128,8 +129,8 @@ class PGD(Attack):
         """One run from ``start`` (in a ball of radius ``eps`` per sample, default the attack's);
         returns (iterate, its logits, gradient evaluations, clean logits if it began at x)."""
         n = x.shape[0]
-        eps = self.eps if eps is None else eps
-        x_adv = lp.project_and_clip(x + start, x, self.norm, eps, self.bounds)
+        radius: float | torch.Tensor = self.eps if eps is None else eps
+        x_adv = lp.project_and_clip(x + start, x, self.norm, radius, self.bounds)
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         active = torch.arange(n, device=x.device)
         previous = torch.full((n,), float("inf"), device=x.device)
@@ -151,9 +152,9 @@ class PGD(Attack):
                 if records is not None and k in self.record_at:
                     self._record(records, self.record_at.index(k), logits, value, labels)
                 stepped = x_adv + self.step * lp.direction(grad, self.norm)
-                x_adv = lp.project_and_clip(stepped, x, self.norm, eps, self.bounds)
+                x_adv = lp.project_and_clip(stepped, x, self.norm, radius, self.bounds)
                 continue
-            if isinstance(eps, torch.Tensor):
+            if isinstance(radius, torch.Tensor):
                 raise ValueError("Per-sample eps needs the fixed-budget run (no early stop, tol).")
             xa, ya = x_adv[active], labels[active]
             ta = targets[active] if targets is not None else None
@@ -307,16 +308,16 @@ class PGD(Attack):
         )
 
 
-def fgsm(**kwargs) -> PGD:
+def fgsm(**kwargs: Any) -> PGD:
     """FGSM (Goodfellow et al., 2015): one signed-gradient step of size eps from x."""
     return PGD(**{"norm": "linf", "steps": 1, "random_start": False, **kwargs})
 
 
-def fgm(**kwargs) -> PGD:
+def fgm(**kwargs: Any) -> PGD:
     """FGM: one L2-normalized gradient step of size eps from x."""
     return PGD(**{"norm": "l2", "steps": 1, "random_start": False, **kwargs})
 
 
-def bim(**kwargs) -> PGD:
+def bim(**kwargs: Any) -> PGD:
     """BIM / I-FGSM (Kurakin et al., 2017): PGD from x, without a random start."""
     return PGD(**{"random_start": False, **kwargs})

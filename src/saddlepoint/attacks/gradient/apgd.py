@@ -23,13 +23,14 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.restarts import StrongestSoFar
+from saddlepoint.attacks.gradient.restarts import StrongestSoFar
 from saddlepoint.validation import check_number
 
 
@@ -57,7 +58,7 @@ class APGD(Attack):
         rho: float = 0.75,
         momentum: float = 0.75,
         early_stop: bool = False,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, loss=loss, **common)
         owner = type(self).__name__

@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ class CarliniWagnerL2(Attack):
         lr: float = 0.01,
         initial_const: float = 1.0,
         kappa: float = 0.0,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm="l2", eps=float("inf"), **common)
         owner = type(self).__name__

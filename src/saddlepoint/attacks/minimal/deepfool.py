@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -46,7 +48,7 @@ class DeepFool(Attack):
         overshoot: float = 0.02,
         candidates: int = 10,
         margin: float = 1e-4,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=float("inf"), **common)
         owner = type(self).__name__
@@ -83,7 +85,7 @@ class DeepFool(Attack):
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         active = torch.arange(n, device=x.device)
         clean_logits = None
-        others = None  # (n, c-1) candidate classes other than the label
+        others = torch.empty(0)  # (n, c-1) candidate classes other than the label, set at 0
         for iteration in range(self.steps + 1):
             if active.numel() == 0:
                 break
