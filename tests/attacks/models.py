@@ -34,3 +34,25 @@ def tiny_convnet(channels: int = 1, classes: int = 4, seed: int = 0) -> nn.Modul
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
     return model
+
+
+class OscillatingTemperature(nn.Module):
+    """A model that misleads cross-entropy attacks without hiding its gradients.
+
+    Its logits are the wrapped model's times a positive temperature 1 + 0.5 sin(kappa u.x) that
+    oscillates fast along a fixed random direction u: predictions (the argmax) and the DLR loss
+    (invariant to a per-sample logit scale) are unchanged, but the cross-entropy gradient is
+    dominated by the temperature's, whose sign flips from step to step. Gradients are never zero.
+    """
+
+    def __init__(self, model: nn.Module, features: int, kappa: float = 200.0, seed: int = 0):
+        super().__init__()
+        self.model = model
+        generator = torch.Generator().manual_seed(seed)
+        direction = torch.randn(features, generator=generator) / features**0.5
+        self.register_buffer("direction", direction)
+        self.kappa = kappa
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        temperature = 1 + 0.5 * torch.sin(self.kappa * (x.flatten(1) @ self.direction))
+        return self.model(x) * temperature[:, None]

@@ -1,7 +1,14 @@
 import torch
 from torch import nn
 
+from saddlepoint.attacks import PGD, build_attack
+from saddlepoint.defenses import AdversarialTraining
 from saddlepoint.evaluate.audit import audit
+from saddlepoint.evaluate.robustness import worst_case
+from saddlepoint.train import TrainConfig, train_classifier
+from tests.attacks.models import OscillatingTemperature
+
+STRONGER = "a stronger attack finds no more"
 
 FAST = {"steps": 40, "queries": 150}
 
@@ -22,7 +29,10 @@ def test_audit_passes_an_undefended_model(trained_digits):
     report = audit(model, data.test.images[:100], data.test.labels[:100], eps=0.1, **FAST)
     failed = [c.name for c in report.checks if not c.passed]
     assert report.passed, failed
-    assert len(report.checks) == 6
+    assert len(report.checks) == 7
+    stronger = {c.name: c for c in report.checks}[STRONGER]
+    assert stronger.passed  # an undefended model: PGD and APGD agree within the tolerance
+    assert report.robust_accuracy <= min(report.accuracies.values()) + 1e-9
 
 
 def test_audit_flags_a_masked_model(trained_digits):
@@ -35,3 +45,74 @@ def test_audit_flags_a_masked_model(trained_digits):
     assert not by_name["an unbounded attack reaches ~0%"].passed
     assert report.to_dict()["passed"] is False
     assert torch.is_tensor(data.test.images)
+
+
+def test_stronger_attack_check_catches_a_pgd_number_that_overstates_robustness(trained_digits):
+    model, data = trained_digits
+    trap = OscillatingTemperature(model, features=64)
+    x, y = data.test.images[:100], data.test.labels[:100]
+    pgd = PGD(eps=0.1, steps=40, step=2.5 * 0.1 / 40, early_stop=True)(trap, x, y)
+    dlr = build_attack("apgd-dlr", eps=0.1)(trap, x, y)
+    pgd_accuracy = pgd.metrics()["robust_accuracy"]
+    dlr_accuracy = dlr.metrics()["robust_accuracy"]
+    assert pgd_accuracy >= dlr_accuracy + 0.15  # the model is built to mislead cross-entropy
+    report = audit(trap, x, y, eps=0.1, **FAST)
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["gradients are not zero or NaN on many inputs"].passed  # not check 6's case
+    check = by_name[STRONGER]
+    assert not check.passed and not report.passed
+    assert check.numbers["robust to PGD, broken only by the stronger attack"] >= 0.15
+    assert "overstates robustness" in check.meaning
+    # One robust accuracy: the lowest of everything the audit ran, well under PGD-40's.
+    assert report.robust_accuracy <= check.numbers["APGD-CE + APGD-DLR"] + 1e-9
+    assert report.robust_accuracy <= check.numbers["PGD-40"] - 0.15
+    assert report.to_dict()["robust_accuracy"] == report.robust_accuracy
+    assert f"{report.robust_accuracy:.1%}" in report.summary() and STRONGER in report.summary()
+
+
+def test_stronger_attack_check_passes_on_a_pgd_trained_model(digits):
+    trained = train_classifier(
+        digits,
+        "cnn",
+        TrainConfig(epochs=10, device="cpu"),
+        transform=AdversarialTraining("pgd", eps=0.1, steps=5),
+        progress=False,
+    )
+    x, y = digits.test.images[:100], digits.test.labels[:100]
+    report = audit(trained.model, x, y, eps=0.1, **FAST)
+    check = {c.name: c for c in report.checks}[STRONGER]
+    assert check.passed, check.numbers
+    assert report.robust_accuracy > 0.5  # it is robust, and the summary says how much
+
+
+def test_convergence_check_says_one_loss_is_not_the_attack(trained_digits):
+    model, data = trained_digits
+    report = audit(model, data.test.images[:30], data.test.labels[:30], eps=0.1, **FAST)
+    check = {c.name: c for c in report.checks}[
+        "more steps and restarts do not keep lowering accuracy"
+    ]
+    assert "not that the attack has" in check.meaning
+
+
+def test_worst_case_is_never_above_any_attack(trained_digits):
+    model, data = trained_digits
+    x, y = data.test.images[:60], data.test.labels[:60]
+    results = {
+        "FGSM": build_attack("fgsm", eps=0.15)(model, x, y),
+        "PGD": build_attack("pgd", eps=0.15, steps=10)(model, x, y),
+        "Square": build_attack("square", eps=0.15, queries=50)(model, x, y),
+    }
+    combined = worst_case(results)
+    accuracies = {k: r.metrics()["robust_accuracy"] for k, r in results.items()}
+    assert combined.accuracy <= min(accuracies.values()) + 1e-9
+    assert combined.per_attack == accuracies
+    assert combined.attack in accuracies or combined.attack.startswith("worst case of")
+
+
+def test_ensemble_is_never_above_any_of_its_members(trained_digits):
+    model, data = trained_digits
+    x, y = data.test.images[:60], data.test.labels[:60]
+    ensemble = build_attack("apgd-ensemble", eps=0.1, steps=20)
+    members = [member(model, x, y) for member in ensemble.attacks]
+    together = ensemble(model, x, y).metrics()["robust_accuracy"]
+    assert all(together <= m.metrics()["robust_accuracy"] + 1e-9 for m in members)
