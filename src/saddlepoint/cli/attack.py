@@ -13,7 +13,9 @@ from saddlepoint.attacks import ATTACKS, build_attack
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
+    check_outputs,
     checkpoint_dataset,
+    checkpoint_inputs,
     format_table,
     parse_assignments,
 )
@@ -164,6 +166,9 @@ def load_checkpoint_data(args: argparse.Namespace) -> tuple[nn.Module, dict[str,
 
 def run(args: argparse.Namespace) -> int:
     attack = build_attack(args.attack, **attack_kwargs(args))
+    if args.save:
+        saved = [args.save / "adversarial.safetensors", args.save / "metrics.json"]
+        check_outputs([("--save", path) for path in saved], checkpoint_inputs(args.checkpoint))
     model, _, data = load_checkpoint_data(args)
     split = data.split(args.split).head(args.limit)
     result = attack(model, split.images, split.labels)

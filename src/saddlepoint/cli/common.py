@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,3 +168,46 @@ def checkpoint_dataset(
     return load_dataset(
         name, **dataset_options(args, name, recorded.get("options") if same else None)
     )
+
+
+def check_outputs(
+    outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()
+) -> None:
+    """Refuse, before any work starts, outputs that would overwrite an input or each other, or
+    that cannot be written: a folder given as a file, a parent that is a file, a folder that
+    refuses a new file. Each error names the option and the path."""
+    seen: dict[Path, str] = {}
+    for name, path in inputs:
+        seen[path.resolve()] = f"the input {name}"
+    for name, path in outputs:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ValueError(
+                f"{name} {path} would overwrite {seen[resolved]}; choose another path."
+            )
+        seen[resolved] = name
+        if path.is_dir():
+            raise ValueError(f"{name} {path} is a folder; give a file path inside it.")
+        ancestor = resolved.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise ValueError(f"{name} {path}: {ancestor} is a file, so the folder cannot exist.")
+        try:  # a real probe: permission bits do not bind root, a read-only mount does
+            handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=ancestor)
+        except OSError as error:
+            raise ValueError(
+                f"{name} {path} cannot be written: {ancestor} refuses new files ({error.strerror})."
+            ) from None
+        os.close(handle)
+        os.unlink(probe)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ValueError(f"{name} {path} exists and is not writable.")
+
+
+def checkpoint_inputs(checkpoint: Path) -> list[tuple[str, Path]]:
+    """A checkpoint and its JSON metadata twin, as inputs no output may overwrite."""
+    return [
+        ("CHECKPOINT", checkpoint),
+        ("the checkpoint's metadata twin", checkpoint.with_suffix(".json")),
+    ]

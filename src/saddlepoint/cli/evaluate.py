@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import cast
 
 from saddlepoint.checkpoint import load_checkpoint
-from saddlepoint.cli.common import add_data_arguments, checkpoint_dataset, format_table
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    check_outputs,
+    checkpoint_dataset,
+    checkpoint_inputs,
+    format_table,
+)
 from saddlepoint.evaluate import evaluate_split
 from saddlepoint.fileio import write_text
 
@@ -34,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_outputs([("--json", args.json)], checkpoint_inputs(args.checkpoint))
     model, meta = load_checkpoint(args.checkpoint, device=args.device)
     data = checkpoint_dataset(args, meta, args.dataset)
     name = data.name

@@ -9,6 +9,7 @@ from pathlib import Path
 from saddlepoint.checkpoint import save_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
+    check_outputs,
     dataset_options,
     format_table,
     parse_assignments,
@@ -203,6 +204,16 @@ def run(args: argparse.Namespace) -> int:
     if args.quantize:
         model_args["quantize"] = args.quantize
     defense = build_cli_defense(args)
+    out = args.out or Path("runs") / f"{args.dataset}-{args.model}.safetensors"
+    if out.suffix == ".json":
+        raise ValueError(
+            f"--out {out}: the checkpoint's JSON metadata twin is written beside it as "
+            f"{out.with_suffix('.json').name}, which would overwrite it; use a .safetensors name."
+        )
+    outputs = [("--out", out), ("the metadata twin of --out", out.with_suffix(".json"))]
+    if args.plot:
+        outputs.append(("the training plot of --out", out.with_suffix(".png")))
+    check_outputs(outputs)
     data = load_dataset(args.dataset, **options)
     result = train_classifier(
         data,
@@ -214,7 +225,6 @@ def run(args: argparse.Namespace) -> int:
         dataset_options=options,
         progress=not args.quiet,
     )
-    out = args.out or Path("runs") / f"{data.name}-{args.model}.safetensors"
     metadata = dict(result.metadata)
     if defense is not None:
         metadata["defense"] = defense.config()

@@ -9,7 +9,13 @@ from pathlib import Path
 from saddlepoint.attacks import build_attack, transfer_attack
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs
-from saddlepoint.cli.common import add_data_arguments, checkpoint_dataset, format_table
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    check_outputs,
+    checkpoint_dataset,
+    checkpoint_inputs,
+    format_table,
+)
 from saddlepoint.fileio import write_text
 
 
@@ -51,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if args.early_stop is None:
         kwargs.pop("early_stop", None)  # stopping on the surrogate would weaken the transfer
     attack = build_attack(args.attack, **kwargs)
+    if args.json:
+        inputs = checkpoint_inputs(args.target)
+        for path in args.surrogate:
+            inputs += checkpoint_inputs(path)
+        check_outputs([("--json", args.json)], inputs)
     target, meta = load_checkpoint(args.target)
     surrogates = []
     for path in args.surrogate:

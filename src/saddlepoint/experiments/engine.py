@@ -13,7 +13,11 @@ bit whatever the machine's timing (the measured layout choice could differ betwe
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -53,6 +57,7 @@ def _shareable(attack: str, params: dict[str, Any]) -> bool:
 
 # Settings that share one stacked run besides the step count (see PGD.record_settings).
 STACKED = ("steps", "eps", "random_start")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STACK_BYTES = 256 * 2**20  # memory cap on one stacked copy of the data (inputs and starts)
 
 
@@ -103,6 +108,19 @@ def _unit(spec: ExperimentSpec, group: list[dict[str, Any]]) -> list[tuple[dict,
     return [(config, {**metrics, **extra}) for config, metrics in rows]
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: ask Linux to send SIGTERM when the parent dies (even by kill -9),
+    and leave at once if it is already gone. Elsewhere the pool's own shutdown applies."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # no prctl: fall back to the pool's shutdown
+            return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _results(
     units: list[list[dict[str, Any]]],
     spec: ExperimentSpec,
@@ -119,7 +137,13 @@ def _results(
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool_options: dict[str, Any] = {
+            "max_workers": workers,
+            "mp_context": context,
+            "initializer": _die_with_parent,
+            "initargs": (os.getpid(),),
+        }
+        with ProcessPoolExecutor(**pool_options) as pool:
             for future in as_completed([pool.submit(_unit, spec, group) for group in units]):
                 yield future.result()
     else:
