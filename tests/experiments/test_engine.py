@@ -200,6 +200,12 @@ def test_top_and_export(tmp_path, checkpoint, capsys):
         ({"grid": {"eps": ["eight"]}}, r"grid\.eps"),
         ({"grid": {"steps": [0]}}, "'steps' parameter of PGD"),
         ({"checkpoints": []}, "checkpoints"),
+        ({"dataset": {"limt": 8}}, r"dataset\.limt.*Did you mean 'limit'"),
+        ({"dataset": {"limit": -3}}, r"dataset\.limit.*at least 1"),
+        ({"dataset": {"limit": 0}}, r"dataset\.limit.*at least 1"),
+        ({"dataset": {"split": "tset"}}, r"dataset\.split"),
+        # a bad value in the middle of the grid fails before any row is committed
+        ({"grid": {"eps": [0.1, -0.2, 0.3], "steps": [1, 2]}}, "'eps' parameter"),
     ],
 )
 def test_invalid_files_name_the_field(change, message):

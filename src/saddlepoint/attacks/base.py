@@ -193,6 +193,12 @@ class Attack:
                 f"{owner}: 'y' must hold one integer label per input, shape ({x.shape[0]},). "
                 f"Got {tuple(y.shape)} ({y.dtype}) instead."
             )
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
+            raise ValueError(
+                f"{owner}: 'x' holds NaN or infinite values in {bad} of {len(x)} images; attacks "
+                "need finite pixels in the threat model's bounds."
+            )
         low, high = self.bounds
         if x.numel() and (float(x.min()) < low - 1e-6 or float(x.max()) > high + 1e-6):
             raise ValueError(

@@ -30,8 +30,14 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def head(self, n: int | None) -> Split:
-        """The first ``n`` examples (all of them when ``n`` is None)."""
+    def head(self, n: int | None, name: str = "limit") -> Split:
+        """The first ``n`` examples (all of them when ``n`` is None). ``n`` must be a whole
+        number of at least 1 (a negative one would act as a Python slice from the end)."""
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(
+                f"The {name!r} option must be a whole number of at least 1 (or left out for all "
+                f"{len(self)} images). Got {n!r} instead."
+            )
         if n is None or n >= len(self):
             return self
         return Split(self.images[:n], self.labels[:n])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,7 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     """Validate a parsed YAML mapping into an ExperimentSpec."""
     if not isinstance(data, dict):
         raise SpecError("An experiment file must hold a mapping with keys " + ", ".join(_TOP) + ".")
-    for key in data:
-        if key not in _TOP:
-            hint = closest(str(key), _TOP)
-            raise SpecError(
-                f"Unknown field {key!r}."
-                + (f" Did you mean {hint!r}?" if hint else "")
-                + f" Fields: {', '.join(_TOP)}."
-            )
+    _check_keys(data, _TOP, "Unknown field {key!r}.", "Fields")
     for required in ("checkpoints", "attack", "grid"):
         if required not in data:
             raise SpecError(f"Missing field {required!r}.")
@@ -132,14 +126,8 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
         raise SpecError("Field 'fixed' must map attack parameters to single values.")
     allowed = ATTACKS[attack].arguments()
     for section, mapping in (("grid", grid), ("fixed", fixed)):
-        for key in mapping:
-            if key not in allowed:
-                hint = closest(str(key), allowed)
-                raise SpecError(
-                    f"{section}.{key}: attack {attack!r} has no parameter {key!r}."
-                    + (f" Did you mean {hint!r}?" if hint else "")
-                    + f" It takes: {', '.join(sorted(allowed))}."
-                )
+        message = f"{section}.{{key}}: attack {attack!r} has no parameter {{key!r}}."
+        _check_keys(mapping, sorted(allowed), message, "It takes")
     expanded = {key: expand_values(key, value) for key, value in grid.items()}
     for key, values in expanded.items():
         if not values:
@@ -151,6 +139,7 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     dataset = data.get("dataset") or {}
     if not isinstance(dataset, dict):
         raise SpecError("Field 'dataset' must be a mapping (split, limit, options).")
+    _check_dataset(dataset)
     spec = ExperimentSpec(
         name=str(data.get("name", "experiment")),
         checkpoints=checkpoints,
@@ -160,16 +149,40 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
         dataset=dataset,
         folder=Path(folder),
     )
-    # Build one attack per configuration now, so a bad value fails before any work starts.
+    # Build attacks now, so a bad value fails before any row is committed: the first and last
+    # configurations, and every value of every grid key substituted into the first one.
     from saddlepoint.attacks import build_attack
 
-    for config in spec.configurations()[:1] + spec.configurations()[-1:]:
+    configurations = spec.configurations()
+    if not configurations:
+        raise SpecError("The experiment has no configurations to run.")
+    probes = [configurations[0], configurations[-1]]
+    probes += [{**configurations[0], key: v} for key, values in expanded.items() for v in values]
+    for config in probes:
         params = {k: v for k, v in config.items() if k != "checkpoint"}
         try:
             build_attack(attack, **params)
         except (TypeError, ValueError) as error:
             raise SpecError(f"grid: {error}") from None
     return spec
+
+
+_DATASET_KEYS = ("name", "split", "limit", "options")
+
+
+def _check_dataset(dataset: dict[str, Any]) -> None:
+    """Unknown keys, a split that does not exist or a limit below 1 fail with the field named."""
+    _check_keys(dataset, _DATASET_KEYS, "dataset.{key}: unknown key.", "It takes")
+    split = dataset.get("split", "test")
+    if split not in ("train", "val", "test"):
+        raise SpecError(f"dataset.split must be train, val or test. Got {split!r} instead.")
+    limit = dataset.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise SpecError(
+            f"dataset.limit must be a whole number of at least 1. Got {limit!r} instead."
+        )
+    if not isinstance(dataset.get("options", {}), dict):
+        raise SpecError("dataset.options must be a mapping of loader options.")
 
 
 def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
@@ -182,3 +195,16 @@ def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
     except yaml.YAMLError as error:
         raise SpecError(f"{path} is not valid YAML: {error}") from None
     return parse_spec(data, path.parent)
+
+
+def _check_keys(mapping: dict[str, Any], allowed: Sequence[str], message: str, lead: str) -> None:
+    """Refuse the first key of ``mapping`` not in ``allowed``: ``message`` (with {key}), the
+    closest allowed name, and the list after ``lead``."""
+    for key in mapping:
+        if key not in allowed:
+            hint = closest(str(key), allowed)
+            raise SpecError(
+                message.format(key=key)
+                + (f" Did you mean {hint!r}?" if hint else "")
+                + f" {lead}: {', '.join(allowed)}."
+            )

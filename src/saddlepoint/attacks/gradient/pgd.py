@@ -87,6 +87,12 @@ class PGD(Attack):
             self.step = rel_step * self.eps
         elif step is not None:
             self.step = parse_eps(step, "step", owner)
+            if self.step == 0:
+                raise ValueError(
+                    f"The 'step' parameter of {owner} must be a float in the range (0, inf): a "
+                    "zero step never moves, and its robust accuracy would be the clean one. "
+                    f"Got {step!r} instead."
+                )
         else:
             self.step = self.eps if steps == 1 else 2.5 * self.eps / steps
         self.random_start = bool(random_start)
