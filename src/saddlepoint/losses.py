@@ -49,6 +49,20 @@ def dlr(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return cw_margin(logits, labels) / scale
 
 
+def dlr_targeted(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR (Croce & Hein, 2020), to maximize: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2).
+    Positive once the target's logit passes the label's; needs at least 4 classes."""
+    if logits.shape[1] < 4:
+        raise ValueError(
+            f"The targeted DLR loss needs at least 4 classes. Got {logits.shape[1]} instead."
+        )
+    top = logits.sort(dim=1, descending=True).values
+    scale = (top[:, 0] - (top[:, 2] + top[:, 3]) / 2).clamp_min(1e-12)
+    label_logit = logits.gather(1, labels[:, None]).squeeze(1)
+    target_logit = logits.gather(1, targets[:, None]).squeeze(1)
+    return (target_logit - label_logit) / scale
+
+
 LOSSES: dict[str, LossFn] = {
     "ce": cross_entropy,
     "mse": softmax_mse,

@@ -81,3 +81,31 @@ def test_deepfool_multiclass_linear_reaches_nearest_boundary():
     result = DeepFool(overshoot=0.0, margin=1e-6)(model, x, y)
     assert result.success.all()
     assert torch.allclose(result.norms("l2"), nearest, rtol=1e-3, atol=1e-5)
+
+
+def test_apgd_t_moves_toward_its_target_and_reaches_it_when_the_ball_allows():
+    """On a linear model the targeted DLR ascent raises z_t - z_y; with a ball large enough to
+    cross the boundary to the first target, the attack succeeds everywhere and
+    the target is the prediction for most samples (success is untargeted, so a sample may stop in
+    a third class it crossed on the way)."""
+    from saddlepoint.attacks import APGDTargeted
+
+    model = linear_model(6, 16, seed=2)
+    x = torch.rand(40, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        clean = model(x)
+    y = clean.argmax(1)
+    ranked = clean.argsort(1, descending=True)
+    target = ranked[:, 1]  # the first target APGD-T tries: the runner-up class
+
+    def gap(logits: torch.Tensor) -> torch.Tensor:
+        return logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(
+            1
+        )
+
+    small = APGDTargeted(eps=0.01, steps=20, target_classes=1, bounds=(0, 1))(model, x, y)
+    assert (gap(small.logits) >= gap(clean) - 1e-6).all()
+    assert gap(small.logits).mean() > gap(clean).mean()
+    large = APGDTargeted(eps=1.0, steps=20, target_classes=1)(model, x, y)
+    assert (large.predictions == target).float().mean() >= 0.75
+    assert bool(large.success.all())

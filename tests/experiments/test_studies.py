@@ -123,6 +123,7 @@ def test_defenses_show_naive_and_honest(tmp_path):
             noise=0.2,
             images=80,
             audit_images=40,
+            strong_steps=25,
         )["defenses"]
         .table("defenses")
         .records()
@@ -243,6 +244,7 @@ def test_every_shipped_study_file_is_valid():
 
 def test_demo_defense_table_calls_the_strongest_number_robust_accuracy(trained_digits):
     from saddlepoint.cli.demo import audit_line
+    from saddlepoint.evaluate.robustness import STRONGEST_LABEL
     from saddlepoint.experiments.studies.demo import defense_table
     from saddlepoint.runlog import Section, Table
     from tests.attacks.models import OscillatingTemperature
@@ -251,10 +253,11 @@ def test_demo_defense_table_calls_the_strongest_number_robust_accuracy(trained_d
     trap = OscillatingTemperature(model, features=64)  # cross-entropy PGD overstates it
     meta = {"metrics": {"test": {"accuracy": 0.98}}}
     x, y = data.test.images[:80], data.test.labels[:80]
-    table = defense_table([("reference", model, meta), ("masked", trap, meta)], x, y, 0.1)
+    models = [("reference", model, meta), ("masked", trap, meta)]
+    table = defense_table(models, x, y, 0.1, strong_steps=30)
     pgd_column, robust_column = table.columns[2], table.columns[3]
     assert pgd_column.startswith("PGD-40x2") and robust_column.startswith("robust accuracy")
-    assert "APGD-CE + APGD-DLR" in robust_column
+    assert STRONGEST_LABEL in robust_column
     for row in table.records():
         assert row[robust_column] <= row[pgd_column] + 1e-9
     masked = table.records()[1]

@@ -10,7 +10,7 @@ from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square, pixel_flip_map
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
-from saddlepoint.attacks.gradient import APGD, PGD, bim, fgm, fgsm
+from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted, bim, fgm, fgsm
 from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
 from saddlepoint.attacks.registry import ATTACKS, build_attack, register_attack
 from saddlepoint.attacks.result import AttackResult
@@ -18,6 +18,7 @@ from saddlepoint.attacks.transfer import SurrogateEnsemble, TransferResult, tran
 
 __all__ = [
     "APGD",
+    "APGDTargeted",
     "ATTACKS",
     "Attack",
     "AttackResult",

@@ -86,29 +86,35 @@ class Ensemble:
 
 
 class EnsemblePreset:
-    """A registered ensemble: one attack class under several fixed settings, run in order.
+    """A registered ensemble: attacks under fixed settings, run in order on still-robust points.
 
-    Called with keywords, it builds an :class:`Ensemble` whose members share those keywords and
-    differ in their own settings (``EnsemblePreset(APGD, [{'loss': 'ce'}, {'loss': 'dlr'}])``
-    is APGD-CE then APGD-DLR). Its signature is the class's keywords less the ones a member
+    Built from (attack class, settings) pairs, it makes an :class:`Ensemble` whose members share
+    the keywords it is called with and differ in their own settings:
+    ``EnsemblePreset((APGD, {'loss': 'ce'}), (APGD, {'loss': 'dlr'}))`` is APGD-CE then
+    APGD-DLR. Its signature holds the keywords every member class accepts, less the ones a member
     fixes, so the registry, the CLI and configs read it like any attack's.
     """
 
-    def __init__(self, attack: type[Attack], members: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, *members: tuple[type[Attack], Mapping[str, Any]]) -> None:
         if not members:
-            raise ValueError("The 'members' parameter of EnsemblePreset must list one or more.")
-        self.attack = attack
-        self.members = [dict(m) for m in members]
-        fixed = {key for member in self.members for key in member}
-        params = inspect.signature(attack).parameters.values()
-        self.__signature__ = inspect.Signature([p for p in params if p.name not in fixed])
+            raise ValueError("EnsemblePreset needs at least one (attack class, settings) pair.")
+        self.members = [(attack, dict(settings)) for attack, settings in members]
+        fixed = {key for _, settings in self.members for key in settings}
+        signatures = [inspect.signature(attack).parameters for attack, _ in self.members]
+        shared = [
+            p
+            for name, p in signatures[0].items()
+            if name not in fixed and all(name in other for other in signatures[1:])
+        ]
+        self.__signature__ = inspect.Signature(shared)
 
     @property
     def minimal(self) -> bool:
-        return bool(self.attack.minimal)
+        return all(attack.minimal for attack, _ in self.members)
 
     def __repr__(self) -> str:
-        return f"EnsemblePreset({self.attack.__name__}, {self.members!r})"
+        inner = ", ".join(f"({attack.__name__}, {settings!r})" for attack, settings in self.members)
+        return f"EnsemblePreset({inner})"
 
     def __call__(self, **kwargs: Any) -> Ensemble:
-        return Ensemble([self.attack(**{**kwargs, **member}) for member in self.members])
+        return Ensemble([attack(**{**kwargs, **settings}) for attack, settings in self.members])

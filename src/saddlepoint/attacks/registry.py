@@ -12,7 +12,7 @@ from typing import Any
 from saddlepoint.attacks.base import Attack
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
-from saddlepoint.attacks.gradient import APGD, PGD
+from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
 from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
 from saddlepoint.validation import check_keywords, unknown_name_error
 
@@ -80,9 +80,27 @@ register_attack("apgd", APGD, {"loss": "ce"}, "Auto-PGD (Croce & Hein 2020), CE 
 register_attack("apgd-dlr", APGD, {"loss": "dlr"}, "Auto-PGD with the DLR loss")
 register_attack(
     "apgd-ensemble",
-    EnsemblePreset(APGD, [{"loss": "ce"}, {"loss": "dlr"}]),
+    EnsemblePreset((APGD, {"loss": "ce"}), (APGD, {"loss": "dlr"})),
     {},
     "APGD-CE then APGD-DLR on still-robust points (AutoAttack's first two attacks)",
+)
+register_attack(
+    "apgd-t",
+    APGDTargeted,
+    {},
+    "APGD-T: APGD on the targeted DLR loss over the top 9 wrong classes (AutoAttack's)",
+)
+register_attack(
+    "apgd-ce-t",
+    EnsemblePreset((APGD, {"loss": "ce"}), (APGDTargeted, {})),
+    {},
+    "APGD-CE then APGD-T on still-robust points (the APGD half of AutoAttack 'standard')",
+)
+register_attack(
+    "apgd-strong",
+    EnsemblePreset((APGD, {"loss": "ce"}), (APGDTargeted, {}), (APGD, {"loss": "dlr"})),
+    {"early_stop": True},  # a broken sample stays broken: stopping it changes no number
+    "APGD-CE, then APGD-T, then APGD-DLR on still-robust points: the strongest evaluation here",
 )
 register_attack("deepfool", DeepFool, {}, "DeepFool (2016): minimal L2/Linf perturbation")
 register_attack("cw", CarliniWagnerL2, {}, "Carlini-Wagner L2 (2017) with a search over c")

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run seven diagnostics (after Carlini et al. 2019 and Athalye et al. 2018): "
         "robust accuracy non-increasing in eps, an unbounded attack reaching ~0%%, iterative "
         "beating single-step, convergence under more steps and restarts, black-box not beating "
-        "white-box, healthy input gradients, and a stronger attack (APGD-CE then APGD-DLR) not "
+        "white-box, healthy input gradients, and a stronger attack (APGD-CE, APGD-T, APGD-DLR) not "
         "finding more than PGD. Prints a pass/fail checklist with the numbers, then one robust "
         "accuracy: the per-sample worst case of every attack run at eps, with the attack that "
         "reached it. Saves it all as JSON. --bpda attacks through quantization layers with BPDA "

@@ -2,8 +2,9 @@
 
 An image counts as robust only if every attack run on it left it correctly classified, so the
 combined number is never higher than any single attack's. ``STRONGEST_ATTACK`` names the
-strongest evaluation the project has (a registry entry); the audit, the demo and the studies
-quote robust accuracy from it, beside any cheaper attack they also report.
+strongest evaluation the project has (a registry entry: APGD-CE, then APGD-T over the top 9 wrong
+classes, then APGD-DLR, each on the points the previous ones left); the audit, the demo and the
+studies quote robust accuracy from it, beside any cheaper attack they also report.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from torch import nn
 
 from saddlepoint.attacks import Attack, AttackResult, Ensemble, build_attack
 
-STRONGEST_ATTACK = "apgd-ensemble"
-STRONGEST_LABEL = "APGD-CE + APGD-DLR"
+# Measured on the demo's fast-AT MNIST CNN, 1,000 test images, Linf 0.3: apgd-ensemble 28.2%,
+# apgd-t 26.6%, apgd-ce-t 25.5%, the worst case of all of them 24.6% (PGD-40x2: 48.7%).
+STRONGEST_ATTACK = "apgd-strong"
+STRONGEST_LABEL = "APGD-CE + APGD-T + APGD-DLR"
 
 
 def strongest_attack(

@@ -9,7 +9,12 @@ from typing import Any
 from saddlepoint.attacks import PGD
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining, bpda
 from saddlepoint.evaluate.audit import audit
-from saddlepoint.evaluate.robustness import STRONGEST_LABEL, strongest_attack, worst_case
+from saddlepoint.evaluate.robustness import (
+    STRONGEST_ATTACK,
+    STRONGEST_LABEL,
+    strongest_attack,
+    worst_case,
+)
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import MODEL_COLUMNS, model_row, record_pgd_curves
 
@@ -92,6 +97,7 @@ def defenses(
     quantize: str = "tanh:8",
     images: int = 500,
     audit_images: int = 200,
+    strong_steps: int = 100,
 ) -> dict:
     """Reference, noisy training, quantization, adversarial training and both, naive and honest."""
     params = {
@@ -102,6 +108,8 @@ def defenses(
         "quantize": quantize,
         "images": images,
         "audit_images": audit_images,
+        "evaluation": STRONGEST_ATTACK,  # a stronger evaluation re-runs the section
+        "strong_steps": strong_steps,
     }
     fast_at = AdversarialTraining("fgsm-rs", eps=eps, warmup_epochs=1)
     fast_at_bpda = AdversarialTraining("fgsm-rs", eps=eps, warmup_epochs=1, bpda="identity")
@@ -116,7 +124,7 @@ def defenses(
     def build(section: Section) -> None:
         x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
         attack = PGD(eps=eps, steps=40, step=eps / 30, restarts=1)
-        strong = strongest_attack("linf", eps, seed=ctx.seed)
+        strong = strongest_attack("linf", eps, seed=ctx.seed, steps=strong_steps)
         rows = []
         for label, model_args, defense in plans:
             key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
@@ -125,7 +133,14 @@ def defenses(
             with bpda(net):
                 honest_result = attack(net, x, y)
                 robust = worst_case({"PGD-40": honest_result, STRONGEST_LABEL: strong(net, x, y)})
-                checks = audit(net, x[:audit_images], y[:audit_images], eps=eps, queries=500)
+                checks = audit(
+                    net,
+                    x[:audit_images],
+                    y[:audit_images],
+                    eps=eps,
+                    queries=500,
+                    strong_steps=strong_steps,
+                )
             failed = [c.name for c in checks.checks if not c.passed]
             rows.append(
                 [
