@@ -214,3 +214,16 @@ def test_invalid_files_name_the_field(change, message):
         base.pop("attack")
     with pytest.raises(SpecError, match=message):
         parse_spec({**base, **change})
+
+
+def test_relative_checkpoints_resolve_next_to_the_file_only(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "files").mkdir()
+    (tmp_path / "here" / "m.safetensors").write_text("a decoy in the current folder")
+    monkeypatch.chdir(tmp_path / "here")
+    spec = parse_spec(
+        {"checkpoints": ["m.safetensors"], "attack": "pgd", "grid": {"eps": [0.1]}},
+        tmp_path / "files",
+    )
+    assert spec.checkpoint_path("m.safetensors") == tmp_path / "files" / "m.safetensors"
+    assert spec.checkpoint_path(str(tmp_path / "x.safetensors")) == tmp_path / "x.safetensors"

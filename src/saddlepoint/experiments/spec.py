@@ -92,8 +92,10 @@ class ExperimentSpec:
         return rows
 
     def checkpoint_path(self, checkpoint: str) -> Path:
+        """An absolute path as it is; a relative one relative to the experiment file's folder
+        only (never the current folder, where a same-named file would silently win)."""
         path = Path(checkpoint)
-        return path if path.is_absolute() or path.exists() else self.folder / path
+        return path if path.is_absolute() else self.folder / path
 
 
 def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpec:
