@@ -66,15 +66,26 @@ class AttackResult:
 
     def metrics(self) -> dict[str, float]:
         """Clean and robust accuracy, success rate (among clean-correct samples), loss under
-        attack, mean confidence, perturbation norms, rho_adv, time and gradient evaluations."""
+        attack, mean confidence, perturbation norms, rho_adv, time and gradient evaluations.
+
+        Perturbation norms and rho_adv are taken over the images the attack had to move and did
+        break (correctly classified before, fooled after; ``moved`` counts them): an image that
+        was misclassified already has a zero perturbation and would pull the averages down.
+        With none broken they are NaN. ``linf_max`` is over every image (a bound check)."""
         n = max(len(self.labels), 1)
         correct = self.clean_correct
         broken = self.success & correct if self.targets is None else self.success
         l2 = self.norms("l2")
         linf = self.norms("linf")
-        fooled = self.success
         rho = l2 / lp.norms(self.inputs, "l2").clamp_min(1e-12)
-        pick = fooled if bool(fooled.any()) else torch.ones_like(fooled)
+        pick = self.success & correct
+
+        def over_moved(values: torch.Tensor, reduce: str) -> float:
+            if not bool(pick.any()):
+                return float("nan")
+            chosen = values[pick]
+            return float(chosen.mean() if reduce == "mean" else chosen.median())
+
         return {
             "n": float(len(self.labels)),
             "clean_accuracy": float(correct.float().mean()),
@@ -84,11 +95,12 @@ class AttackResult:
             else float(self.success.float().mean()),
             "loss": float(self.loss.mean()),
             "mean_confidence": float(self.confidence.mean()),
-            "l2_mean": float(l2[pick].mean()),
-            "l2_median": float(l2[pick].median()),
-            "linf_mean": float(linf[pick].mean()),
+            "moved": float(pick.sum()),
+            "l2_mean": over_moved(l2, "mean"),
+            "l2_median": over_moved(l2, "median"),
+            "linf_mean": over_moved(linf, "mean"),
             "linf_max": float(linf.max()) if len(linf) else 0.0,
-            "rho_adv": float(rho[pick].mean()),
+            "rho_adv": over_moved(rho, "mean"),
             "seconds": self.seconds,
             "ms_per_sample": 1000.0 * self.seconds / n,
             "grad_evals_mean": float(self.grad_evals.float().mean()),
