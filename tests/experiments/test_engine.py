@@ -227,3 +227,21 @@ def test_relative_checkpoints_resolve_next_to_the_file_only(tmp_path, monkeypatc
     )
     assert spec.checkpoint_path("m.safetensors") == tmp_path / "files" / "m.safetensors"
     assert spec.checkpoint_path(str(tmp_path / "x.safetensors")) == tmp_path / "x.safetensors"
+
+
+def test_status_top_and_export_show_the_current_experiment_only(tmp_path, checkpoint, capsys):
+    path = write_spec(tmp_path, checkpoint, eps=[0.05, 0.1], steps=[2, 4])
+    out = ["--out", str(tmp_path)]
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    write_spec(tmp_path, checkpoint, eps=[0.05, 0.05], steps=[2])  # shrunk, with a duplicate
+    capsys.readouterr()
+    assert main(["--quiet", "sweep", "status", str(path), *out]) == 0
+    status = capsys.readouterr().out
+    assert "1 / 1 configurations done" in status and "3 more rows" in status
+    export = ["--quiet", "sweep", "export", str(path), *out, "--to", str(tmp_path / "r.csv")]
+    assert main(export) == 0
+    assert (tmp_path / "r.csv").read_text().count("\n") == 2  # header and the one row
+    assert main([*export, "--all"]) == 0
+    assert (tmp_path / "r.csv").read_text().count("\n") == 5
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    assert "0 run, 1 already done, 1 in all" in capsys.readouterr().out

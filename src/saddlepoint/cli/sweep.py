@@ -8,7 +8,8 @@ import io
 from pathlib import Path
 
 from saddlepoint.cli.common import format_table
-from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
+from saddlepoint.experiments import ExperimentSpec, ResultsStore, load_spec, run_experiment
+from saddlepoint.experiments.store import config_key
 from saddlepoint.fileio import write_text
 
 
@@ -60,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     top.add_argument("--by", default="accuracy", help="metric column (default: accuracy)")
     top.add_argument("--k", type=int, default=10)
     top.add_argument(
+        "--all",
+        action="store_true",
+        help="include rows of configurations no longer in the experiment file",
+    )
+    top.add_argument(
         "--descending", action="store_true", help="largest first (default: smallest first)"
     )
     top.set_defaults(handler=run_top)
@@ -67,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("experiment", type=Path)
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--to", type=Path, required=True, help="output file (.csv or .parquet)")
+    export.add_argument(
+        "--all",
+        action="store_true",
+        help="include rows of configurations no longer in the experiment file",
+    )
     export.set_defaults(handler=run_export)
 
 
@@ -90,10 +101,22 @@ def run_sweep(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     spec = load_spec(args.experiment)
     path = _store_path(args.experiment, args.out)
-    total = len(spec.configurations())
-    done = len(ResultsStore(path).done()) if path.exists() else 0
-    print(f"{spec.name}: {done} / {total} configurations done ({path})")
+    keys = _experiment_keys(spec)
+    stored: set[str] = set()
+    if path.exists():
+        with ResultsStore(path) as store:
+            stored = store.done()
+    done = len(keys & stored)
+    line = f"{spec.name}: {done} / {len(keys)} configurations done ({path})"
+    if stored - keys:
+        line += f"; {len(stored - keys)} more rows in the store are not in this experiment"
+    print(line)
     return 0
+
+
+def _experiment_keys(spec: ExperimentSpec) -> set[str]:
+    """The store keys of the experiment's configurations (duplicates in the grid count once)."""
+    return {config_key(config) for config in spec.configurations()}
 
 
 def _rows(args: argparse.Namespace) -> list[dict]:
@@ -102,8 +125,9 @@ def _rows(args: argparse.Namespace) -> list[dict]:
         raise FileNotFoundError(
             f"No results at {path}; run `saddlepoint sweep run {args.experiment}` first."
         )
+    keys = None if args.all else _experiment_keys(load_spec(args.experiment))
     with ResultsStore(path) as store:
-        return store.rows()
+        return store.rows(keys)
 
 
 def run_top(args: argparse.Namespace) -> int:

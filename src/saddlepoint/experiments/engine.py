@@ -183,10 +183,11 @@ def run_experiment(
     see the checkpoint and data paths). Rows are gathered into the store by this process, one
     transaction each, and are the same whatever the executor."""
     check_choice("run_experiment", "executor", executor, ["local", "processes", "ray"])
-    configs = spec.configurations()
+    configs = list({config_key(c): c for c in spec.configurations()}.values())  # grid duplicates
     counts = {"total": len(configs), "skipped": 0, "run": 0}
     with ResultsStore(store_path) as store:
-        todo = [c for c in configs if config_key(c) not in store.done()]
+        done = store.done()  # one query, not one per configuration
+        todo = [c for c in configs if config_key(c) not in done]
         counts["skipped"] = len(configs) - len(todo)
         by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for config in todo:

@@ -74,10 +74,12 @@ class ResultsStore:
             cursor.execute("ROLLBACK")
             raise
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, keys: set[str] | None = None) -> list[dict[str, Any]]:
+        """Every row, or only those whose configuration key is in ``keys``."""
         cursor = self.connection.execute("SELECT * FROM results ORDER BY key")
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        return rows if keys is None else [row for row in rows if row["key"] in keys]
 
     def dataframe(self):
         """All rows as a pandas DataFrame (pandas is optional)."""
