@@ -19,6 +19,7 @@ from torch import nn
 from saddlepoint import __version__
 from saddlepoint.fileio import atomic_path, write_text
 from saddlepoint.models.registry import build_model
+from saddlepoint.seeding import resolve_device
 
 FORMAT = "saddlepoint-checkpoint"
 FORMAT_VERSION = 1
@@ -57,6 +58,8 @@ def save_checkpoint(
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata stored in a checkpoint, without loading its weights."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Checkpoint {str(path)!r} is a folder; give the .safetensors file.")
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
     try:
@@ -66,7 +69,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path} is not a safetensors checkpoint: {error}") from error
     if _KEY not in header:
         raise ValueError(f"{path} is a safetensors file but not a saddlepoint checkpoint.")
-    meta = json.loads(header[_KEY])
+    try:
+        meta = json.loads(header[_KEY])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its saddlepoint header is not valid JSON ({error}).") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its saddlepoint header is not a JSON object.")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} has unknown format {meta.get('format')!r}.")
     return meta
@@ -76,8 +84,15 @@ def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from the metadata, load its weights; returns (model in eval mode, meta)."""
+    target = resolve_device(device)  # a bad device string fails before any reading
     meta = read_metadata(path)
-    spec = meta["model"]
+    spec = meta.get("model")
+    needed = ("name", "in_shape", "num_classes", "kwargs")
+    if not isinstance(spec, dict) or any(key not in spec for key in needed):
+        raise ValueError(
+            f"{path}: its metadata has no complete 'model' entry ({', '.join(needed)}), so the "
+            "architecture cannot be rebuilt."
+        )
     model = build_model(
         spec["name"], in_shape=spec["in_shape"], num_classes=spec["num_classes"], **spec["kwargs"]
     )
@@ -85,6 +100,28 @@ def load_checkpoint(
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
             tensors[key] = handle.get_tensor(key)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    reshaped = sorted(
+        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    )
+    if missing or unexpected or reshaped:
+        parts = [
+            f"{label}: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
+            for label, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape (file vs metadata)", reshaped),
+            )
+            if names
+        ]
+        raise ValueError(
+            f"{path}: the weights do not match the architecture its metadata describes "
+            f"({spec['name']}); " + "; ".join(parts) + "."
+        )
     model.load_state_dict(tensors, strict=True)
-    model.to(device).eval()
+    model.to(target).eval()
     return model, meta

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,3 +51,19 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def open_sqlite(path: str | os.PathLike[str], what: str, schema: str) -> sqlite3.Connection:
+    """Open (or create) the SQLite file at ``path`` in autocommit and WAL mode with ``schema``;
+    a file that is not an SQLite database, or is damaged, is a ValueError naming it."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(schema)
+    except sqlite3.DatabaseError as error:
+        connection.close()
+        raise ValueError(
+            f"{path} is not a readable {what} (SQLite: {error}); move it aside or pick another "
+            "path."
+        ) from None
+    return connection

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from saddlepoint.fileio import open_sqlite
 
 RUN_FILE = "run.sqlite"
 
@@ -73,9 +74,7 @@ class RunLog:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(self.folder / RUN_FILE, isolation_level=None, timeout=60)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.executescript(_SCHEMA)
+        self.connection = open_sqlite(self.folder / RUN_FILE, "run log", _SCHEMA)
 
     def close(self) -> None:
         self.connection.close()

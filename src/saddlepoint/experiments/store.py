@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
+
+from saddlepoint.fileio import open_sqlite
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -24,10 +25,10 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute(
-            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, config TEXT NOT NULL)"
+        self.connection = open_sqlite(
+            self.path,
+            "results store",
+            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, config TEXT NOT NULL);",
         )
 
     def close(self) -> None:
