@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename.
+"""Files: atomic writes (a temporary file in the same folder, then a rename), SQLite files that
+fail clearly when damaged, and YAML that refuses duplicate keys.
 
 A reader never sees half a file, and an interrupted write leaves the old file (or nothing).
 """
@@ -11,7 +12,9 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import yaml
 
 
 @contextlib.contextmanager
@@ -67,3 +70,36 @@ def open_sqlite(path: str | os.PathLike[str], what: str, schema: str) -> sqlite3
             "path."
         ) from None
     return connection
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (it kept the last)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The safe-loaded content of the YAML file at ``path``; a key given twice in one mapping
+    and malformed YAML are ValueErrors naming the file and the line."""
+    try:
+        return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - safe
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(p) for p in (error.context, error.problem) if p)
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None

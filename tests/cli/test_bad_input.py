@@ -24,13 +24,13 @@ def checkpoint(tmp_path_factory):
 
 
 CASES = [
-    (["attack", "{ckpt}", "--attack", "fgsm", "--limit", "-3"], "'limit' option"),
+    (["attack", "{ckpt}", "--attack", "fgsm", "--limit", "-3"], "argument --limit"),
     (["attack", "{ckpt}", "--attack", "fgsm", "--limit", "0"], "at least 1"),
     (["attack", "{ckpt}", "--attack", "pgd", "--step", "0"], "'step' parameter of PGD"),
-    (["audit", "{ckpt}", "--limit", "-1", "--json", "{tmp}/a.json"], "'limit' option"),
+    (["audit", "{ckpt}", "--limit", "-1", "--json", "{tmp}/a.json"], "argument --limit"),
     (
         ["transfer", "--target", "{ckpt}", "--surrogate", "{ckpt}", "--limit", "-5"],
-        "'limit' option",
+        "argument --limit",
     ),
     (["attack", "{ckpt}", "--attack", "fgsm", "--device", "gpu7"], "'device' parameter must be"),
     (["evaluate", "{ckpt}", "--device", "cuda:x"], "'device' parameter must be"),
@@ -38,6 +38,12 @@ CASES = [
     (["report", "{tmp}/broken"], "is not a readable run log"),
     (["sweep", "status", "{tmp}/exp.yaml", "--out", "{tmp}/broken"], "not a readable results"),
     (["evaluate", "{tmp}/mismatch.safetensors"], "do not match the architecture"),
+    (["sweep", "export", "{tmp}/exp.yaml", "--to", "{tmp}/x.xlsx"], "end in .csv or .parquet"),
+    (["sweep", "top", "{tmp}/exp.yaml", "--k", "-2"], "argument --k: must be a whole number"),
+    (["sweep", "run", "{tmp}/exp.yaml", "--workers", "0"], "argument --workers"),
+    (["models", "--num-classes", "0"], "argument --num-classes"),
+    (["attack", "{ckpt}", "--attack", "fgsm", "--images", "-1"], "argument --images"),
+    (["sweep", "run", "{tmp}/dup.yaml"], "the key 'attack' is given twice"),
 ]
 
 
@@ -49,6 +55,9 @@ def test_bad_command_lines_are_one_line_errors(capsys, checkpoint, tmp_path, arg
     (broken / "results.sqlite").write_bytes(b"this is not a database" * 100)
     spec = {"checkpoints": [str(checkpoint)], "attack": "fgsm", "grid": {"eps": [0.1]}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({"name": "exp", **spec}))
+    (tmp_path / "dup.yaml").write_text(
+        f"checkpoints: [{checkpoint}]\nattack: pgd\nattack: fgsm\ngrid: {{eps: [0.1]}}\n"
+    )
     _mismatched_checkpoint(checkpoint, tmp_path / "mismatch.safetensors")
     filled = [a.format(ckpt=checkpoint, tmp=tmp_path) for a in argv]
     code = main(["--quiet", *filled])
@@ -81,3 +90,18 @@ def _mismatched_checkpoint(source, target):
     meta["model"]["kwargs"]["hidden"] = [7]
     header[key] = json.dumps(meta)
     save_file(load_file(str(source)), str(target), metadata=header)
+
+
+def test_quiet_and_debug_are_accepted_after_the_command(capsys):
+    assert main(["models", "--quiet"]) == 0
+    assert main(["models", "--num-classes", "3", "--debug"]) == 0
+
+
+def test_api_refuses_plain_functions_and_out_of_range_labels_and_takes_float64():
+    x = torch.rand(3, 1, 6, 6)
+    with pytest.raises(TypeError, match="'model' must be a torch.nn.Module"):
+        build_attack("fgsm", eps=0.1)(lambda t: t.flatten(1), x, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"'y' must hold class indices in \[0, 3\]"):
+        build_attack("fgsm", eps=0.1)(tiny_convnet(), x, torch.tensor([0, 1, 7]))
+    result = build_attack("fgsm", eps=0.1)(tiny_convnet(), x.double(), torch.tensor([0, 1, 2]))
+    assert result.adversarial.dtype == torch.float32

@@ -185,6 +185,11 @@ class Attack:
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         owner = type(self).__name__
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"{owner}: 'model' must be a torch.nn.Module (wrap a plain function in one). "
+                f"Got {type(model).__name__} instead."
+            )
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
             raise TypeError(f"{owner}: 'x' must be a float tensor with a batch dimension.")
         y = torch.as_tensor(y)
@@ -207,11 +212,27 @@ class Attack:
                 "space, with any normalization inside the model."
             )
         device = model_device(model)
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+        x = x.detach().to(device=device, dtype=dtype)  # float64 images follow the model
+        y = y.to(device=device, dtype=torch.long)
+        if len(x):
+            with torch.no_grad(), evaluating(model):
+                classes = int(model(x[:1]).shape[1])
+            for name, labels in (("y", y), ("targets", targets)):
+                if labels is None:
+                    continue
+                labels = torch.as_tensor(labels)
+                if int(labels.min()) < 0 or int(labels.max()) >= classes:
+                    raise ValueError(
+                        f"{owner}: '{name}' must hold class indices in [0, {classes - 1}] for "
+                        f"this {classes}-class model. Got values in [{int(labels.min())}, "
+                        f"{int(labels.max())}] instead."
+                    )
         if targets is not None:
             targets = torch.as_tensor(targets).to(device=device, dtype=torch.long)
             if targets.shape != y.shape:
                 raise ValueError(f"{owner}: 'targets' must have shape {tuple(y.shape)}.")
-        return x.detach().to(device), y.to(device=device, dtype=torch.long), targets
+        return x, y, targets
 
     def _execute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None

@@ -17,7 +17,9 @@ from saddlepoint.cli.common import (
     checkpoint_dataset,
     checkpoint_inputs,
     format_table,
+    non_negative_int,
     parse_assignments,
+    positive_int,
 )
 from saddlepoint.fileio import atomic_path, write_text
 from saddlepoint.threat import parse_eps
@@ -133,11 +135,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="attack only the first N images")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="attack only the first N images"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--save", type=Path, help="folder for adversarial examples and metrics")
     parser.add_argument(
-        "--images", type=int, default=0, metavar="N", help="write a PNG grid of N examples"
+        "--images",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="write a PNG grid of N examples",
     )
     add_data_arguments(parser)
     parser.set_defaults(handler=run)

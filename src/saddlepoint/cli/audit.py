@@ -13,6 +13,7 @@ from saddlepoint.cli.common import (
     check_outputs,
     checkpoint_inputs,
     format_table,
+    positive_int,
 )
 from saddlepoint.defenses.quantize import bpda
 from saddlepoint.evaluate.audit import audit
@@ -39,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=40, help="PGD steps of the main attack (default: 40)"
     )
     parser.add_argument("--queries", type=int, default=1000, help="Square queries (default: 1000)")
-    parser.add_argument("--limit", type=int, default=500, help="test images used (default: 500)")
+    parser.add_argument(
+        "--limit", type=positive_int, default=500, help="test images used (default: 500)"
+    )
     parser.add_argument(
         "--bpda",
         choices=["identity", "smooth"],

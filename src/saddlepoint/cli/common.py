@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from saddlepoint.fileio import read_yaml
+
 if TYPE_CHECKING:
     from saddlepoint.data import ImageData
 
@@ -63,9 +65,9 @@ def config_to_argv(parser: argparse.ArgumentParser, path: str) -> list[str]:
     if not file.is_file():
         raise CLIError(f"The '--config' file {path!r} does not exist.")
     try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise CLIError(f"The '--config' file {path!r} is not valid YAML: {error}") from error
+        data = read_yaml(file) or {}
+    except ValueError as error:
+        raise CLIError(f"The '--config' file: {error}") from None
     if not isinstance(data, dict):
         raise CLIError(f"The '--config' file {path!r} must hold a mapping of option: value.")
     actions = {
@@ -211,3 +213,23 @@ def checkpoint_inputs(checkpoint: Path) -> list[tuple[str, Path]]:
         ("CHECKPOINT", checkpoint),
         ("the checkpoint's metadata twin", checkpoint.with_suffix(".json")),
     ]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse names the option on error)."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    return _whole(text, 0)
+
+
+def _whole(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least {low}, got {text!r}")
+    return value

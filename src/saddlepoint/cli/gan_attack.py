@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table
+from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table, positive_int
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
@@ -80,10 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
     parser.add_argument(
-        "--train-limit", type=int, default=None, help="use only the first N training images"
+        "--train-limit",
+        type=positive_int,
+        default=None,
+        help="use only the first N training images",
     )
     parser.add_argument(
-        "--test-limit", type=int, default=None, help="evaluate on the first N test images"
+        "--test-limit", type=positive_int, default=None, help="evaluate on the first N test images"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")

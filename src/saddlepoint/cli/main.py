@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from saddlepoint import __version__
 from saddlepoint.cli import (
@@ -38,8 +39,15 @@ COMMANDS = (
 )
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the usage is a --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="saddlepoint",
         description="Adversarial robustness of image classifiers: train, attack, defend, study. "
         "Every command's options can also come from a YAML file (--config FILE; keys are the "
@@ -90,12 +98,20 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     return parser.parse_args(argv[:position] + tokens + argv[position:])
 
 
+GLOBAL_FLAGS = ("--quiet", "--debug")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --quiet and --debug are accepted anywhere, also after the command (`train ... --quiet`).
+    argv = [a for a in argv if a in GLOBAL_FLAGS] + [a for a in argv if a not in GLOBAL_FLAGS]
     parser = build_parser()
     debug = "--debug" in argv
     try:
-        args = parse(parser, argv)
+        try:
+            args = parse(parser, argv)
+        except SystemExit as done:  # --help (0) or a usage error argparse already printed (2)
+            return int(done.code or 0) if not isinstance(done.code, str) else 2
         logging.basicConfig(
             level=logging.WARNING if args.quiet else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",

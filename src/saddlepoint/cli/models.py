@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saddlepoint.cli.common import format_table
+from saddlepoint.cli.common import format_table, positive_int
 from saddlepoint.models import MODELS, build_model, count_parameters
 
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--in-shape", type=_shape, help="count parameters for this C,H,W instead")
     parser.add_argument(
-        "--num-classes", type=int, default=10, help="number of classes (default: 10)"
+        "--num-classes", type=positive_int, default=10, help="number of classes (default: 10)"
     )
     parser.set_defaults(handler=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table
+from saddlepoint.cli.common import format_table, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--seed", type=int, default=None, help="override the file's seed")
     run.add_argument(
-        "--train-limit", type=int, default=None, help="train on the first N training images only"
+        "--train-limit",
+        type=positive_int,
+        default=None,
+        help="train on the first N training images only",
     )
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="the registered studies")

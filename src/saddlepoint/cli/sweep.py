@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table
+from saddlepoint.cli.common import format_table, positive_int
 from saddlepoint.experiments import ExperimentSpec, ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.store import config_key
 from saddlepoint.fileio import write_text
@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="Ray cluster address, e.g. auto (default: start a local Ray)",
     )
-    run.add_argument("--workers", type=int, default=2, help="processes (or local Ray CPUs) to use")
+    run.add_argument(
+        "--workers", type=positive_int, default=2, help="processes (or local Ray CPUs) to use"
+    )
     run.set_defaults(handler=run_sweep)
     status = commands.add_parser("status", help="how many configurations are done")
     status.add_argument("experiment", type=Path)
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     top.add_argument("experiment", type=Path)
     top.add_argument("--out", type=Path, default=None)
     top.add_argument("--by", default="accuracy", help="metric column (default: accuracy)")
-    top.add_argument("--k", type=int, default=10)
+    top.add_argument("--k", type=positive_int, default=10)
     top.add_argument(
         "--all",
         action="store_true",
@@ -149,6 +151,10 @@ def run_top(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.to.suffix not in (".csv", ".parquet"):
+        raise ValueError(
+            f"The '--to' file must end in .csv or .parquet. Got {args.to.name!r} instead."
+        )
     rows = _rows(args)
     if args.to.suffix == ".parquet":
         try:

@@ -15,6 +15,7 @@ from saddlepoint.cli.common import (
     checkpoint_dataset,
     checkpoint_inputs,
     format_table,
+    positive_int,
 )
 from saddlepoint.fileio import write_text
 
@@ -46,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="use only the first N images"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
     add_data_arguments(parser)
     parser.set_defaults(handler=run)

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from saddlepoint.attacks.registry import ATTACKS
+from saddlepoint.fileio import read_yaml
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import closest, unknown_name_error
 
@@ -193,9 +192,9 @@ def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
     if not path.is_file():
         raise SpecError(f"Experiment file {str(path)!r} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path} is not valid YAML: {error}") from None
+        data = read_yaml(path)
+    except ValueError as error:
+        raise SpecError(str(error)) from None
     return parse_spec(data, path.parent)
 
 

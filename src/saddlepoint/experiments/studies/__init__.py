@@ -16,10 +16,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from saddlepoint.data import ImageData, load_dataset
 from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
@@ -29,6 +26,7 @@ from saddlepoint.experiments.studies.demo import demo
 from saddlepoint.experiments.studies.generative import generative
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
+from saddlepoint.fileio import read_yaml
 from saddlepoint.runlog import RunLog
 from saddlepoint.validation import closest
 
@@ -64,9 +62,9 @@ def register_study(name: str, function: Callable[..., Any]) -> None:
 def load_study(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a study file."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise StudyError(f"Cannot read study file {path}: {error}") from error
+        data = read_yaml(path)
+    except (OSError, ValueError) as error:
+        raise StudyError(f"Cannot read study file {path}: {error}") from None
     return check_study(data)
 
 
