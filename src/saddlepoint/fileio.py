@@ -21,15 +21,28 @@ import yaml
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+    except OSError as error:  # name the user's path, not a temporary one
+        raise OSError(error.errno, f"cannot write {target}: {error.strerror}") from None
     os.close(handle)
     temp_path = Path(temp)
     try:
-        yield temp_path
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(temp_path, 0o666 & ~_umask())
-        os.replace(temp_path, target)
+        try:
+            yield temp_path
+        except OSError as error:
+            if error.filename not in (str(temp_path), temp_path):
+                raise  # the caller's own error (a failed download, say): keep it as it is
+            raise OSError(error.errno, f"cannot write {target}: {error.strerror}") from None
+        try:
+            # mkstemp makes the file private (0600); give it the permissions open() would.
+            os.chmod(temp_path, 0o666 & ~_umask())
+            os.replace(temp_path, target)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot write {target}: {error.strerror}") from None
     finally:
         if temp_path.exists():
             temp_path.unlink()

@@ -44,6 +44,8 @@ CASES = [
     (["models", "--num-classes", "0"], "argument --num-classes"),
     (["attack", "{ckpt}", "--attack", "fgsm", "--images", "-1"], "argument --images"),
     (["sweep", "run", "{tmp}/dup.yaml"], "the key 'attack' is given twice"),
+    (["evaluate", "{ckpt}", "--dataset", "mnist"], "takes inputs of shape (1, 8, 8)"),
+    (["sweep", "run", "{tmp}/huge.yaml"], "expands to 2,000,000 configurations"),
 ]
 
 
@@ -55,6 +57,8 @@ def test_bad_command_lines_are_one_line_errors(capsys, checkpoint, tmp_path, arg
     (broken / "results.sqlite").write_bytes(b"this is not a database" * 100)
     spec = {"checkpoints": [str(checkpoint)], "attack": "fgsm", "grid": {"eps": [0.1]}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({"name": "exp", **spec}))
+    huge = {**spec, "attack": "pgd", "grid": {"eps": ["1..2000 /10000"], "steps": ["1..1000"]}}
+    (tmp_path / "huge.yaml").write_text(yaml.safe_dump({"name": "huge", **huge}))
     (tmp_path / "dup.yaml").write_text(
         f"checkpoints: [{checkpoint}]\nattack: pgd\nattack: fgsm\ngrid: {{eps: [0.1]}}\n"
     )
@@ -105,3 +109,21 @@ def test_api_refuses_plain_functions_and_out_of_range_labels_and_takes_float64()
         build_attack("fgsm", eps=0.1)(tiny_convnet(), x, torch.tensor([0, 1, 7]))
     result = build_attack("fgsm", eps=0.1)(tiny_convnet(), x.double(), torch.tensor([0, 1, 2]))
     assert result.adversarial.dtype == torch.float32
+
+
+def test_an_empty_batch_is_refused():
+    with pytest.raises(ValueError, match="empty batch"):
+        build_attack("pgd", eps=0.1)(
+            tiny_convnet(), torch.rand(0, 1, 6, 6), torch.zeros(0, dtype=torch.long)
+        )
+
+
+def test_config_files_carry_switches_and_lists_beside_a_positional(capsys, checkpoint, tmp_path):
+    config = tmp_path / "attack.yaml"
+    config.write_text("attack: pgd\neps: 0.1\nsteps: 3\nrandom-start: false\nearly_stop: true\n")
+    code = main(["--quiet", "attack", str(checkpoint), "--config", str(config), "--limit", "20"])
+    assert code == 0, capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("random-start: maybe\n")
+    code = main(["--quiet", "attack", str(checkpoint), "--config", str(bad)])
+    assert code == 2 and "'random-start'" in capsys.readouterr().err and "true or false"

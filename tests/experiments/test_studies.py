@@ -218,6 +218,9 @@ def test_study_files_and_errors(tmp_path, capsys):
         ({"study": "blackbox", "parms": {}}, "Unknown field 'parms'.*'params'"),
         ({"study": "blackbx"}, "'blackbx' is not a study.*'blackbox'"),
         ({"study": "blackbox", "params": {"querys": 3}}, "params.querys.*'queries'"),
+        ({"study": "attack-grid", "params": {"eps": []}}, "params.eps' is an empty list"),
+        ({"study": "blackbox", "seed": "abc"}, "'seed' must be a whole number"),
+        ({"study": "blackbox", "train_limit": -4}, "'train_limit' must be a whole number"),
     ):
         path.write_text(yaml.safe_dump(bad))
         with pytest.raises(StudyError, match=message):

@@ -192,6 +192,8 @@ class Attack:
             )
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
             raise TypeError(f"{owner}: 'x' must be a float tensor with a batch dimension.")
+        if len(x) == 0:
+            raise ValueError(f"{owner}: 'x' is an empty batch; give at least one image.")
         y = torch.as_tensor(y)
         if y.shape != (x.shape[0],) or y.is_floating_point():
             raise ValueError(
@@ -215,7 +217,7 @@ class Attack:
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
         x = x.detach().to(device=device, dtype=dtype)  # float64 images follow the model
         y = y.to(device=device, dtype=torch.long)
-        if len(x):
+        if not self.query_only:  # a query-only attack sends the model no query of its own
             with torch.no_grad(), evaluating(model):
                 classes = int(model(x[:1]).shape[1])
             for name, labels in (("y", y), ("targets", targets)):

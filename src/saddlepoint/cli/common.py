@@ -55,11 +55,16 @@ def parse_assignments(items: Sequence[str] | None, option: str) -> dict[str, Any
     return result
 
 
-def config_to_argv(parser: argparse.ArgumentParser, path: str) -> list[str]:
-    """Turn a YAML config file into command-line tokens for ``parser``.
+def config_to_argv(
+    parser: argparse.ArgumentParser, path: str, given: Sequence[str] = ()
+) -> list[str]:
+    """Turn a YAML config file into command-line tokens for ``parser``, to go after ``given``
+    (the command line).
 
     Keys are option names (dashes or underscores); every value goes through the same parsing
-    and checks as the command line, and options given on the command line win.
+    and checks as the command line. Options given on the command line win: their keys are
+    skipped (repeatable options get both). Booleans work for on/off switches, lists for
+    options that take several values.
     """
     file = Path(path)
     if not file.is_file():
@@ -89,7 +94,20 @@ def config_to_argv(parser: argparse.ArgumentParser, path: str) -> list[str]:
             )
         action = actions[dest]
         flag = action.option_strings[-1]
-        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        on_command_line = any(
+            token == option or token.startswith(option + "=")
+            for token in given
+            for option in action.option_strings
+        )
+        if on_command_line and not isinstance(action, argparse._AppendAction):
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise CLIError(
+                    f"Key {key!r} in config {path!r} must be true or false. Got {value!r}."
+                )
+            tokens.append(action.option_strings[0 if value else 1])
+        elif isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             if not isinstance(value, bool):
                 raise CLIError(
                     f"Key {key!r} in config {path!r} must be true or false. Got {value!r}."
@@ -167,9 +185,24 @@ def checkpoint_dataset(
     if name is None:
         raise ValueError("The checkpoint records no dataset; pass --dataset.")
     same = name == recorded.get("name")
-    return load_dataset(
+    data = load_dataset(
         name, **dataset_options(args, name, recorded.get("options") if same else None)
     )
+    check_fits(meta, data, name)
+    return data
+
+
+def check_fits(meta: dict[str, Any], data: ImageData, source: str) -> None:
+    """The checkpoint's input shape and class count must be the dataset's."""
+    spec = meta.get("model", {})
+    shape, classes = spec.get("in_shape"), spec.get("num_classes")
+    if shape is not None and list(shape) != list(data.shape):
+        raise ValueError(
+            f"The model takes inputs of shape {tuple(shape)} but {source!r} has images of shape "
+            f"{tuple(data.shape)}; use the dataset it was trained on (or its size option)."
+        )
+    if classes is not None and int(classes) < data.num_classes:
+        raise ValueError(f"The model has {classes} classes but {source!r} has {data.num_classes}.")
 
 
 def check_outputs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -76,26 +77,13 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return found
 
 
-def _command_end(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    """Index just past the command words (e.g. 'data info') in ``argv``."""
-    end, node = 0, parser
-    for index, token in enumerate(argv):
-        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs:
-            break
-        if token in subs[0].choices:
-            node, end = subs[0].choices[token], index + 1
-    return end
-
-
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse ``argv``; with --config, the file's options go first so the command line wins."""
     args = parser.parse_args(argv)
     if not getattr(args, "config", None):
         return args
-    tokens = config_to_argv(args.leaf_parser, args.config)
-    position = _command_end(parser, argv)
-    return parser.parse_args(argv[:position] + tokens + argv[position:])
+    tokens = config_to_argv(args.leaf_parser, args.config, argv)
+    return parser.parse_args(argv + tokens)  # after the positionals, so nargs='+' is safe
 
 
 GLOBAL_FLAGS = ("--quiet", "--debug")
@@ -120,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, KeyError) as error:
+    except (ValueError, TypeError, OSError, KeyError, EOFError, pickle.UnpicklingError) as error:
         if debug:
             raise
         message = str(error).strip() or type(error).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 from pathlib import Path
 
 from saddlepoint.cli.common import format_table, positive_int
@@ -50,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Ray cluster address, e.g. auto (default: start a local Ray)",
     )
     run.add_argument(
+        "--yes", action="store_true", help="run grids of more than 50,000 configurations"
+    )
+    run.add_argument(
         "--workers", type=positive_int, default=2, help="processes (or local Ray CPUs) to use"
     )
     run.set_defaults(handler=run_sweep)
@@ -83,9 +87,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=run_export)
 
 
+LARGE_GRID = 50_000  # configurations; above this a sweep needs --yes
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.experiment)
     path = _store_path(args.experiment, args.out)
+    total = len(spec.checkpoints) * math.prod(len(values) for values in spec.grid.values())
+    if total > LARGE_GRID and not args.yes:
+        raise ValueError(
+            f"{args.experiment} expands to {total:,} configurations (over {LARGE_GRID:,}); at "
+            "0.3 ms per image and step that can take days. Pass --yes to run it anyway."
+        )
     counts = run_experiment(
         spec,
         path,

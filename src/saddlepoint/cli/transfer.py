@@ -11,6 +11,7 @@ from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs
 from saddlepoint.cli.common import (
     add_data_arguments,
+    check_fits,
     check_outputs,
     checkpoint_dataset,
     checkpoint_inputs,
@@ -74,11 +75,18 @@ def run(args: argparse.Namespace) -> int:
                 f"Surrogate {path} was trained on {surrogate_meta.get('dataset', {}).get('name')!r} "
                 f"but the target on {meta.get('dataset', {}).get('name')!r}; they must match."
             )
-        surrogates.append(model)
+        surrogates.append((path, model, surrogate_meta))
     data = checkpoint_dataset(args, meta)
+    for path, _, surrogate_meta in surrogates:
+        check_fits(surrogate_meta, data, f"{data.name} (for surrogate {path})")
     split = data.split(args.split).head(args.limit)
     result = transfer_attack(
-        attack, surrogates, target, split.images, split.labels, combine=args.combine
+        attack,
+        [model for _, model, _ in surrogates],
+        target,
+        split.images,
+        split.labels,
+        combine=args.combine,
     )
     m = result.metrics()
     print(

@@ -154,11 +154,10 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     # configurations, and every value of every grid key substituted into the first one.
     from saddlepoint.attacks import build_attack
 
-    configurations = spec.configurations()
-    if not configurations:
-        raise SpecError("The experiment has no configurations to run.")
-    probes = [configurations[0], configurations[-1]]
-    probes += [{**configurations[0], key: v} for key, values in expanded.items() for v in values]
+    # (built directly, so a huge grid is not expanded here)
+    first = {"checkpoint": checkpoints[0], **fixed, **{k: v[0] for k, v in expanded.items()}}
+    last = {"checkpoint": checkpoints[-1], **fixed, **{k: v[-1] for k, v in expanded.items()}}
+    probes = [first, last] + [{**first, key: v} for key, values in expanded.items() for v in values]
     for config in probes:
         params = {k: v for k, v in config.items() if k != "checkpoint"}
         try:

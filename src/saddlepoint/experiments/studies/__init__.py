@@ -94,6 +94,20 @@ def check_study(data: Any) -> dict[str, Any]:
                 f"Field 'params.{key}' is not a parameter of study {name!r}"
                 f"{_hint(key, accepted)}. Its parameters: {', '.join(accepted) or 'none'}."
             )
+        if isinstance(params[key], list | tuple) and not params[key]:
+            raise StudyError(
+                f"Field 'params.{key}' is an empty list; give at least one value (or leave it "
+                "out for the study's default)."
+            )
+    for field in ("seed", "train_limit"):
+        value = data.get(field)
+        low = 0 if field == "seed" else 1
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise StudyError(
+                f"Field {field!r} must be a whole number of at least {low}. Got {value!r}."
+            )
     dataset = data.get("dataset") or {"name": "digits"}
     if isinstance(dataset, str):
         dataset = {"name": dataset}

@@ -166,11 +166,12 @@ def defenses(
         section.text = (
             "Naive PGD differentiates through the model as it is; quantization has no gradient "
             "there, so naive PGD fails and the model looks robust. BPDA replaces the quantizer's "
-            "gradient by the identity's (straight-through); the honest column is what a real "
-            "adversary achieves. The robust-accuracy column is the per-sample worst case of BPDA "
-            f"PGD-40 and {STRONGEST_LABEL} (APGD on cross-entropy, then on the DLR margin loss, "
-            "for the images still robust): the number to quote, since a cross-entropy attack "
-            "alone overstates the robustness of fast adversarial training. The audit runs under "
+            "gradient by the identity's (straight-through), so BPDA PGD-40 attacks the model "
+            "itself. The robust-accuracy column is the per-sample worst case of BPDA "
+            f"PGD-40 and {STRONGEST_LABEL} (APGD on cross-entropy, then on the targeted DLR margin "
+            "towards each of the top 9 wrong classes, then on the DLR margin, each on the images "
+            "still robust): the number to quote, since a cross-entropy attack alone overstates "
+            "the robustness of fast adversarial training. The audit runs under "
             "BPDA too. For models without a quantizer the naive and BPDA columns agree."
         )
 
