@@ -78,7 +78,7 @@ def test_stronger_attack_check_passes_on_a_pgd_trained_model(digits):
         transform=AdversarialTraining("pgd", eps=0.1, steps=5),
         progress=False,
     )
-    x, y = digits.test.images[:100], digits.test.labels[:100]
+    x, y = digits.test.images[:60], digits.test.labels[:60]
     report = audit(trained.model, x, y, eps=0.1, **FAST)
     check = {c.name: c for c in report.checks}[STRONGER]
     assert check.passed, check.numbers

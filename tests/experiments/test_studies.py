@@ -255,7 +255,7 @@ def test_demo_defense_table_calls_the_strongest_number_robust_accuracy(trained_d
     model, data = trained_digits
     trap = OscillatingTemperature(model, features=64)  # cross-entropy PGD overstates it
     meta = {"metrics": {"test": {"accuracy": 0.98}}}
-    x, y = data.test.images[:80], data.test.labels[:80]
+    x, y = data.test.images[:50], data.test.labels[:50]
     models = [("reference", model, meta), ("masked", trap, meta)]
     table = defense_table(models, x, y, 0.1, strong_steps=30)
     pgd_column, robust_column = table.columns[2], table.columns[3]
