@@ -219,6 +219,7 @@ def test_study_files_and_errors(tmp_path, capsys):
         ({"study": "blackbx"}, "'blackbx' is not a study.*'blackbox'"),
         ({"study": "blackbox", "params": {"querys": 3}}, "params.querys.*'queries'"),
         ({"study": "attack-grid", "params": {"eps": []}}, "params.eps' is an empty list"),
+        ({"study": "blackbox", "params": {"images": "abc"}}, "params.images' must be a whole"),
         ({"study": "blackbox", "seed": "abc"}, "'seed' must be a whole number"),
         ({"study": "blackbox", "train_limit": -4}, "'train_limit' must be a whole number"),
     ):

@@ -99,6 +99,7 @@ def check_study(data: Any) -> dict[str, Any]:
                 f"Field 'params.{key}' is an empty list; give at least one value (or leave it "
                 "out for the study's default)."
             )
+        _check_kind(key, params[key], inspect.signature(STUDIES[name]).parameters[key].default)
     for field in ("seed", "train_limit"):
         value = data.get(field)
         low = 0 if field == "seed" else 1
@@ -114,6 +115,32 @@ def check_study(data: Any) -> dict[str, Any]:
     if not isinstance(dataset, dict) or "name" not in dataset:
         raise StudyError("Field 'dataset' must be a name or a mapping with 'name' and 'options'.")
     return {**data, "dataset": dataset, "params": params}
+
+
+def _check_kind(key: str, value: Any, default: Any) -> None:
+    """A parameter's value must be of its default's kind: a whole number, a number, a string,
+    true/false, or a list of numbers or strings."""
+    if default is inspect.Parameter.empty or default is None:
+        return
+    number = (int, float)
+    kinds: list[tuple[bool, str]] = [
+        (isinstance(default, bool), "true or false"),
+        (isinstance(default, int), "a whole number"),
+        (isinstance(default, float), "a number"),
+        (isinstance(default, str), "a string"),
+        (isinstance(default, list | tuple), "a list"),
+    ]
+    wanted = next((label for matches, label in kinds if matches), None)
+    ok = {
+        "true or false": isinstance(value, bool),
+        "a whole number": isinstance(value, int) and not isinstance(value, bool),
+        "a number": isinstance(value, number) and not isinstance(value, bool),
+        "a string": isinstance(value, str),
+        "a list": isinstance(value, list | tuple),
+        None: True,
+    }[wanted]
+    if not ok:
+        raise StudyError(f"Field 'params.{key}' must be {wanted}. Got {value!r} instead.")
 
 
 def run_study(
