@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from saddlepoint.attacks import Attack, AttackResult, Ensemble, build_attack
 
@@ -59,8 +58,8 @@ def worst_case(results: Mapping[str, AttackResult]) -> RobustAccuracy:
     """
     if not results:
         raise ValueError("worst_case needs the results of at least one attack.")
-    per_attack = {name: float(robust_mask(r).float().mean()) for name, r in results.items()}
     masks = torch.stack([robust_mask(r) for r in results.values()])
+    per_attack = {name: float(mask.float().mean()) for name, mask in zip(results, masks)}
     combined = float(masks.all(dim=0).float().mean())
     best_name = min(per_attack, key=lambda name: per_attack[name])
     if combined < per_attack[best_name] and len(results) > 1:
@@ -83,14 +82,3 @@ def paired_gap(weaker: AttackResult, stronger: AttackResult) -> dict[str, float]
     spread = float(difference.std(unbiased=True)) if len(a) > 1 else 0.0
     only_stronger = float(((a == 1) & (b == 0)).float().sum()) / n
     return {"gap": gap, "standard_error": spread / math.sqrt(n), "only_stronger": only_stronger}
-
-
-def evaluate_robustness(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    attacks: Mapping[str, Attack | Ensemble],
-) -> tuple[RobustAccuracy, dict[str, AttackResult]]:
-    """Run every attack on (``x``, ``y``) and combine them per sample."""
-    results = {name: attack(model, x, y) for name, attack in attacks.items()}
-    return worst_case(results), results
