@@ -40,9 +40,12 @@ def test_attack_grid(tmp_path):
     assert len(grid) == 2 * 2 * 1 * 2 * 1 * 2  # norms, eps, eta, n, losses, starts
     for r in grid:
         scale = math.sqrt(64) if r["norm"] == "l2" else 1.0  # eps_2 = sqrt(p) eps_inf
-        assert r["eps"] == pytest.approx(r["omega"] * scale)
+        assert r["eps"] == pytest.approx(r["eps_inf"] * scale)
+        assert r["omega"] in ("omega_0", "omega_rand")
     top = sections["grid"].table("top-linf").records()
-    assert top[0]["accuracy"] == min(r["accuracy"] for r in grid if r["norm"] == "linf")
+    at = [r for r in grid if r["norm"] == "linf" and r["eps_inf"] == 0.1]  # the default radius
+    assert top[0]["accuracy"] == min(r["accuracy"] for r in at)
+    assert {r["eps_inf"] for r in top} == {0.1}  # one radius, not pooled
     assert len(sections["rescaling"].figures) == 2
 
 

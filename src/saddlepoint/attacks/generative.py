@@ -33,7 +33,8 @@ def _halvings(size: int, levels: int) -> list[int]:
 
 
 class PerturbationGenerator(nn.Module):
-    """Encoder-decoder producing a perturbation in [-t, t] for each input image."""
+    """Encoder-decoder producing a perturbation in [-t, t] for each input image; with
+    ``final_norm`` the last transposed convolution is batch-normalised before the tanh."""
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class PerturbationGenerator(nn.Module):
         width: int = 64,
         bound: str = "scale",
         bounds: tuple[float, float] = (0.0, 1.0),
+        final_norm: bool = False,
     ) -> None:
         super().__init__()
         check_number("PerturbationGenerator", "t", t, low=0, low_open=True)
@@ -71,6 +73,8 @@ class PerturbationGenerator(nn.Module):
             )
             if out != channels:
                 up += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            elif final_norm:  # seed 004's FSConv4: batch norm, then the tanh
+                up.append(nn.BatchNorm2d(out))
             previous = out
         self.encoder = nn.Sequential(*down)
         self.decoder = nn.Sequential(*up)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table, positive_int
+from saddlepoint.cli.common import format_table, parse_assignments, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         help="train on the first N training images only",
+    )
+    run.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="run on this dataset instead of the file's (for example mnist or fashion-mnist for "
+        "a CIFAR-10 seed file); the dataset's options in the file are dropped",
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one of the study's params (repeatable; YAML values, e.g. images=1000 "
+        "or epochs=2): the documented way to run a seed file reduced",
     )
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="the registered studies")
@@ -62,6 +76,11 @@ def _run(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     if args.train_limit is not None:
         overrides["train_limit"] = args.train_limit
+    if args.dataset is not None:
+        overrides["dataset"] = {"name": args.dataset}
+    changed = parse_assignments(args.param, "--param")
+    if changed:
+        overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
     run_study(study, out, progress=not args.quiet, overrides=overrides)
     print(f"report: {render_report(out)}")
@@ -69,10 +88,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from saddlepoint.experiments.studies import STUDIES
+    from saddlepoint.experiments.studies import SOURCES, STUDIES
 
-    rows = [(name, (fn.__doc__ or "").strip().splitlines()[0]) for name, fn in STUDIES.items()]
-    print(format_table(sorted(rows), ["study", "what it does"]))
+    rows = [
+        (name, SOURCES.get(name, "-"), (fn.__doc__ or "").strip().splitlines()[0])
+        for name, fn in STUDIES.items()
+    ]
+    print(format_table(sorted(rows), ["study", "seed and section", "what it does"]))
     return 0
 
 

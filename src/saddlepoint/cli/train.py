@@ -129,9 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     defense.add_argument(
         "--regenerate",
-        choices=["batch", "epoch"],
+        choices=["batch", "epoch", "once"],
         default=None,
-        help="adversarial examples per batch or per epoch (seed 002)",
+        help="adversarial examples per batch, per epoch (seed 002), or once before the first "
+        "epoch (the DeepFool paper's fine-tuning)",
     )
     defense.add_argument(
         "--defense-bpda",

@@ -3,7 +3,8 @@
 Madry et al. (2018) train on PGD examples only (fraction 1); seed 000 mixes 50% adversarial and
 50% clean examples per batch; "fast" adversarial training (Wong et al., 2020) uses FGSM from a
 random start with step 1.25 eps (the 'fgsm-rs' attack). Seed 002 regenerates a perturbed copy of
-the whole training set at the start of each epoch (regenerate='epoch') instead of per batch.
+the whole training set at the start of each epoch (regenerate='epoch') instead of per batch;
+the DeepFool paper fine-tunes on one perturbed copy made before the first epoch ('once').
 An eps warm-up grows eps (and the step with it) linearly over the first epochs. Behind a
 quantization layer, ``bpda`` makes the training attack use BPDA gradients (else they are zero).
 Minimal-norm attacks (DeepFool, CW; seed 003 fine-tunes on DeepFool examples) take no radius:
@@ -50,7 +51,7 @@ class AdversarialTraining(TrainingDefense):
         self.warmup_epochs = check_number(
             owner, "warmup_epochs", warmup_epochs, low=0, integer=True
         )
-        self.regenerate = check_choice(owner, "regenerate", regenerate, ["batch", "epoch"])
+        self.regenerate = check_choice(owner, "regenerate", regenerate, ["batch", "epoch", "once"])
         self.bpda = (
             None if bpda is None else check_choice(owner, "bpda", bpda, ["identity", "smooth"])
         )
@@ -91,7 +92,7 @@ class AdversarialTraining(TrainingDefense):
     def start_epoch(self, model: nn.Module, data: ImageData, epoch: int, epochs: int) -> None:
         scale = min(epoch / self.warmup_epochs, 1.0) if self.warmup_epochs else 1.0
         self.attack = self._build(scale)
-        if self.regenerate == "epoch":
+        if self.regenerate == "epoch" or (self.regenerate == "once" and epoch == 1):
             images, labels = data.train.images, data.train.labels
             device = next(model.parameters()).device
             parts = []

@@ -5,7 +5,9 @@ Modes (``train_generative_attack``):
   C1's cross-entropy;
 - alternating: train C1 on clean data for ``clean_epochs``, then alternate one attacker batch and
   one C1 batch on attacked inputs.
-A second classifier C2 (same architecture, another seed, clean data only) measures transfer.
+A second classifier C2 (same architecture, another seed, clean data only) measures transfer. With
+``c2_alongside`` it also takes one clean batch per attacker batch in alternating mode, so that it
+trains as many epochs as C1 (seed 004: "always trained for the same number of epochs").
 
 The attacker's objective is C1's cross-entropy (loss='ce', as in seed 004) or, by default, C1's
 CW margin clamped at zero (loss='cw'): fooled images stop pulling, and on MNIST at t = 0.16 it
@@ -54,6 +56,8 @@ class GenerativeAttackConfig:
     batch_size: int = 64
     lr: float = 3e-3
     loss: str = "cw"
+    final_norm: bool = False
+    c2_alongside: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -170,11 +174,20 @@ def train_generative_attack(
     )
     with seeded(config.seed + 2, device):
         attacker = PerturbationGenerator(
-            data.shape, t=config.t, width=config.width, bound=config.bound
+            data.shape,
+            t=config.t,
+            width=config.width,
+            bound=config.bound,
+            final_norm=config.final_norm,
         ).to(device)
     attack_optimizer = torch.optim.Adam(attacker.parameters(), lr=config.lr)
     c1_optimizer = (
         make_optimizer(c1, TrainConfig(lr=config.lr)) if config.mode == "alternating" else None
+    )
+    c2_optimizer = (
+        make_optimizer(c2, TrainConfig(lr=config.lr))
+        if config.mode == "alternating" and config.c2_alongside
+        else None
     )
     run = GenerativeAttackRun(config, attacker, c1, c2)
     generator = torch.Generator().manual_seed(config.seed)
@@ -204,6 +217,12 @@ def train_generative_attack(
                     c1_optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     c1_optimizer.step()
+                if c2_optimizer is not None:  # C2: one more clean batch, as C1 takes one
+                    c2.train()
+                    loss = F.cross_entropy(c2(images), labels)
+                    c2_optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    c2_optimizer.step()
                 bar.set_postfix(c1_loss=f"{attack_loss:.3f}")
             row = {
                 "epoch": epoch,

@@ -3,13 +3,18 @@
 Threat model: Linf or L2 ball of radius eps (the "visibility bound"), inside the bounds.
 Each round adds a small random perturbation (uniform in an Linf box or a Gaussian direction of
 L2 length ``step``) to the current one; it is kept if the true-class probability drops, otherwise
-reverted. A sample stops when its prediction flips, when a proposal would leave the ball (the
-seed's stopping rule: the perturbation would become visible), or when its query budget is spent.
-Queries are counted per sample, the clean query included.
+reverted. A sample stops when its prediction flips, when the perturbation leaves the ball (it
+would become visible), or when its query budget is spent. Queries are counted per sample, the
+clean query included.
 
 Args: norm, eps, step (size of one random perturbation), queries (budget per sample),
-on_bound: 'stop' (the seed's rule) or 'project' (project the proposal back into the ball and go
-on until the budget is spent: a stronger search).
+on_bound: what leaving the ball means --
+    'kept' (seed 002 as it states the rule): every proposal is queried; the search ends when a
+        perturbation it keeps exceeds the bound, and the sample keeps its last perturbation
+        inside the ball (a flip found outside the ball does not count);
+    'stop': the search ends at the first proposal outside the ball, before querying it;
+    'project': the proposal is projected back into the ball and the search goes on until the
+        budget is spent (a stronger search).
 
 Example:
     >>> result = RandomSearch(eps=0.3, step=0.05, queries=500)(model, images, labels)
@@ -47,7 +52,7 @@ class RandomSearch(Attack):
     ) -> None:
         super().__init__(norm=norm, eps=eps, **common)
         owner = type(self).__name__
-        self.on_bound = check_choice(owner, "on_bound", on_bound, ["stop", "project"])
+        self.on_bound = check_choice(owner, "on_bound", on_bound, ["kept", "stop", "project"])
         self.step = parse_eps(step, "step", owner) if step is not None else self.eps / 4
         self.queries = check_budget(owner, queries)
 
@@ -57,6 +62,7 @@ class RandomSearch(Attack):
             "eps": self.eps,
             "step": self.step,
             "queries": self.queries,
+            "on_bound": self.on_bound,
             "seed": self.seed,
         }
 
@@ -93,7 +99,7 @@ class RandomSearch(Attack):
             proposal = adversarial[active] - x[active] + step
             if self.on_bound == "project":
                 proposal = lp.project(proposal, self.norm, self.eps)
-            else:  # the seed's rule: a perturbation that would become visible ends the search
+            elif self.on_bound == "stop":  # a proposal that would be visible ends the search
                 inside = lp.norms(proposal, self.norm) <= self.eps
                 active, proposal = active[inside], proposal[inside]
             if active.numel() == 0:
@@ -104,6 +110,15 @@ class RandomSearch(Attack):
             ta = targets[active] if targets is not None else None
             new_score = true_class_probability(out, labels[active] if ta is None else ta)
             keep = sign * (new_score - score[active]) < 0
+            if self.on_bound == "kept":  # a kept perturbation past the bound ends the search
+                outside = keep & (lp.norms(candidate - x[active], self.norm) > self.eps)
+                active, proposal, candidate = (
+                    active[~outside],
+                    proposal[~outside],
+                    candidate[~outside],
+                )
+                out, new_score, keep = out[~outside], new_score[~outside], keep[~outside]
+                ta = targets[active] if targets is not None else None
             kept = active[keep]
             adversarial[kept] = candidate[keep]
             score[kept] = new_score[keep]

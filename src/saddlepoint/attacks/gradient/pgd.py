@@ -18,6 +18,9 @@ Args (beyond the threat model):
     tol: stop a sample once its loss changes by less than tol between iterates (seed 000's
         "PGD until convergence"); None runs all steps.
     trace: record mean loss and accuracy at every iterate (for convergence plots).
+    step_direction: 'steepest' (sign for Linf, grad / ||grad||_2 for L2) or 'sign' (the signed
+        gradient in either norm; seed 000's L2 PGD moves every pixel by eta, a step of L2 length
+        eta * sqrt(p), then projects onto the L2 ball).
     record_at: step counts k at which to record, per sample, whether the k-step attack leaves
         the sample correct, its cross-entropy and the attack objective (extras['records'],
         shape (N, len(record_at), 3)): one run of max(k) steps answers every k at once.
@@ -43,7 +46,7 @@ from saddlepoint.attacks.gradient.restarts import StrongestSoFar
 from saddlepoint.attacks.runtime import memory_layout, plan_execution, to_layout
 from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
-from saddlepoint.validation import check_number
+from saddlepoint.validation import check_choice, check_number
 
 
 class PGD(Attack):
@@ -66,10 +69,15 @@ class PGD(Attack):
         tol: float | None = None,
         trace: bool = False,
         record_at: Sequence[int] | None = None,
+        step_direction: str = "steepest",
         **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, loss=loss, **common)
         owner = type(self).__name__
+        self.step_direction = check_choice(
+            owner, "step_direction", step_direction, ["steepest", "sign"]
+        )
+        self._direction = "linf" if step_direction == "sign" else self.norm
         check_number(owner, "steps", steps, low=1, integer=True)
         check_number(owner, "restarts", restarts, low=1, integer=True)
         if restarts > 1 and not random_start:
@@ -119,6 +127,7 @@ class PGD(Attack):
             "restarts": self.restarts,
             "early_stop": self.early_stop,
             "tol": self.tol,
+            "step_direction": self.step_direction,
         }
 
     def _ascend(
@@ -157,7 +166,7 @@ class PGD(Attack):
                     trace[k] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
                 if records is not None and k in self.record_at:
                     self._record(records, self.record_at.index(k), logits, value, labels)
-                stepped = x_adv + self.step * lp.direction(grad, self.norm)
+                stepped = x_adv + self.step * lp.direction(grad, self._direction)
                 x_adv = lp.project_and_clip(stepped, x, self.norm, radius, self.bounds)
                 continue
             if isinstance(radius, torch.Tensor):
@@ -181,7 +190,7 @@ class PGD(Attack):
                 keep &= (value - previous[active]).abs() >= self.tol
                 previous[active] = value
             moving = active[keep]
-            stepped = xa[keep] + self.step * lp.direction(grad[keep], self.norm)
+            stepped = xa[keep] + self.step * lp.direction(grad[keep], self._direction)
             x_adv[moving] = lp.project_and_clip(
                 stepped, x[moving], self.norm, self.eps, self.bounds
             )

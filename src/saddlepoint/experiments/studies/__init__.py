@@ -24,6 +24,7 @@ from saddlepoint.experiments.studies.base import StudyContext
 from saddlepoint.experiments.studies.blackbox import blackbox
 from saddlepoint.experiments.studies.demo import demo
 from saddlepoint.experiments.studies.generative import generative
+from saddlepoint.experiments.studies.robust_nets import adversarial_training_study, fast_gradient
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
 from saddlepoint.fileio import read_yaml
@@ -45,7 +46,24 @@ STUDIES: dict[str, Callable[..., Any]] = {
     "minimal-perturbations": minimal_perturbations,  # 6
     "blackbox": blackbox,  # 7
     "generative": generative,  # 8
+    "fast-gradient": fast_gradient,  # 9
+    "adversarial-training": adversarial_training_study,  # 10
     "demo": demo,  # the main job: a little of everything
+}
+
+# Where each study comes from in the seed reports (../shared/seeds/, summarised in README).
+SOURCES: dict[str, str] = {
+    "attack-grid": "seed 000 §2",
+    "convergence": "seed 000 §4.3.2",
+    "transfer": "seed 000 §3",
+    "overfitting": "seed 000 §4",
+    "defenses": "seed 000 §5",
+    "minimal-perturbations": "seed 003",
+    "blackbox": "seed 002 §4",
+    "generative": "seed 004",
+    "fast-gradient": "seed 002 §2",
+    "adversarial-training": "seed 002 §3",
+    "demo": "all (a little of each)",
 }
 
 _KEYS = ("study", "title", "dataset", "seed", "device", "train_limit", "params")
@@ -117,6 +135,19 @@ def check_study(data: Any) -> dict[str, Any]:
     return {**data, "dataset": dataset, "params": params}
 
 
+def _changes(original: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """A one-line account of the overrides (dataset, seed, sizes) a run applied to its file."""
+    parts = []
+    for key, value in overrides.items():
+        if key == "params":
+            continue
+        parts.append(f"{key} = {value['name'] if key == 'dataset' else value}")
+    for key, value in (overrides.get("params") or {}).items():
+        if original.get(key) != value:
+            parts.append(f"params.{key} = {value!r}")
+    return "; ".join(parts)
+
+
 def _check_kind(key: str, value: Any, default: Any) -> None:
     """A parameter's value must be of its default's kind: a whole number, a number, a string,
     true/false, or a list of numbers or strings."""
@@ -153,6 +184,7 @@ def run_study(
 ) -> dict[str, Any]:
     """Run a checked study mapping into the run folder ``out``; returns the study's summary.
     ``data``, when the caller has already loaded the study's dataset, saves loading it again."""
+    changed = _changes(study.get("params") or {}, overrides or {})
     study = check_study({**study, **(overrides or {})})
     if data is None:
         options = dict(study["dataset"].get("options") or {})
@@ -162,6 +194,8 @@ def run_study(
         log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
         log.set_meta("study", study["study"])
         log.set_meta("dataset", f"{data.name} ({len(data.train)} train / {len(data.test)} test)")
+        log.set_meta("source", SOURCES.get(study["study"], "-"))
+        log.set_meta("changed from the file", changed or "nothing")
         ctx = StudyContext(
             log=log,
             data=data,
@@ -173,4 +207,12 @@ def run_study(
         return STUDIES[study["study"]](ctx, **study["params"]) or {}
 
 
-__all__ = ["STUDIES", "StudyContext", "StudyError", "check_study", "load_study", "run_study"]
+__all__ = [
+    "SOURCES",
+    "STUDIES",
+    "StudyContext",
+    "StudyError",
+    "check_study",
+    "load_study",
+    "run_study",
+]

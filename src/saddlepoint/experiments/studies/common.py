@@ -97,6 +97,7 @@ def plot_table(
     by: str | Sequence[str] | None = None,
     title: str = "",
     logx: bool = False,
+    logy: bool = False,
     ci: bool = False,
 ) -> None:
     """Plot column ``y`` against ``x`` from a recorded table, one line per value of ``by``.
@@ -121,6 +122,8 @@ def plot_table(
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
     if logx:
         ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(y + (" (mean, 95% CI)" if ci else ""))
     ax.set_title(title or f"{y} vs {x}", fontsize=10)
@@ -145,4 +148,43 @@ def record_pgd_curves(
             y=column,
             by="model",
             title=f"PGD {column} per iteration{note}",
+        )
+
+
+CURVE_COLUMNS = ["model", "epoch", "train loss", "train acc", "val loss", "val acc"]
+
+
+def history_rows(label: str, metadata: dict[str, Any]) -> list[list[Any]]:
+    """Rows of CURVE_COLUMNS for one model's recorded training history."""
+    epochs = metadata.get("history", {}).get("epochs", [])
+    return [
+        [
+            label,
+            e["epoch"],
+            e["train_loss"],
+            e["train_accuracy"],
+            e["val_loss"],
+            e["val_accuracy"],
+        ]
+        for e in epochs
+    ]
+
+
+def record_training_curves(
+    ctx: Any, section: Any, rows: list[list[Any]], *, name: str = "training", note: str = ""
+) -> None:
+    """Add a table of per-epoch training curves (CURVE_COLUMNS) to ``section`` and plot its
+    validation accuracy and loss per epoch, one line per model (the seeds' training figures)."""
+    curves = Table(f"{name}-curves", CURVE_COLUMNS, rows, f"per-epoch training history{note}")
+    section.tables.append(curves)
+    for column in ("val acc", "val loss", "train acc", "train loss"):
+        plot_table(
+            curves,
+            ctx.figure(
+                section, f"{name}-{column.replace(' ', '-')}.png", f"{column} per epoch{note}"
+            ),
+            x="epoch",
+            y=column,
+            by="model",
+            title=f"{column} per epoch{note}",
         )

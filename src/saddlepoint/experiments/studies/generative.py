@@ -22,8 +22,19 @@ def generative(
     clean_epochs: int = 1,
     width: int = 64,
     loss: str = "cw",
+    final_norm: bool = False,
+    c2_alongside: bool = False,
+    compare_t: Sequence[float] = (0.04, 0.08),
 ) -> dict:
-    """Train the attacker network per (mode, t); C1 (attacked) and C2 (transfer) accuracy."""
+    """Train the attacker network per (mode, t); C1 (attacked) and C2 (transfer) accuracy.
+
+    ``loss`` 'ce' is seed 004's objective (the attacker minimises C1's negative cross-entropy);
+    'cw' a clamped margin. ``final_norm`` batch-normalises the attacker's last layer before its
+    tanh (seed 004's FSConv4); ``c2_alongside`` trains C2 one clean batch per attacker batch in
+    alternating mode (seed 004: C2 gets as many epochs as C1). Figures: accuracy and loss per
+    attacker epoch, one curve per t (seed Figs 3-5), and the two modes side by side at each t of
+    ``compare_t`` that was run (Fig 6).
+    """
     params = {
         "t": list(t),
         "modes": list(modes),
@@ -34,6 +45,8 @@ def generative(
         "width": width,
         "loss": loss,
         "train_limit": ctx.train_limit,
+        "final_norm": final_norm,
+        "c2_alongside": c2_alongside,
     }
 
     def build(section: Section) -> None:
@@ -49,6 +62,8 @@ def generative(
                     clean_epochs=clean_epochs,
                     width=width,
                     loss=loss,
+                    final_norm=final_norm,
+                    c2_alongside=c2_alongside,
                     seed=ctx.seed,
                     device=ctx.device,
                 )
@@ -95,6 +110,47 @@ def generative(
                     by="kind",
                     logx=len(t) > 1,
                     title=f"{model.upper()} test accuracy vs intensity t ({mode})",
+                )
+        for mode in modes:
+            mine = Table(
+                "history", columns, [r for r in history.rows if r[columns.index("mode")] == mode]
+            )
+            for model in ("c1", "c2"):
+                plot_table(
+                    mine,
+                    ctx.figure(
+                        section,
+                        f"{mode}-{model}-per-epoch.png",
+                        f"{model.upper()} attacked accuracy per attacker epoch, {mode}",
+                    ),
+                    x="epoch",
+                    y=f"{model}_attacked_accuracy",
+                    by="t",
+                    title=f"{model.upper()} attacked test accuracy per epoch ({mode}), per t",
+                )
+            plot_table(
+                mine,
+                ctx.figure(section, f"{mode}-loss.png", f"C1 attacked loss per epoch, {mode}"),
+                x="epoch",
+                y="c1_attacked_loss",
+                by="t",
+                logy=True,
+                title=f"C1 attacked test loss per epoch ({mode}, log scale)",
+            )
+        if len(modes) > 1:
+            for value in [v for v in compare_t if v in t]:
+                both = Table(
+                    "history", columns, [r for r in history.rows if r[columns.index("t")] == value]
+                )
+                plot_table(
+                    both,
+                    ctx.figure(
+                        section, f"modes-t{value:g}.png", f"consecutive vs alternating, t {value:g}"
+                    ),
+                    x="epoch",
+                    y="c1_attacked_accuracy",
+                    by="mode",
+                    title=f"C1 attacked accuracy per epoch at t = {value:g}: both modes",
                 )
         generative_figure(
             attackers,

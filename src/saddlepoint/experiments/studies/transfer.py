@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 from saddlepoint.attacks import PGD, build_attack, transfer_attack
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
-from saddlepoint.experiments.studies.common import MODEL_COLUMNS, model_row, plot_table
+from saddlepoint.experiments.studies.common import (
+    MODEL_COLUMNS,
+    history_rows,
+    model_row,
+    plot_table,
+    record_training_curves,
+)
 from saddlepoint.viz.gradcam import gradcam_figure
 
 
@@ -28,8 +34,15 @@ def transfer_study(
     images: int = 1000,
     eps: float = 0.2,
     pgd_steps: int = 20,
+    fgsm_eps: float | None = None,
+    pgd_step: float | None = None,
+    pgd_random_start: bool = True,
 ) -> dict:
-    """Transfer attacks from surrogates of growing depth and width onto a reference target."""
+    """Transfer attacks from surrogates of growing depth and width onto a reference target.
+
+    FGSM runs at ``fgsm_eps`` (default eps; seed 000: 2/255), PGD at eps with ``pgd_steps``
+    steps of ``pgd_step`` (default 2.5 eps / steps; seed 000: 50 steps of 2/255).
+    """
     params = {
         "target": target,
         "depths": list(depths),
@@ -40,14 +53,19 @@ def transfer_study(
         "images": images,
         "eps": eps,
         "pgd_steps": pgd_steps,
+        "fgsm_eps": fgsm_eps,
+        "pgd_step": pgd_step,
+        "pgd_random_start": pgd_random_start,
     }
     x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
     goal, goal_meta = ctx.model("target", target, epochs=epochs)
     surrogates = [("depth", d, {"depth": d, "width": depth_width}) for d in depths]
     surrogates += [("width", w, {"depth": width_depth, "width": w}) for w in widths]
+    fgsm_radius = eps if fgsm_eps is None else fgsm_eps
+    step = 2.5 * eps / pgd_steps if pgd_step is None else pgd_step
     attacks = {
-        "FGSM": build_attack("fgsm", eps=eps),
-        f"PGD-{pgd_steps}": PGD(eps=eps, steps=pgd_steps, step=2.5 * eps / pgd_steps),
+        "FGSM": build_attack("fgsm", eps=fgsm_radius),
+        f"PGD-{pgd_steps}": PGD(eps=eps, steps=pgd_steps, step=step, random_start=pgd_random_start),
     }
 
     def surrogate(args: dict) -> tuple:
@@ -56,13 +74,22 @@ def transfer_study(
 
     def models(section: Section) -> None:
         rows = [model_row(f"target {target}", goal, goal_meta)]
+        curves = {"depth": history_rows("target", goal_meta), "width": []}
         unique = {(a["depth"], a["width"]): a for _, _, a in surrogates}
         for args in unique.values():
             net, meta = surrogate(args)
             rows.append(
                 model_row(f"surrogate depth {args['depth']} width {args['width']}", net, meta)
             )
+            if args["width"] == depth_width and args["depth"] in depths:
+                curves["depth"] += history_rows(f"depth {args['depth']}", meta)
+            if args["depth"] == width_depth and args["width"] in widths:
+                curves["width"] += history_rows(f"width {args['width']:03d}", meta)
         section.tables.append(Table("models", MODEL_COLUMNS, rows, "parameters and accuracy"))
+        for family in ("depth", "width"):
+            record_training_curves(
+                ctx, section, curves[family], name=family, note=f" (surrogates over {family})"
+            )
         section.text = (
             f"Target {target} and {len(surrogates)} surrogates, each trained {epochs} epochs on "
             f"{ctx.data.name} with the same recipe and seed."
@@ -101,7 +128,11 @@ def transfer_study(
             m = attack(goal, x, y).metrics()
             accuracy = m["robust_accuracy"]
             white.append(["target itself", 0, name, accuracy, accuracy, m["loss"], 1.0])
-        table = Table("transfer", columns, rows, f"Linf eps {eps:g} on {len(y)} test images")
+        caption = (
+            f"Linf: FGSM eps {fgsm_radius:g}; PGD eps {eps:g}, {pgd_steps} steps of {step:.4g}"
+            f"{' from a random start' if pgd_random_start else ' from x'}; {len(y)} test images"
+        )
+        table = Table("transfer", columns, rows, caption)
         section.tables.append(table)
         section.tables.append(
             Table("whitebox", columns, white, "white-box reference on the target")
