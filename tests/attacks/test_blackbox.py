@@ -58,6 +58,7 @@ def test_query_attacks_stay_in_ball_and_budget_and_count_exactly(setup, norm, ep
     for attack in (
         RandomSearch(norm=norm, eps=eps, step=eps / 3, queries=60, on_bound="project"),
         RandomSearch(norm=norm, eps=eps, step=eps / 3, queries=60),
+        RandomSearch(norm=norm, eps=eps, step=eps / 3, queries=60, on_bound="kept"),
         Square(norm=norm, eps=eps, queries=60),
     ):
         counted = Counting(model)
@@ -89,6 +90,33 @@ def test_seed_rule_stops_at_the_visibility_bound(setup):
     result = RandomSearch(eps=0.05, step=0.04, queries=500)(model, x, y)
     assert result.queries.float().mean() < 500  # proposals leaving the ball end the search
     assert (result.norms("linf") <= 0.05 + 1e-6).all()
+
+
+class Falling(nn.Module):
+    """The true class's probability falls as the pixel sum grows: every step that adds mass is
+    kept, and the prediction flips only far outside a small ball."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x):
+        s = self.w * x.flatten(1).sum(1)
+        return torch.stack([6 - s, torch.zeros_like(s)], dim=1)
+
+
+def test_seed_rule_as_stated_queries_the_proposal_and_stops_when_a_kept_one_leaves():
+    x = torch.full((4, 1, 4, 4), 0.2)
+    y = torch.zeros(4, dtype=torch.long)
+    kept = RandomSearch(norm="l2", eps=0.3, step=0.1, queries=200, on_bound="kept")
+    stop = RandomSearch(norm="l2", eps=0.3, step=0.1, queries=200, on_bound="stop")
+    a, b = kept(Falling(), x, y), stop(Falling(), x, y)
+    for result in (a, b):  # nothing flips inside the ball; every output stays inside it
+        assert not result.success.any()
+        assert (lp.norms(result.perturbation, "l2") <= 0.3 + 1e-6).all()
+        assert (result.queries < 200).all()  # the bound, not the budget, ended the search
+    # 'kept' queries the proposal that leaves the ball before stopping; 'stop' does not
+    assert (a.queries >= b.queries).all() and (a.queries > b.queries).any()
 
 
 def test_square_beats_random_search(setup):

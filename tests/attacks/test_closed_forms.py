@@ -109,3 +109,22 @@ def test_apgd_t_moves_toward_its_target_and_reaches_it_when_the_ball_allows():
     large = APGDTargeted(eps=1.0, steps=20, target_classes=1)(model, x, y)
     assert (large.predictions == target).float().mean() >= 0.75
     assert bool(large.success.all())
+
+
+def test_l2_sign_step_moves_every_pixel_by_eta_then_projects():
+    """Seed 000's L2 PGD: a signed step of eta per pixel (L2 length eta * sqrt(p)), projected
+    onto the L2 ball; with a ball large enough, one step is exactly x + eta * sign(grad)."""
+    from saddlepoint.attacks import PGD
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x = torch.rand(5, 1, 4, 4) * 0.5 + 0.25
+    y = torch.tensor([0, 1, 2, 0, 1])
+    eta = 0.01
+    big = PGD(norm="l2", eps=10.0, steps=1, step=eta, random_start=False, step_direction="sign")
+    delta = big(model, x, y).perturbation
+    assert torch.allclose(delta.abs(), torch.full_like(delta, eta), atol=1e-7)
+    small = PGD(norm="l2", eps=0.02, steps=3, step=eta, random_start=False, step_direction="sign")
+    assert (small(model, x, y).norms("l2") <= 0.02 + 1e-6).all()
+    steepest = PGD(norm="l2", eps=10.0, steps=1, step=eta, random_start=False)
+    assert torch.allclose(steepest(model, x, y).norms("l2"), torch.full((5,), eta), atol=1e-6)

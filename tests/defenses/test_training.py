@@ -71,3 +71,29 @@ def test_trades_and_noise_train(digits):
         )
         assert history.epochs[-1].val_accuracy > 0.7
         assert defense.config()["name"] in ("trades", "noise")
+
+
+def test_regenerate_once_makes_one_perturbed_copy_for_every_epoch():
+    """The DeepFool paper's fine-tuning: one perturbed training set, made before the first epoch."""
+    import torch
+
+    from saddlepoint.data.base import ImageData, Split
+    from saddlepoint.defenses import AdversarialTraining
+
+    calls = []
+
+    class Recording(AdversarialTraining):
+        def _perturb(self, model, images, labels):
+            calls.append(len(images))
+            return images + 0.01
+
+    x = torch.rand(12, 1, 4, 4)
+    y = torch.arange(12) % 3
+    data = ImageData("toy", Split(x, y), Split(x, y), Split(x, y), ("a", "b", "c"))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    defense = Recording("fgsm", eps=0.1, regenerate="once")
+    for epoch in (1, 2, 3):
+        defense.start_epoch(model, data, epoch, 3)
+    assert calls == [12]  # made once, kept for epochs 2 and 3
+    images, _ = defense.batch(model, x[:4], y[:4], torch.arange(4))
+    assert torch.allclose(images, x[:4] + 0.01)

@@ -280,3 +280,40 @@ def test_demo_defense_table_calls_the_strongest_number_robust_accuracy(trained_d
     line = audit_line(summary)
     assert "robust accuracy 0.2460 (APGD-CE + APGD-DLR)" in line and "6/7 checks pass" in line
     assert "failed: a stronger attack finds no more" in line
+
+
+def test_pgd_stops_when_the_mean_loss_settles():
+    """Seed 000 §4.3.2: stop at the first iterate whose mean loss moved by less than alpha."""
+    from saddlepoint.experiments.studies.training import converged
+
+    trace = [{"iteration": i, "loss": v} for i, v in enumerate([1.0, 1.5, 1.8, 1.805, 1.9])]
+    assert [t["iteration"] for t in converged(trace, 0.01)] == [0, 1, 2, 3]
+    assert converged(trace, None) == trace
+    assert converged(trace, 1e-9) == trace  # never settles: the whole (capped) run
+
+
+def test_overfitting_gives_every_model_one_schedule(tmp_path):
+    sections = study(
+        tmp_path,
+        "overfitting",
+        widths=["cnn"],
+        overtrain_epochs=3,
+        early_epochs=[1],
+        dropout_epochs=[2],
+        schedule="constant",
+        lr=1e-3,
+        images=30,
+        eps=0.1,
+        steps=30,
+        pgd_step=0.02,
+        alpha=0.01,
+    )
+    models = sections["overfitting"].table("models").records()
+    assert [m["epochs"] for m in models] == [3, 1, 2]
+    for row in sections["overfitting"].table("robust").records():
+        assert row["PGD iterations"] <= 30
+    from saddlepoint.checkpoint import read_metadata
+
+    for key in ("cnn-over-trained", "cnn-early-stopped", "cnn-dropout-0.3"):
+        recipe = read_metadata(tmp_path / "overfitting" / "models" / f"{key}.safetensors")["recipe"]
+        assert recipe["schedule"] == "constant" and recipe["lr"] == 1e-3

@@ -56,3 +56,37 @@ def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
                 assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
             else:
                 assert row[key] == value, key
+
+
+def test_seed_options_final_norm_and_c2_alongside(digits):
+    """Seed 004's options: batch norm before the attacker's tanh; C2 trained as long as C1."""
+    from torch import nn
+
+    from saddlepoint.attacks.generative import PerturbationGenerator
+    from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
+
+    plain = PerturbationGenerator((1, 8, 8), t=0.1, width=4)
+    normed = PerturbationGenerator((1, 8, 8), t=0.1, width=4, final_norm=True)
+    count = lambda g: sum(isinstance(m, nn.BatchNorm2d) for m in g.decoder)  # noqa: E731
+    assert count(normed) == count(plain) + 1 and isinstance(normed.decoder[-1], nn.BatchNorm2d)
+    config = dict(
+        mode="alternating", classifier="cnn", clean_epochs=1, attacker_epochs=1, width=4, t=0.1
+    )
+    small = ImageData(
+        digits.name,
+        digits.train.head(200),
+        digits.val.head(50),
+        digits.test.head(100),
+        digits.class_names,
+    )
+    runs = [
+        train_generative_attack(
+            small,
+            GenerativeAttackConfig(**config, c2_alongside=alongside),
+            progress=False,
+        )
+        for alongside in (False, True)
+    ]
+    before, after = (r.history[-1]["c2_clean_accuracy"] for r in runs)
+    assert runs[0].history[-1]["c1_clean_accuracy"] == runs[1].history[-1]["c1_clean_accuracy"]
+    assert before != after  # C2 took more clean batches; C1 and the attacker are unchanged

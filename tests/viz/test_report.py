@@ -90,3 +90,19 @@ def test_report_loads_in_headless_chromium(tmp_path):
     assert 'data-images="2/2"' in done.stdout  # the page's own check: every image decoded
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
+
+
+def test_preface_opens_the_report_and_the_page(tmp_path):
+    """The seed-findings table: a Markdown preface in both the HTML report and the docs page."""
+    from saddlepoint.runlog import RunLog, Section, Table
+    from saddlepoint.viz.report import render_markdown, render_report
+
+    with RunLog(tmp_path / "run") as log:
+        log.add(Section(key="s", title="S", text="t", params={}, tables=[Table("x", ["a"], [[1]])]))
+    preface = "## Seed findings\n\n| claim | seed | ours |\n|---|---|---|\n| FGSM | 29% | 31% |\n\nWhy: <b>x</b>."
+    page = render_report(tmp_path / "run", preface=preface).read_text()
+    assert "<h2>Seed findings</h2>" in page and "<td>29%</td>" in page
+    assert "&lt;b&gt;" in page and "<b>x" not in page  # escaped, never raw HTML
+    assert page.index("Seed findings") < page.index("<nav>")
+    text = render_markdown(tmp_path / "run", tmp_path / "md", preface=preface).read_text()
+    assert text.index("| FGSM | 29% | 31% |") < text.index("## S\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table, parse_assignments, positive_int
+from saddlepoint.cli.common import CLIError, format_table, parse_assignments, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="instead write DIR/README.md with the tables and copies of the figures",
     )
+    report.add_argument(
+        "--preface",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a Markdown file (headings, pipe tables, paragraphs) to open the report with, "
+        "e.g. a table of the seed's findings beside this run's",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -101,8 +109,14 @@ def _list(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from saddlepoint.viz.report import render_markdown, render_report
 
+    preface = ""
+    if args.preface is not None:
+        try:
+            preface = args.preface.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise CLIError(f"--preface {args.preface}: cannot read it ({error}).") from None
     if args.markdown is not None:
-        print(render_markdown(args.run_dir, args.markdown))
+        print(render_markdown(args.run_dir, args.markdown, preface=preface))
     else:
-        print(render_report(args.run_dir, args.out, args.title))
+        print(render_report(args.run_dir, args.out, args.title, preface=preface))
     return 0

@@ -100,10 +100,49 @@ def _section(folder: Path, section: Section) -> str:
     return "\n".join(parts)
 
 
+def preface_html(markdown: str) -> str:
+    """A preface written in a small Markdown subset -- '## ' headings, pipe tables, paragraphs
+    -- as HTML (the seed-findings table that opens a seed run's report)."""
+    parts: list[str] = []
+    for block in markdown.strip().split("\n\n"):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        if lines[0].startswith("#"):
+            parts.append(f"<h2>{html.escape(lines[0].lstrip('#').strip())}</h2>")
+            lines = lines[1:]
+            if not lines:
+                continue
+        if all(line.startswith("|") for line in lines):
+            rows = [
+                [cell.strip() for cell in line.strip("|").split("|")]
+                for line in lines
+                if not set(line) <= set("|-: ")
+            ]
+            head, *body = rows
+            parts.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    for row in body
+                )
+                + "</table>"
+            )
+        else:
+            parts.append(f"<p>{html.escape(' '.join(lines))}</p>")
+    return "".join(parts)
+
+
 def render_report(
-    folder: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, title: str = ""
+    folder: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    title: str = "",
+    preface: str = "",
 ) -> Path:
-    """Write the report of the run in ``folder`` (default ``folder/report.html``); returns it."""
+    """Write the report of the run in ``folder`` (default ``folder/report.html``); returns it.
+    ``preface`` (Markdown: headings, pipe tables, paragraphs) goes before the sections."""
     folder = Path(folder)
     if not (folder / RUN_FILE).is_file():
         raise FileNotFoundError(
@@ -128,6 +167,7 @@ def render_report(
             f"<script>{_CHECK}</script></head><body>",
             f"<h1>{html.escape(title)}</h1>",
             "".join(f'<p class="meta">{html.escape(line)}</p>' for line in lines),
+            preface_html(preface) if preface else "",
             f"<nav><ol>{contents}</ol></nav>" if sections else "<p>No sections recorded yet.</p>",
             *(_section(folder, s) for s in sections),
             "</body></html>",
@@ -150,10 +190,15 @@ def _markdown_table(table: Table, limit: int) -> list[str]:
 
 
 def render_markdown(
-    folder: str | os.PathLike[str], out: str | os.PathLike[str], *, max_rows: int = 30
+    folder: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    max_rows: int = 30,
+    preface: str = "",
 ) -> Path:
     """Write the run in ``folder`` as Markdown (``out/README.md``, figures copied beside it):
-    for documentation folders, where a page should diff well and images stay files."""
+    for documentation folders, where a page should diff well and images stay files.
+    ``preface`` (Markdown) goes after the header, before the sections."""
     folder, out = Path(folder), Path(out)
     if not (folder / RUN_FILE).is_file():
         raise FileNotFoundError(f"{folder} is not a run folder: it has no {RUN_FILE}.")
@@ -163,6 +208,8 @@ def render_markdown(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     lines = [f"# {meta.get('title') or folder.name}", ""]
     lines += [f"{k}: {v}  " for k, v in meta.items() if k != "title"] + [""]
+    if preface:
+        lines += [preface.strip(), ""]
     for section in sections:
         lines += [f"## {section.title}", "", section.text, ""]
         for table in section.tables:

@@ -186,9 +186,9 @@ def run_study(
     ``data``, when the caller has already loaded the study's dataset, saves loading it again."""
     changed = _changes(study.get("params") or {}, overrides or {})
     study = check_study({**study, **(overrides or {})})
+    options = dict(study["dataset"].get("options") or {})
+    options.setdefault("seed", study.get("seed", 0))
     if data is None:
-        options = dict(study["dataset"].get("options") or {})
-        options.setdefault("seed", study.get("seed", 0))
         data = load_dataset(study["dataset"]["name"], **options)
     with RunLog(out) as log:
         log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
@@ -203,6 +203,7 @@ def run_study(
             device=study.get("device", "auto"),
             progress=progress,
             train_limit=study.get("train_limit"),
+            dataset_options=options,
         )
         return STUDIES[study["study"]](ctx, **study["params"]) or {}
 

@@ -90,7 +90,13 @@ def attack_grid(
                 {
                     "name": f"grid-{norm}",
                     "checkpoints": [str(checkpoint)],
-                    "dataset": {"split": "test", "limit": images},
+                    "dataset": {
+                        "split": "test",
+                        "limit": images,
+                        "options": {"root": ctx.dataset_options["root"]}
+                        if "root" in ctx.dataset_options
+                        else {},
+                    },
                     "attack": "pgd",
                     "grid": {
                         "eps": [e * radius_scale(norm) for e in eps],

@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class StudyContext:
     device: str = "auto"
     progress: bool = True
     train_limit: int | None = None  # train on the first N training images only (fast runs)
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # as loaded (root included)
 
     @property
     def folder(self) -> Path:

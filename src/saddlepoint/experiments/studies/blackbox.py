@@ -4,6 +4,7 @@ and differential-evolution one-pixel attacks beside them for scale."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from saddlepoint.attacks import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
@@ -30,6 +31,9 @@ def blackbox(
     colour: float = 1.0,
     norm: str = "linf",
     rule: str = "stop",
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    schedule: str = "onecycle",
 ) -> dict:
     """Random search (accuracy, queries) over eps; one-pixel flip maps; Square and DE one-pixel.
 
@@ -52,7 +56,10 @@ def blackbox(
         "norm": norm,
         "rule": rule,
     }
-    net, meta = ctx.model("target", model, epochs=epochs)
+    train: dict[str, Any] = {}
+    if (batch_size, lr, schedule) != (64, 3e-3, "onecycle"):  # else the recipe of earlier runs
+        train = {"batch_size": batch_size, "lr": lr, "schedule": schedule}
+    net, meta = ctx.model("target", model, epochs=epochs, **train)
     x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
 
     def search(section: Section) -> None:

@@ -184,6 +184,8 @@ def defenses(
     images: int = 500,
     audit_images: int = 200,
     strong_steps: int = 100,
+    audit_steps: int = 40,
+    audit_queries: int = 500,
     model_args: dict[str, Any] | None = None,
     weight_decay: float = 0.0,
     batch_size: int = 64,
@@ -214,6 +216,8 @@ def defenses(
         "audit_images": audit_images,
         "evaluation": STRONGEST_ATTACK,  # a stronger evaluation re-runs the section
         "strong_steps": strong_steps,
+        "audit_steps": audit_steps,
+        "audit_queries": audit_queries,
         "model_args": model_args or {},
         "weight_decay": weight_decay,
         "batch_size": batch_size,
@@ -270,7 +274,8 @@ def defenses(
                     x[:audit_images],
                     y[:audit_images],
                     eps=eps,
-                    queries=500,
+                    queries=audit_queries,
+                    steps=audit_steps,
                     strong_steps=strong_steps,
                 )
             failed = [c.name for c in checks.checks if not c.passed]
