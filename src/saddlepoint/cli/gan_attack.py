@@ -88,6 +88,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--test-limit", type=positive_int, default=None, help="evaluate on the first N test images"
     )
+    parser.add_argument(
+        "--final-norm",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="batch-normalise the attacker's last layer before its tanh (seed 004's FSConv4)",
+    )
+    parser.add_argument(
+        "--c2-alongside",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="alternating mode: train C2 one clean batch per attacker batch, so it gets as many "
+        "epochs as C1 (seed 004)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("runs/gan-attack"), help="output folder")
@@ -120,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
                 bound=args.bound,
                 loss=args.loss,
                 lr=args.lr,
+                final_norm=args.final_norm,
+                c2_alongside=args.c2_alongside,
                 seed=args.seed,
                 device=args.device,
             )

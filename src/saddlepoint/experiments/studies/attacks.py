@@ -159,6 +159,26 @@ def attack_grid(
                     ci=True,
                     title=f"{norm.upper()} PGD: accuracy vs {label} (mean over the rest, 95% CI)",
                 )
+        n_max = max(steps)
+        for norm in norms:  # seed Figs 1/2: one step (FGSM / FGM) against the full PGD
+            ends = Table(
+                table.name,
+                columns,
+                [r for r in rows if r[0] == norm and r[4] in (1, n_max) and r[6] == "omega_0"],
+            )
+            plot_table(
+                ends,
+                ctx.figure(
+                    section,
+                    f"{norm}-one-step-vs-pgd.png",
+                    f"{norm}: one step (n = 1) against PGD (n = {n_max}), from x",
+                ),
+                x="eps_inf",
+                y="accuracy",
+                by=["n", "loss"],
+                ci=True,
+                title=f"{norm.upper()}: n = 1 against n = {n_max}, omega_0 (mean over eta, 95% CI)",
+            )
         best = min(rows, key=lambda r: r[8])
         how = (
             "every pixel moves by eta per step (a sign step, as the seed)"
@@ -459,6 +479,29 @@ def minimal_perturbations(
         )
 
     ctx.section("minimal", "Minimal perturbations: DeepFool versus FGSM", params, build)
+
+    def examples(section: Section) -> None:
+        net, _ = ctx.model(models[0], models[0], epochs=epochs, lr=lr, schedule=schedule)
+        few_x, few_y = x[:4], y[:4]
+        adversarial_grid(
+            build_attack("deepfool")(net, few_x, few_y),
+            ctx.figure(section, "deepfool.png", f"DeepFool on {models[0]}"),
+            count=4,
+            class_names=ctx.data.class_names,
+        )
+        eps = max(fgsm_eps)
+        adversarial_grid(
+            build_attack("fgsm", eps=eps)(net, few_x, few_y),
+            ctx.figure(section, "fgsm.png", f"FGSM at eps {eps:g} on {models[0]}"),
+            count=4,
+            class_names=ctx.data.class_names,
+        )
+        section.text = (
+            f"Examples on {models[0]} (the seed's Figs 7/8): DeepFool's minimal perturbation and "
+            f"FGSM at eps {eps:g}."
+        )
+
+    ctx.section("examples", "Examples", params, examples)
     return {}
 
 
