@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import torch
@@ -82,6 +83,7 @@ def attack_grid(
         return radius_scale(norm) if norm == "l2" and l2_step == "steepest" else 1.0
 
     def grid(section: Section) -> None:
+        started = time.perf_counter()
         for norm in norms:
             fixed: dict = {"norm": norm, "seed": ctx.seed}
             if norm == "l2" and l2_step == "sign":
@@ -109,6 +111,7 @@ def attack_grid(
                 }
             )
             run_experiment(spec, store_path, progress=ctx.progress)
+        attack_seconds = time.perf_counter() - started
         with ResultsStore(store_path) as store:
             records = store.rows()
         columns = GRID_COLUMNS
@@ -192,7 +195,8 @@ def attack_grid(
             f"ball's corners and contains it; in L2 {how}. omega_0 starts at x, omega_rand at a "
             f"uniform draw in the ball. Strongest: {best[0]} eps_inf {best[1]:g}, eta {best[3]:g}, "
             f"n {best[4]}, loss {best[5]}, {best[6]}: accuracy {best[8]:.4f}. "
-            "Step counts share one run and eps and start settings share stacked batches."
+            "Step counts share one run and eps and start settings share stacked batches. "
+            + projection(attack_seconds, len(rows), images)
         )
 
     ctx.section("grid", "Attack grid search", params, grid)
@@ -236,6 +240,23 @@ def attack_grid(
 
     ctx.section("rescaling", "Linf versus L2 at matched radii", figure_params, rescaling)
     return {}
+
+
+SEED_GRID = (2 * 9 * 9 * 8 * 2 * 2, 10000)  # seed 000 §2: configurations (both norms), images
+
+
+def projection(seconds: float, configurations: int, images: int) -> str:
+    """How long seed 000's full grid would take at this run's measured rate (a resumed run,
+    which computed nothing new, projects nothing)."""
+    if seconds < 1 or not configurations:
+        return ""
+    rate = seconds / (configurations * images)
+    full = rate * SEED_GRID[0] * SEED_GRID[1]
+    return (
+        f"Measured here: {seconds:.0f} s for {configurations} configurations x {images} images; "
+        f"at that rate seed 000's full grid ({SEED_GRID[0]:,} configurations x "
+        f"{SEED_GRID[1]:,} images) takes about {full / 3600:.1f} h on this machine."
+    )
 
 
 GRID_COLUMNS = [

@@ -10,6 +10,22 @@ from saddlepoint.experiments.studies.common import plot_table
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
 
+SEED_SCALE = 2 * 7 * 20 * 60000  # seed 004: modes x intensities x attacker epochs x images
+
+
+def _projection(rows: list[dict], train_images: int) -> str:
+    """Seed 004's attacker training at full scale, projected from this run's epochs (the
+    classifiers' own training comes on top)."""
+    seconds = sum(float(r.get("seconds", 0.0)) for r in rows)
+    if seconds <= 0 or not rows:
+        return ""
+    per_image_epoch = seconds / (len(rows) * train_images)
+    return (
+        f"Measured here: {seconds:.0f} s for {len(rows)} attacker epochs on {train_images:,} "
+        f"images; seed 004 at full scale (2 modes x 7 t x 20 epochs on 60,000 images) would "
+        f"take about {per_image_epoch * SEED_SCALE / 3600:.1f} h of attacker training."
+    )
+
 
 def generative(
     ctx: StudyContext,
@@ -161,7 +177,8 @@ def generative(
             "An encoder-decoder maps each image to a perturbation of intensity at most t. "
             "Consecutive: C1 is trained, frozen, and the attacker learns to fool it. Alternating: "
             "after clean epochs, attacker and C1 take turns batch by batch. C2 (same architecture, "
-            "another seed, never shown attacked data) measures how the attack transfers."
+            "another seed, never shown attacked data) measures how the attack transfers. "
+            + _projection(rows, len(ctx.training_data().train))
         )
 
     ctx.section("generative", "Generative attacker", params, build)
