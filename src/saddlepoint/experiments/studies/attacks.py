@@ -92,12 +92,10 @@ def attack_grid(
                 {
                     "name": f"grid-{norm}",
                     "checkpoints": [str(checkpoint)],
-                    "dataset": {
+                    "dataset": {  # the options the study loaded (the root is not recorded)
                         "split": "test",
                         "limit": images,
-                        "options": {"root": ctx.dataset_options["root"]}
-                        if "root" in ctx.dataset_options
-                        else {},
+                        "options": dict(ctx.dataset_options),
                     },
                     "attack": "pgd",
                     "grid": {
