@@ -34,7 +34,8 @@ def norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    """The unit-norm steepest-ascent direction for a gradient: sign for Linf, grad/||grad|| for L2."""
+    """The unit-norm steepest-ascent direction for a gradient: sign for Linf, grad/||grad|| for L2
+    (L1 has no dense one: its attacks choose sparse steps themselves)."""
     if norm == "linf":
         return grad.sign()
     if norm == "l2":
@@ -54,7 +55,26 @@ def project(delta: torch.Tensor, norm: str, eps: float | torch.Tensor) -> torch.
         radius = eps if isinstance(eps, torch.Tensor) else torch.full_like(size, float(eps))
         factor = torch.where(size > radius, radius / size.clamp_min(_TINY), torch.ones_like(size))
         return delta * _per_sample(factor, delta)
-    raise ValueError(f"Unknown norm {norm!r}; choose 'linf' or 'l2'.")
+    if norm == "l1":
+        return _project_l1(delta, eps)
+    raise ValueError(f"Unknown norm {norm!r}; choose 'linf', 'l2' or 'l1'.")
+
+
+def _project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Euclidean projection onto the L1 ball (Duchi et al., 2008): soft-threshold the
+    magnitudes by the theta that makes them sum to eps; samples already inside are unchanged."""
+    flat = _flat(delta)
+    n = flat.shape[0]
+    radius = eps.to(flat).reshape(n) if isinstance(eps, torch.Tensor) else flat.new_full((n,), eps)
+    size = flat.abs()
+    ranked = size.sort(dim=1, descending=True).values
+    running = ranked.cumsum(dim=1) - radius[:, None]
+    index = torch.arange(1, flat.shape[1] + 1, device=flat.device, dtype=flat.dtype)
+    count = (ranked * index > running).sum(dim=1).clamp_min(1)
+    theta = running.gather(1, (count - 1)[:, None]).squeeze(1) / count.to(flat.dtype)
+    shrunk = flat.sign() * (size - theta.clamp_min(0)[:, None]).clamp_min(0)
+    outside = size.sum(dim=1) > radius
+    return torch.where(outside[:, None], shrunk, flat).view_as(delta)
 
 
 def random_start(
@@ -80,7 +100,17 @@ def random_start(
         unit = gauss / _per_sample(norms(gauss, "l2").clamp_min(_TINY), gauss)
         radius = eps * torch.rand(n, generator=generator, dtype=dtype).pow(1.0 / d)
         return unit * _per_sample(radius, unit)
-    raise ValueError(f"Unknown norm {norm!r}; choose 'linf' or 'l2'.")
+    if norm == "l1":
+        # Uniform in the L1 ball: d + 1 exponential spacings, normalized, the last one dropped,
+        # with random signs.
+        d = 1
+        for s in shape:
+            d *= int(s)
+        spacing = -torch.rand((n, d + 1), generator=generator, dtype=dtype).clamp_min(1e-12).log()
+        share = spacing[:, :d] / spacing.sum(dim=1, keepdim=True)
+        signs = torch.randint(0, 2, (n, d), generator=generator).to(dtype) * 2 - 1
+        return (eps * share * signs).view(n, *shape)
+    raise ValueError(f"Unknown norm {norm!r}; choose 'linf', 'l2' or 'l1'.")
 
 
 def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -101,3 +131,85 @@ def project_and_clip(
     result is feasible (inside both sets), as every attack of this kind does it.
     """
     return clip(x + project(x_adv - x, norm, eps), bounds)
+
+
+def dual(norm: str) -> str:
+    """The dual norm: the distance to a hyperplane <w, z> = c in ``norm`` is |c| / ||w||_dual."""
+    duals = {"linf": "l1", "l2": "l2", "l1": "linf"}
+    if norm not in duals:
+        raise ValueError(f"Unknown norm {norm!r}; choose 'linf', 'l2' or 'l1'.")
+    return duals[norm]
+
+
+def hyperplane_projection(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    c: torch.Tensor,
+    norm: str,
+    bounds: tuple[float, float],
+) -> torch.Tensor:
+    """Per sample, the smallest ``delta`` in ``norm`` with <w, delta> = c and x + delta in bounds.
+
+    The exact minimizer of each norm over the hyperplane intersected with the box (FAB's
+    projection step, Croce & Hein 2020): every coordinate moves in the direction of
+    sign(c * w_j), by at most its distance to the bound. Linf moves all useful coordinates by
+    one common amount (capped per coordinate), L2 moves coordinate j by lambda |w_j| (capped),
+    L1 fills the coordinates with the largest |w_j| first. When the box does not let the
+    hyperplane be reached, the coordinates all move to their bound (the closest reachable
+    point). Found by sorting the breakpoints of a piecewise-linear function: batched, no loop.
+    """
+    flat_x, flat_w = _flat(x), _flat(w)
+    target = c.reshape(-1).to(flat_w)
+    side = torch.where(target < 0, -1.0, 1.0).to(flat_w)
+    signed = flat_w * side[:, None]  # now the target is |c| >= 0
+    need = target.abs()
+    weight = signed.abs()
+    low, high = bounds
+    cap = torch.where(signed > 0, high - flat_x, flat_x - low).clamp_min(0)
+    cap = torch.where(weight > 0, cap, torch.zeros_like(cap))  # unused coordinates stay put
+    if norm == "l1":
+        amount = _fill_greedy(weight, cap, need)
+    elif norm in ("linf", "l2"):
+        amount = _fill_level(weight, cap, need, norm)
+    else:
+        raise ValueError(f"Unknown norm {norm!r}; choose 'linf', 'l2' or 'l1'.")
+    return (amount * signed.sign()).view_as(x)
+
+
+def _fill_level(
+    weight: torch.Tensor, cap: torch.Tensor, need: torch.Tensor, norm: str
+) -> torch.Tensor:
+    """t_j = min(level * s_j, cap_j) with sum weight_j t_j = need: s_j = 1 (Linf) or
+    weight_j (L2); the level is found between the sorted breakpoints cap_j / s_j."""
+    slope = torch.ones_like(weight) if norm == "linf" else weight
+    slope = torch.where(weight > 0, slope, torch.zeros_like(slope))
+    breaks = torch.where(slope > 0, cap / slope.clamp_min(_TINY), torch.zeros_like(cap))
+    order = breaks.argsort(dim=1)
+    b = breaks.gather(1, order)
+    full = (weight * cap).gather(1, order)  # what a saturated coordinate contributes
+    rate = (weight * slope).gather(1, order)  # d contribution / d level while not saturated
+    saturated = full.cumsum(dim=1)
+    free = rate.sum(dim=1, keepdim=True) - rate.cumsum(dim=1)  # rate of the ones after k
+    reached = saturated + b * free  # the constraint's value at level b_k
+    enough = reached >= need[:, None]
+    feasible = enough.any(dim=1)
+    k = enough.float().argmax(dim=1, keepdim=True)  # first breakpoint that is enough
+    before = saturated.gather(1, k) - full.gather(1, k)
+    moving = free.gather(1, k) + rate.gather(1, k)
+    level = ((need[:, None] - before) / moving.clamp_min(_TINY)).clamp_min(0)
+    amount = torch.minimum(level * slope, cap)
+    return torch.where(feasible[:, None], amount, cap)
+
+
+def _fill_greedy(weight: torch.Tensor, cap: torch.Tensor, need: torch.Tensor) -> torch.Tensor:
+    """L1: saturate coordinates in order of decreasing weight until the need is met; the last
+    one moves only as far as it must."""
+    order = weight.argsort(dim=1, descending=True)
+    w = weight.gather(1, order)
+    full = (w * cap.gather(1, order)).cumsum(dim=1)
+    before = full - w * cap.gather(1, order)
+    rest = ((need[:, None] - before) / w.clamp_min(_TINY)).clamp_min(0)
+    part = torch.minimum(rest, cap.gather(1, order))
+    part = torch.where(before >= need[:, None], torch.zeros_like(part), part)
+    amount = torch.empty_like(part).scatter_(1, order, part)
+    return amount

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from saddlepoint.validation import check_choice
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l2", "l1")
 
 
 def parse_eps(value: float | int | str, name: str = "eps", owner: str = "ThreatModel") -> float:

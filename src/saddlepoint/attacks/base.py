@@ -28,6 +28,9 @@ from saddlepoint.validation import check_choice, check_number
 
 _BLOCK = 64  # samples per random block
 
+# Keywords every attack takes through Attack.__init__ (besides its threat model and loss).
+COMMON = ("bounds", "seed", "batch_size", "memory_format")
+
 
 @dataclass
 class BatchOutput:
@@ -87,6 +90,7 @@ class Attack:
     name: ClassVar[str] = "attack"
     minimal: ClassVar[bool] = False  # minimal-norm attacks are clipped to bounds, not projected
     query_only: ClassVar[bool] = False  # black-box: never differentiates, never probes the model
+    supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2")  # L1 only where a class says so
 
     def __init__(
         self,
@@ -101,6 +105,7 @@ class Attack:
     ) -> None:
         owner = type(self).__name__
         low, high = bounds
+        check_choice(owner, "norm", norm, self.supported_norms)
         self.threat = ThreatModel(norm=norm, eps=parse_eps(eps), bounds=(low, high))
         self.loss_name = loss
         self.loss_fn = get_loss(loss)
