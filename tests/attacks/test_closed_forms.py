@@ -1,8 +1,10 @@
 """Attacks on linear models, where the answer is known exactly."""
 
+import pytest
 import torch
 
-from saddlepoint.attacks import DeepFool, fgm, fgsm
+from saddlepoint import lp
+from saddlepoint.attacks import FAB, DeepFool, FABMinimal, fgm, fgsm
 from tests.attacks.models import Affine
 
 
@@ -128,3 +130,58 @@ def test_l2_sign_step_moves_every_pixel_by_eta_then_projects():
     assert (small(model, x, y).norms("l2") <= 0.02 + 1e-6).all()
     steepest = PGD(norm="l2", eps=10.0, steps=1, step=eta, random_start=False)
     assert torch.allclose(steepest(model, x, y).norms("l2"), torch.full((5,), eta), atol=1e-6)
+
+
+def binary_affine(d: int = 20, seed: int = 4):
+    """Logits (0, w.x + b), points near the middle of [0, 1] and their labels."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d, generator=g) * 0.3
+    b = torch.tensor(0.2)
+    model = Affine(torch.stack([torch.zeros(d), w]), torch.stack([torch.tensor(0.0), b]))
+    x = 0.3 + 0.4 * torch.rand(10, d, generator=g)
+    f = x @ w + b
+    return model, x, (f > 0).long(), w, f
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_fab_on_a_binary_affine_classifier_finds_the_exact_minimal_perturbation(norm, targeted):
+    # The boundary is the hyperplane w.x + b = 0, so the smallest perturbation inside the box
+    # is the box-constrained projection onto it: FAB must find it up to its overshoot.
+    model, x, y, w, f = binary_affine()
+    exact = lp.norms(lp.hyperplane_projection(x, w.expand_as(x), -f, norm, (0.0, 1.0)), norm)
+    result = FABMinimal(norm=norm, targeted=targeted)(model, x, y)
+    assert result.success.all()
+    found = result.norms(norm)
+    assert (found >= exact * (1 - 1e-5)).all()  # nothing beats the minimum
+    assert torch.allclose(found, exact, rtol=1e-2)
+    if norm == "l2":  # the L2 minimizer is unique: the point itself must be close
+        step = lp.hyperplane_projection(x, w.expand_as(x), -f, "l2", (0.0, 1.0))
+        assert torch.allclose(result.adversarial, x + step, atol=2e-2 * float(exact.max()))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_fab_within_a_radius_breaks_exactly_the_points_the_radius_reaches(norm):
+    model, x, y, w, f = binary_affine(seed=7)
+    exact = lp.norms(lp.hyperplane_projection(x, w.expand_as(x), -f, norm, (0.0, 1.0)), norm)
+    radius = float(exact.median())
+    result = FAB(norm=norm, eps=radius)(model, x, y)
+    assert (result.norms(norm) <= radius * (1 + 1e-6)).all()
+    assert torch.equal(result.success, exact <= radius * 0.99) or torch.equal(
+        result.success, exact <= radius
+    )
+
+
+def test_fab_minimal_on_a_multiclass_linear_model_reaches_the_nearest_boundary():
+    model = linear_model(6, 30, seed=5)
+    x = 0.3 + 0.4 * torch.rand(40, 30, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        logits = model(x)
+    y = logits.argmax(1)
+    w = model.weight.detach()
+    gaps = (logits - logits.gather(1, y[:, None])).abs()
+    dist = gaps / (w[None, :, :] - w[y][:, None, :]).norm(dim=2)
+    dist[torch.arange(40), y] = float("inf")
+    result = FABMinimal(norm="l2", bounds=(-10.0, 10.0))(model, x, y)
+    assert result.success.all()
+    assert torch.allclose(result.norms("l2"), dist.min(1).values, rtol=1e-2)

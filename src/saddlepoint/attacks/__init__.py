@@ -1,7 +1,7 @@
 """Attacks: configured once, called on (model, x, y); see ``ATTACKS`` for the registry.
 
 Grouped by family: ``gradient`` (fixed-budget gradient attacks: PGD and its presets, APGD),
-``minimal`` (minimal-norm: DeepFool, CW), ``blackbox`` (query-only: random search, one-pixel,
+``minimal`` (minimal-norm: DeepFool, CW, FAB), ``blackbox`` (query-only: random search, one-pixel,
 Square), and, beside the machinery (``base``, ``result``, ``runtime``, ``registry``), the
 attacks built from other attacks or models (``ensemble``, ``transfer``, ``generative``).
 """
@@ -11,7 +11,7 @@ from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Squ
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted, bim, fgm, fgsm
-from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
+from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
 from saddlepoint.attacks.registry import ATTACKS, build_attack, register_attack
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.transfer import SurrogateEnsemble, TransferResult, transfer_attack
@@ -28,6 +28,8 @@ __all__ = [
     "DeepFool",
     "Ensemble",
     "EnsemblePreset",
+    "FAB",
+    "FABMinimal",
     "GenerativeAttack",
     "OnePixel",
     "PGD",
