@@ -63,7 +63,7 @@ studies: setup
 # Peers for benchmarks only: installed with --no-deps into their own folder (never a runtime
 # dependency, never on the test path); bench/ scripts add it to sys.path.
 PEERS_DIR := .bench-peers
-PEERS := torchattacks==3.5.1 foolbox==3.3.4 adversarial-robustness-toolbox==1.20.1 eagerpy \
+PEERS := torchattacks==3.5.1 foolbox==3.3.4 adversarial-robustness-toolbox==1.20.1 pyautoattack==0.2.0 eagerpy \
 	GitPython gitdb smmap requests charset-normalizer idna urllib3 certifi six
 
 $(PEERS_DIR)/.installed: Makefile $(STAMP)

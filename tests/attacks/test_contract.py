@@ -26,6 +26,10 @@ FAST_ARGS = {
     "apgd-t": {"steps": 5, "target_classes": 2},
     "apgd-ce-t": {"steps": 5},
     "apgd-strong": {"steps": 5},
+    "autoattack": {"steps": 5, "target_classes": 2, "queries": 20},
+    "fab": {"steps": 5},
+    "fab-t": {"steps": 5, "target_classes": 2},
+    "fab-minimal": {"steps": 5, "restarts": 2},
     "deepfool": {"steps": 5},
     "cw": {"steps": 5, "search_steps": 2},
     "random-search": {"queries": 20},
@@ -64,7 +68,7 @@ def test_results_stay_in_bounds_and_ball(device, name, n, size, channels, eps, l
     g = torch.Generator().manual_seed(seed)
     x = low + width * torch.rand(n, channels, size, size, generator=g)
     y = torch.randint(0, 4, (n,), generator=g)
-    for norm in ("linf", "l2"):
+    for norm in getattr(ATTACKS[name].builder, "supported_norms", ("linf", "l2")):
         accepted = ATTACKS[name].arguments()
         if "norm" in accepted and accepted["norm"] != norm and name in ("fgsm", "fgm"):
             continue

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -10,7 +11,7 @@ from tests.attacks.models import OscillatingTemperature
 
 STRONGER = "a stronger attack finds no more"
 
-FAST = {"steps": 40, "queries": 150, "strong_steps": 30}
+FAST = {"steps": 40, "queries": 150, "strong_steps": 30, "strong_queries": 300}
 
 
 class HardThreshold(nn.Module):
@@ -29,7 +30,7 @@ def test_audit_passes_an_undefended_model(trained_digits):
     report = audit(model, data.test.images[:100], data.test.labels[:100], eps=0.1, **FAST)
     failed = [c.name for c in report.checks if not c.passed]
     assert report.passed, failed
-    assert len(report.checks) == 7
+    assert len(report.checks) == 9
     stronger = {c.name: c for c in report.checks}[STRONGER]
     assert stronger.passed  # an undefended model: PGD and APGD agree within the tolerance
     assert report.robust_accuracy <= min(report.accuracies.values()) + 1e-9
@@ -109,10 +110,32 @@ def test_worst_case_is_never_above_any_attack(trained_digits):
     assert combined.attack in accuracies or combined.attack.startswith("worst case of")
 
 
-def test_ensemble_is_never_above_any_of_its_members(trained_digits):
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("apgd-ensemble", {"steps": 20}),
+        ("autoattack", {"steps": 10, "target_classes": 3, "queries": 100}),
+    ],
+)
+def test_ensemble_is_never_above_any_of_its_members(trained_digits, name, settings):
     model, data = trained_digits
     x, y = data.test.images[:60], data.test.labels[:60]
-    ensemble = build_attack("apgd-ensemble", eps=0.1, steps=20)
+    ensemble = build_attack(name, eps=0.1, **settings)
     members = [member(model, x, y) for member in ensemble.attacks]
     together = ensemble(model, x, y).metrics()["robust_accuracy"]
     assert all(together <= m.metrics()["robust_accuracy"] + 1e-9 for m in members)
+
+
+def test_sanity_checks_flag_a_randomized_model_and_a_softmax_output(trained_digits):
+    from saddlepoint.defenses.eot import RandomNoiseInput
+    from saddlepoint.evaluate.audit import output_sanity
+
+    model, data = trained_digits
+    x = data.test.images[:50]
+    plain = output_sanity(model, x)
+    assert plain["largest change between two passes"] == 0.0
+    assert plain["share of rows that are probabilities"] == 0.0
+    noisy = output_sanity(RandomNoiseInput(model, scale=0.1), x)
+    assert noisy["largest change between two passes"] > 1e-3
+    softmax = output_sanity(nn.Sequential(model, nn.Softmax(dim=1)), x)
+    assert softmax["share of rows that are probabilities"] == 1.0

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saddlepoint.attacks.base import Attack
+from saddlepoint.attacks.base import COMMON, Attack
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import model_device
 
@@ -91,8 +91,10 @@ class EnsemblePreset:
     Built from (attack class, settings) pairs, it makes an :class:`Ensemble` whose members share
     the keywords it is called with and differ in their own settings:
     ``EnsemblePreset((APGD, {'loss': 'ce'}), (APGD, {'loss': 'dlr'}))`` is APGD-CE then
-    APGD-DLR. Its signature holds the keywords every member class accepts, less the ones a member
-    fixes, so the registry, the CLI and configs read it like any attack's.
+    APGD-DLR. It accepts every keyword some member accepts (less the ones a member fixes) and
+    hands each one to the members that take it: ``steps`` reaches the gradient attacks,
+    ``queries`` the query-only ones, ``norm``, ``eps`` and the common keywords all of them. Its
+    signature lists them, so the registry, the CLI and configs read it like any attack's.
     """
 
     def __init__(self, *members: tuple[type[Attack], Mapping[str, Any]]) -> None:
@@ -100,13 +102,15 @@ class EnsemblePreset:
             raise ValueError("EnsemblePreset needs at least one (attack class, settings) pair.")
         self.members = [(attack, dict(settings)) for attack, settings in members]
         fixed = {key for _, settings in self.members for key in settings}
-        signatures = [inspect.signature(attack).parameters for attack, _ in self.members]
-        shared = [
-            p
-            for name, p in signatures[0].items()
-            if name not in fixed and all(name in other for other in signatures[1:])
-        ]
-        self.__signature__ = inspect.Signature(shared)
+        self._accepted = [_keywords(attack) for attack, _ in self.members]
+        parameters: dict[str, inspect.Parameter] = {}
+        for attack, _ in self.members:
+            for name, p in inspect.signature(attack).parameters.items():
+                if p.kind is p.KEYWORD_ONLY and name not in fixed and name not in parameters:
+                    parameters[name] = p
+        if any(_takes_common(attack) for attack, _ in self.members):
+            parameters["common"] = inspect.Parameter("common", inspect.Parameter.VAR_KEYWORD)
+        self.__signature__ = inspect.Signature(list(parameters.values()))
 
     @property
     def minimal(self) -> bool:
@@ -117,4 +121,23 @@ class EnsemblePreset:
         return f"EnsemblePreset({inner})"
 
     def __call__(self, **kwargs: Any) -> Ensemble:
-        return Ensemble([attack(**{**kwargs, **settings}) for attack, settings in self.members])
+        built = []
+        for (attack, settings), accepted in zip(self.members, self._accepted):
+            own = {key: value for key, value in kwargs.items() if key in accepted}
+            built.append(attack(**{**own, **settings}))
+        return Ensemble(built)
+
+
+def _takes_common(attack: type[Attack]) -> bool:
+    parameters = inspect.signature(attack).parameters.values()
+    return any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _keywords(attack: type[Attack]) -> set[str]:
+    """The keywords an attack class accepts: its own, plus the common ones when it passes
+    ``**common`` on to ``Attack``."""
+    parameters = inspect.signature(attack).parameters
+    names = {name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+    if _takes_common(attack):
+        names |= set(COMMON)
+    return names

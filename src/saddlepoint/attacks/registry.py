@@ -9,15 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from saddlepoint.attacks.base import Attack
+from saddlepoint.attacks.base import COMMON, Attack
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
-from saddlepoint.attacks.minimal import CarliniWagnerL2, DeepFool
+from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
 from saddlepoint.validation import check_keywords, unknown_name_error
-
-# Keywords every attack takes through Attack.__init__.
-COMMON = ("bounds", "seed", "batch_size", "memory_format")
 
 
 @dataclass(frozen=True)
@@ -101,6 +98,24 @@ register_attack(
     EnsemblePreset((APGD, {"loss": "ce"}), (APGDTargeted, {}), (APGD, {"loss": "dlr"})),
     {"early_stop": True},  # a broken sample stays broken: stopping it changes no number
     "APGD-CE, then APGD-T, then APGD-DLR on still-robust points: the strongest evaluation here",
+)
+register_attack(
+    "autoattack",
+    EnsemblePreset(
+        (APGD, {"loss": "ce"}), (APGDTargeted, {}), (FAB, {"targeted": True}), (Square, {})
+    ),
+    {"early_stop": True},
+    "AutoAttack 'standard' (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square (5,000 queries), "
+    "each on the points the previous ones left",
+)
+register_attack(
+    "fab", FAB, {}, "FAB (Croce & Hein 2020) within eps: boundary projections, Linf/L2/L1"
+)
+register_attack(
+    "fab-t", FAB, {"targeted": True}, "FAB-T: FAB towards each of the top 9 wrong classes"
+)
+register_attack(
+    "fab-minimal", FABMinimal, {}, "FAB as a minimal-norm attack: the closest point it finds"
 )
 register_attack("deepfool", DeepFool, {}, "DeepFool (2016): minimal L2/Linf perturbation")
 register_attack("cw", CarliniWagnerL2, {}, "Carlini-Wagner L2 (2017) with a search over c")

@@ -24,11 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "audit",
         help="check a model's robustness evaluation for gradient masking",
-        description="Run seven diagnostics (after Carlini et al. 2019 and Athalye et al. 2018): "
-        "robust accuracy non-increasing in eps, an unbounded attack reaching ~0%%, iterative "
-        "beating single-step, convergence under more steps and restarts, black-box not beating "
-        "white-box, healthy input gradients, and a stronger attack (APGD-CE, APGD-T, APGD-DLR) not "
-        "finding more than PGD. Prints a pass/fail checklist with the numbers, then one robust "
+        description="Run nine diagnostics (after Carlini et al. 2019, Athalye et al. 2018 and "
+        "AutoAttack's sanity checks): robust accuracy non-increasing in eps, an unbounded attack "
+        "reaching ~0%%, iterative beating single-step, convergence under more steps and restarts, "
+        "black-box not beating white-box, healthy input gradients, a stronger attack (AutoAttack: "
+        "APGD-CE, APGD-T, FAB-T, Square) not finding more than PGD, a deterministic model, and "
+        "logits rather than probabilities as outputs. Prints a pass/fail checklist with the numbers, then one robust "
         "accuracy: the per-sample worst case of every attack run at eps, with the attack that "
         "reached it. Saves it all as JSON. --bpda attacks through quantization layers with BPDA "
         "gradients.",

@@ -12,11 +12,16 @@ pass/fail with its numbers:
 5. a black-box (query-only) attack is not stronger than the white-box one;
 6. input gradients are neither zero nor NaN on many inputs;
 7. a stronger attack finds no more: the strongest evaluation the project has
-   (``STRONGEST_ATTACK``: APGD-CE, then APGD-T over 9 targets, then APGD-DLR) does not lower
-   robust accuracy below PGD's by more than max(2 points, 3 standard errors of the paired
-   difference). Catastrophic overfitting (Wong et
-   al. 2020) is the textbook failure: cross-entropy gradients mislead PGD while a margin loss
-   walks through, and checks 1-6 can all pass.
+   (``STRONGEST_ATTACK``: AutoAttack's APGD-CE, APGD-T over 9 targets, FAB-T and Square) does
+   not lower robust accuracy below PGD's by more than max(2 points, 3 standard errors of the
+   paired difference). Catastrophic overfitting (Wong et al. 2020) is the textbook failure:
+   cross-entropy gradients mislead PGD while a margin loss walks through, and checks 1-6 can
+   all pass;
+8. the model is deterministic: the same inputs give the same logits twice (a randomized model
+   needs attacks that average over its randomness, EOT; AutoAttack's 'rand' version);
+9. the model returns logits, not probabilities: rows in [0, 1] that sum to 1 mean a softmax
+   inside the model, whose saturation starves cross-entropy attacks of gradient (AutoAttack
+   warns of the same).
 
 The report states one robust accuracy: the per-sample worst case of every attack it ran at eps,
 with the attack that reached it. That number, not the PGD one, is the model's robustness.
@@ -113,6 +118,24 @@ def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[
     }
 
 
+def output_sanity(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """AutoAttack's sanity checks on the model's outputs: the largest change between two
+    forward passes on the same inputs, and the share of output rows that look like
+    probabilities (entries in [0, 1] summing to 1)."""
+    device = model_device(model)
+    with evaluating(model, freeze=True), torch.no_grad():
+        inputs = x.to(device)
+        first, second = model(inputs).float(), model(inputs).float()
+    change = float((first - second).abs().max()) if len(first) else 0.0
+    probability_like = (
+        (first >= 0).all(dim=1) & (first <= 1).all(dim=1) & ((first.sum(dim=1) - 1).abs() < 1e-4)
+    )
+    return {
+        "largest change between two passes": change,
+        "share of rows that are probabilities": float(probability_like.float().mean()),
+    }
+
+
 def audit(
     model: nn.Module,
     x: torch.Tensor,
@@ -127,14 +150,15 @@ def audit(
     convergence_tolerance: float = 0.05,
     seed: int = 0,
     strong_steps: int = 100,
+    strong_queries: int = 5000,
 ) -> AuditReport:
-    """Run the seven checks on ``model`` at (``norm``, ``eps``) over inputs ``x``.
+    """Run the nine checks on ``model`` at (``norm``, ``eps``) over inputs ``x``.
 
     ``tolerance`` is the accuracy slack of the unbounded, black-box and stronger-attack checks
     (2 points); ``convergence_tolerance`` how much 2.5x the steps with 5 restarts may still lower
     accuracy (5 points: a few images always fall to extra restarts; masking gives far larger
-    gaps). ``strong_steps`` are the iterations of each APGD run of the stronger attack (the
-    reference: 100).
+    gaps). ``strong_steps`` are the iterations of each gradient run of the stronger attack and
+    ``strong_queries`` its Square budget (the reference AutoAttack's: 100 and 5,000).
     """
     report = AuditReport(norm=norm, eps=float(eps), images=len(y))
     common: dict[str, Any] = {"norm": norm, "bounds": bounds, "seed": seed}
@@ -212,6 +236,7 @@ def audit(
             "a query-only attack should not beat one that sees gradients unless they are broken",
         )
     )
+    sanity = output_sanity(model, x)
     health = gradient_health(model, x, y)
     report.checks.append(
         Check(
@@ -221,9 +246,9 @@ def audit(
             "zero or non-finite input gradients give gradient attacks nothing to follow",
         )
     )
-    strong_result = strongest_attack(norm, eps, bounds=bounds, seed=seed, steps=strong_steps)(
-        model, x, y
-    )
+    strong_result = strongest_attack(
+        norm, eps, bounds=bounds, seed=seed, steps=strong_steps, queries=strong_queries
+    )(model, x, y)
     strong = _accuracy(strong_result)
     gap = paired_gap(curve_results[2], strong_result)
     allowed = max(tolerance, 3 * gap["standard_error"])
@@ -239,6 +264,26 @@ def audit(
             },
             "the reported PGD number overstates robustness; report the stronger one "
             f"({STRONGEST_ATTACK}), or the audit's robust accuracy",
+        )
+    )
+    change = sanity["largest change between two passes"]
+    report.checks.append(
+        Check(
+            "the model is deterministic",
+            change <= 1e-5,
+            {"largest change between two passes": change},
+            "a randomized model changes its answer from pass to pass: single-draw gradients are "
+            "noise; attack the expectation (EOT) and evaluate with autoattack-rand",
+        )
+    )
+    probability = sanity["share of rows that are probabilities"]
+    report.checks.append(
+        Check(
+            "the model returns logits, not probabilities",
+            probability < 0.5,
+            {"share of rows that are probabilities": probability},
+            "a softmax inside the model saturates: cross-entropy on top of it has vanishing "
+            "gradients and overstates robustness; give attacks the logits",
         )
     )
     combined = worst_case(

@@ -1,0 +1,246 @@
+"""Our robustness evaluations beside the reference AutoAttack, on the same models and images.
+
+Models (trained here when missing, into runs/bench/): an undefended MNIST CNN, the demo's
+fast-AT MNIST CNN (FGSM from a random start, 3 epochs: catastrophic overfitting makes it a
+gradient-masking test), a PGD-AT MNIST CNN (Linf 0.3, 10 steps of 0.05, 8 epochs) and a PGD-AT
+Fashion-MNIST CNN (Linf 0.1, 10 steps of 0.025, 8 epochs). Each is attacked at its eps on the
+first --images test images by
+
+  apgd-ensemble   APGD-CE then APGD-DLR (ours, the cheap option)
+  apgd-strong     APGD-CE, APGD-T, APGD-DLR (ours)
+  autoattack      APGD-CE, APGD-T, FAB-T, Square 5,000 (ours: AutoAttack 'standard')
+  reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
+
+and the table gives robust accuracy, the points robust to each of ours that the reference
+breaks, wall time and the time ratio to the reference in the same run.
+
+Every (model, evaluator, chunk of images) result is kept in runs/bench/autoattack/ as soon as it
+is computed, so a run that is stopped resumes where it was; --fresh starts over.
+
+Run: make bench-setup && .venv/bin/python bench/autoattack.py [--images 1000] [--models ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / ".bench-peers"))
+
+from common import machine  # noqa: E402
+from saddlepoint.attacks import ATTACKS, build_attack  # noqa: E402
+from saddlepoint.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from saddlepoint.data import load_dataset  # noqa: E402
+from saddlepoint.defenses import AdversarialTraining  # noqa: E402
+from saddlepoint.fileio import write_text  # noqa: E402
+from saddlepoint.train import TrainConfig, train_classifier  # noqa: E402
+
+OUT = Path("runs/bench")
+CACHE = OUT / "autoattack"
+CHUNK = 250
+
+# name: (dataset, eps, defense builder or None, epochs, what it is)
+MODELS: dict[str, tuple[str, float, Callable[[], AdversarialTraining] | None, int, str]] = {
+    "mnist-plain": ("mnist", 0.3, None, 2, "undefended MNIST CNN (2 epochs)"),
+    "mnist-fast-at": (
+        "mnist",
+        0.3,
+        lambda: AdversarialTraining("fgsm-rs", eps=0.3, warmup_epochs=1),
+        3,
+        "fast-AT MNIST CNN (the demo's: FGSM-RS, 3 epochs)",
+    ),
+    "mnist-pgd-at": (
+        "mnist",
+        0.3,
+        lambda: AdversarialTraining("pgd", eps=0.3, steps=10, step=0.05, warmup_epochs=2),
+        8,
+        "PGD-AT MNIST CNN (10 x 0.05, 8 epochs)",
+    ),
+    "fashion-pgd-at": (
+        "fashion-mnist",
+        0.1,
+        lambda: AdversarialTraining("pgd", eps=0.1, steps=10, step=0.025, warmup_epochs=2),
+        8,
+        "PGD-AT Fashion-MNIST CNN (eps 0.1, 10 x 0.025, 8 epochs)",
+    ),
+}
+OURS = ["apgd-ensemble", "apgd-strong", "autoattack"]
+OPTIONAL = ["adaptive"]  # measured when registered
+
+
+def prepare(name: str):
+    """The model ``name``: loaded from runs/bench/, or trained and saved there first."""
+    dataset, _, defense, epochs, _ = MODELS[name]
+    path = OUT / f"{name}.safetensors"
+    data = load_dataset(dataset)
+    if not path.is_file():
+        print(f"training {name} ({epochs} epochs)...", flush=True)
+        transform = defense() if defense else None
+        result = train_classifier(
+            data,
+            "mnist-cnn",
+            TrainConfig(epochs=epochs, seed=0, device="cpu"),
+            transform=transform,
+            progress=False,
+        )
+        metadata = dict(result.metadata)
+        if transform is not None:
+            metadata["defense"] = transform.config()
+        save_checkpoint(path, result.model, metadata)
+    model, _ = load_checkpoint(path)
+    return model.eval(), data
+
+
+def reference_robust(model, x, y, eps: float) -> torch.Tensor:
+    from pyautoattack import AutoAttack  # the bench-only peer, never a runtime dependency
+
+    adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0, device="cpu")
+    adversary.verbose = False
+    adversary.logger.disabled = True
+    adv, _ = adversary.run_standard_evaluation(x, y, batch_size=CHUNK)
+    with torch.no_grad():
+        inside = (adv - x).abs().flatten(1).amax(dim=1) <= eps + 1e-5
+        return (model(adv).argmax(dim=1) == y) | ~inside
+
+
+def ours_robust(name: str, model, x, y, eps: float) -> torch.Tensor:
+    result = build_attack(name, eps=eps)(model, x, y)
+    return result.predictions == result.labels
+
+
+def evaluate_chunk(
+    model_name: str, evaluator: str, model, x, y, eps: float, start: int, fresh: bool
+) -> dict | None:
+    """Robust mask and seconds of one evaluator on images start..start+CHUNK, from the cache
+    when it is there (None with --report-only when it is not)."""
+    stop = min(start + CHUNK, len(x))
+    path = CACHE / f"{model_name}--{evaluator}--{start}-{stop}.json"
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text())
+    if REPORT_ONLY:
+        return None
+    began = time.perf_counter()
+    xb, yb = x[start:stop], y[start:stop]
+    if evaluator == "reference":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        robust = reference_robust(model, xb, yb, eps)
+    else:
+        robust = ours_robust(evaluator, model, xb, yb, eps)
+    record = {"robust": [bool(v) for v in robust.tolist()], "seconds": time.perf_counter() - began}
+    write_text(path, json.dumps(record))
+    share = sum(record["robust"]) / len(record["robust"])
+    print(
+        f"  {model_name} {evaluator} images {start}-{stop}: {share:.3f} robust, "
+        f"{record['seconds']:.0f} s",
+        flush=True,
+    )
+    return record
+
+
+REPORT_ONLY = False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=1000, help="test images per model")
+    parser.add_argument(
+        "--models", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="which models"
+    )
+    parser.add_argument(
+        "--evaluators", nargs="+", default=None, help="which evaluators (default: all)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="ignore cached results")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="compute nothing: the table over the chunks every evaluator has finished",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args()
+    global REPORT_ONLY
+    REPORT_ONLY = args.report_only
+    torch.manual_seed(0)
+    evaluators = args.evaluators or ([*OURS, *(e for e in OPTIONAL if e in ATTACKS), "reference"])
+    lines = [
+        f"# {machine()}; first {args.images} test images per model, Linf",
+        "",
+        "| model | eps | clean | "
+        + " | ".join(evaluators)
+        + " | robust to ours, broken by the reference | seconds ("
+        + ", ".join(evaluators)
+        + ") | time / reference |",
+        "|---" * (6 + len(evaluators)) + "|",
+    ]
+    for name in args.models:
+        model, data = prepare(name)
+        eps = MODELS[name][1]
+        x, y = data.test.images[: args.images], data.test.labels[: args.images]
+        # chunk by chunk, every evaluator on each chunk, so a stopped run leaves a fair table
+        chunks: list[dict[str, dict]] = []
+        for start in range(0, len(x), CHUNK):
+            done = {
+                e: evaluate_chunk(name, e, model, x, y, eps, start, args.fresh) for e in evaluators
+            }
+            if any(record is None for record in done.values()):
+                break
+            chunks.append(done)  # type: ignore[arg-type]
+        if not chunks:
+            continue
+        results = {
+            e: {
+                "robust": torch.cat([torch.tensor(c[e]["robust"]) for c in chunks]),
+                "seconds": sum(c[e]["seconds"] for c in chunks),
+            }
+            for e in evaluators
+        }
+        n = len(results[evaluators[0]]["robust"])
+        x, y = x[:n], y[:n]
+        with torch.no_grad():
+            clean = float((model(x).argmax(dim=1) == y).float().mean())
+        accuracy = {e: float(r["robust"].float().mean()) for e, r in results.items()}
+        ref = results.get("reference")
+        missed = (
+            ", ".join(
+                f"{e} {int((r['robust'] & ~ref['robust']).sum())}"
+                for e, r in results.items()
+                if e != "reference"
+            )
+            if ref
+            else "-"
+        )
+        ratios = (
+            ", ".join(
+                f"{e} {r['seconds'] / ref['seconds']:.2f}"
+                for e, r in results.items()
+                if e != "reference"
+            )
+            if ref and ref["seconds"] > 0
+            else "-"
+        )
+        lines.append(
+            f"| {name} ({len(x)} images) | {eps:g} | {clean:.3f} | "
+            + " | ".join(f"{accuracy[e]:.3f}" for e in evaluators)
+            + f" | {missed} | "
+            + ", ".join(f"{results[e]['seconds']:.0f}" for e in evaluators)
+            + f" | {ratios} |"
+        )
+        print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        write_text(args.out, table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
