@@ -162,7 +162,23 @@ class Attack:
         targets: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, per-sample objective, gradient of the objective w.r.t. x): one pass, input
-        gradient only (parameters are frozen, so no weight gradient is ever formed)."""
+        gradient only (parameters are frozen, so no weight gradient is ever formed). An attack
+        with ``eot`` > 1 averages all three over that many passes (expectation over
+        transformation, for randomized models: Athalye et al. 2018)."""
+        draws = int(getattr(self, "eot", 1))
+        if draws > 1:
+            passes = [self._one_gradient(model, x, labels, targets) for _ in range(draws)]
+            logits, value, grad = (torch.stack(parts).mean(dim=0) for parts in zip(*passes))
+            return logits, value, grad
+        return self._one_gradient(model, x, labels, targets)
+
+    def _one_gradient(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         if getattr(model, "averages_loss", False):  # a loss-averaging surrogate ensemble
             members = model.member_logits(x)  # type: ignore[operator]  # a SurrogateEnsemble

@@ -109,6 +109,13 @@ register_attack(
     "each on the points the previous ones left",
 )
 register_attack(
+    "autoattack-rand",
+    EnsemblePreset((APGD, {"loss": "ce", "eot": 20}), (APGD, {"loss": "dlr", "eot": 20})),
+    {"early_stop": True},
+    "AutoAttack 'rand', for randomized defenses: APGD-CE then APGD-DLR, gradients averaged "
+    "over 20 draws (EOT)",
+)
+register_attack(
     "fab", FAB, {}, "FAB (Croce & Hein 2020) within eps: boundary projections, Linf/L2/L1"
 )
 register_attack(

@@ -14,7 +14,9 @@ start, loss 'ce' or 'dlr'.
 Args (beyond the threat model):
     steps: iterations (default 100); restarts: random restarts (default 1);
     loss: 'ce' or 'dlr' (any registered loss works); rho: 0.75; momentum: 0.75;
-    early_stop: drop a sample from the working batch once it is misclassified.
+    early_stop: drop a sample from the working batch once it is misclassified;
+    eot: gradients averaged over this many passes, for randomized models (AutoAttack's 'rand'
+    version uses 20; each counts as a gradient evaluation).
 
 Example:
     >>> result = APGD(eps=0.3, loss="dlr")(model, images, labels)
@@ -58,6 +60,7 @@ class APGD(Attack):
         rho: float = 0.75,
         momentum: float = 0.75,
         early_stop: bool = False,
+        eot: int = 1,
         **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, loss=loss, **common)
@@ -66,6 +69,8 @@ class APGD(Attack):
         check_number(owner, "restarts", restarts, low=1, integer=True)
         check_number(owner, "rho", rho, low=0, high=1)
         check_number(owner, "momentum", momentum, low=0, high=1)
+        check_number(owner, "eot", eot, low=1, integer=True)
+        self.eot = eot
         self.steps, self.restarts = steps, restarts
         self.rho, self.momentum = float(rho), float(momentum)
         self.early_stop = bool(early_stop)
@@ -79,6 +84,7 @@ class APGD(Attack):
             "rho": self.rho,
             "momentum": self.momentum,
             "early_stop": self.early_stop,
+            **({"eot": self.eot} if self.eot > 1 else {}),
         }
 
     def _project(self, points: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +103,7 @@ class APGD(Attack):
         device = x.device
         x_k = self._project(x + start, x)
         logits, loss, grad = self.input_gradient(model, x_k, labels, targets)
-        evals = torch.ones(n, dtype=torch.long, device=device)
+        evals = torch.full((n,), self.eot, dtype=torch.long, device=device)
         eta = torch.full((n,), 2 * self.eps, device=device)
         best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
         success = self.succeeded(logits, labels, targets)
@@ -129,7 +135,7 @@ class APGD(Attack):
             x_k[a] = new
             ta = targets[a] if targets is not None else None
             logits, value, g = self.input_gradient(model, new, labels[a], ta)
-            evals[a] += 1
+            evals[a] += self.eot
             grad[a] = g
             hit = self.succeeded(logits, labels[a], ta)
             first = hit & ~success[a]
