@@ -109,6 +109,19 @@ register_attack(
     "each on the points the previous ones left",
 )
 register_attack(
+    "adaptive",
+    EnsemblePreset(
+        (APGD, {"loss": "ce"}),
+        (APGD, {"loss": "dlr"}),
+        (APGDTargeted, {"target_classes": 3}),
+        (Square, {"queries": 1000}),
+    ),
+    {"early_stop": True},
+    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE, APGD-DLR, APGD-T over the top "
+    "3 targets, Square 1,000, each on still-robust points (measured beside it in "
+    "bench/autoattack.py)",
+)
+register_attack(
     "autoattack-rand",
     EnsemblePreset((APGD, {"loss": "ce", "eot": 20}), (APGD, {"loss": "dlr", "eot": 20})),
     {"early_stop": True},
