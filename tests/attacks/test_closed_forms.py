@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from saddlepoint import lp
-from saddlepoint.attacks import FAB, DeepFool, FABMinimal, fgm, fgsm
+from saddlepoint.attacks import APGD, FAB, DeepFool, FABMinimal, fgm, fgsm
 from tests.attacks.models import Affine
 
 
@@ -185,3 +185,16 @@ def test_fab_minimal_on_a_multiclass_linear_model_reaches_the_nearest_boundary()
     result = FABMinimal(norm="l2", bounds=(-10.0, 10.0))(model, x, y)
     assert result.success.all()
     assert torch.allclose(result.norms("l2"), dist.min(1).values, rtol=1e-2)
+
+
+def test_apgd_l1_breaks_a_binary_affine_classifier_exactly_when_the_ball_allows():
+    # The smallest L1 perturbation of an affine binary classifier moves the coordinates with the
+    # largest |w_j| first: APGD-L1's sparse steps must reach it with a little room, and no
+    # attack can succeed inside a ball smaller than it.
+    model, x, y, w, f = binary_affine(seed=11)
+    exact = lp.norms(lp.hyperplane_projection(x, w.expand_as(x), -f, "l1", (0.0, 1.0)), "l1")
+    roomy = APGD(norm="l1", eps=float(exact.max()) * 1.2, steps=50)
+    assert roomy(model, x, y).success.all()
+    tight = APGD(norm="l1", eps=float(exact.min()) * 0.95, steps=50)(model, x, y)
+    assert not tight.success.any()
+    assert (tight.norms("l1") <= float(exact.min()) * 0.95 * (1 + 1e-6)).all()

@@ -163,3 +163,28 @@ def test_hyperplane_projection_is_the_smallest_feasible_step(d, norm, seed, scal
 
 def test_dual_norms():
     assert [lp.dual(n) for n in ("linf", "l2", "l1")] == ["l1", "l2", "linf"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(d=st.integers(1, 10), seed=st.integers(0, 10_000), eps=st.floats(0.01, 3.0))
+def test_l1_projection_into_the_box_is_the_nearest_feasible_point(d, seed, eps):
+    import numpy as np
+    from scipy.optimize import minimize
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, d, generator=g, dtype=torch.float64)
+    far = x + torch.randn(1, d, generator=g, dtype=torch.float64)
+    out = lp.project_and_clip(far, x, "l1", eps, (0.0, 1.0))
+    assert float(lp.norms(out - x, "l1")) <= eps * (1 + 1e-9)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    v, x0 = far[0].numpy(), x[0].numpy()
+    res = minimize(  # the same projection as a QP in (delta+, delta-)
+        lambda z: ((z[:d] - z[d:] + x0 - v) ** 2).sum(),
+        np.zeros(2 * d),
+        constraints=[{"type": "ineq", "fun": lambda z: eps - z.sum()}],
+        bounds=[(0, 1 - a) for a in x0] + [(0, a) for a in x0],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    ours = float(((out[0] - far[0]) ** 2).sum())
+    assert ours <= res.fun + 1e-6

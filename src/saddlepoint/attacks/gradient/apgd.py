@@ -1,12 +1,20 @@
 """Auto-PGD (Croce & Hein, 2020): step-size-free PGD with momentum, as used by AutoAttack.
 
-Threat model: Linf or L2 ball of radius eps, inside the bounds.
+Threat model: Linf, L2 or L1 ball of radius eps, inside the bounds.
 The step size starts at 2 * eps and is halved at checkpoints w_j = ceil(p_j * steps)
 (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)) when fewer than
 rho * (w_j - w_{j-1}) of the steps since the last checkpoint increased the loss, or when neither the
 step size nor the best loss changed since then; the iterate then restarts from the best point.
 Updates use momentum 0.75: x_{k+1} = P(x_k + a (z_{k+1} - x_k) + (1 - a)(x_k - x_{k-1})).
 Each sample keeps its first successful iterate, else its highest-loss one.
+
+L1 (APGD-L1, Croce & Hein 2021, "Mind the box"): the step moves only the coordinates with the
+largest gradient magnitudes, a share k of them, each by step / (number moved), so the step has
+L1 size eta (starting at eps, not 2 eps), without momentum; iterates are projected exactly onto
+the L1 ball intersected with the box. Every max(4% of the steps, 1) iterations k becomes the
+sparsity of the best point divided by 1.5 (starting at 20%); where that sparsity fell by less
+than 5% the step is divided by 1.5 (never below eps / 10), elsewhere it is reset to eps and the
+iterate restarts from the best point. The reference's extra large-eps warm-up runs are not done.
 
 Defaults follow the reference: 100 steps (torchattacks' "standard" AutoAttack uses 10), random
 start, loss 'ce' or 'dlr'.
@@ -48,6 +56,7 @@ class APGD(Attack):
     """Auto-PGD with the CE or DLR loss."""
 
     name = "apgd"
+    supported_norms = ("linf", "l2", "l1")
 
     def __init__(
         self,
@@ -104,7 +113,12 @@ class APGD(Attack):
         x_k = self._project(x + start, x)
         logits, loss, grad = self.input_gradient(model, x_k, labels, targets)
         evals = torch.full((n,), self.eot, dtype=torch.long, device=device)
-        eta = torch.full((n,), 2 * self.eps, device=device)
+        sparse = self.norm == "l1"
+        eta = torch.full((n,), (1.0 if sparse else 2.0) * self.eps, device=device)
+        features = x[0].numel()
+        share = torch.full((n,), 0.2, device=device)  # L1: share of coordinates a step moves
+        sparsity_before = torch.full((n,), float(features), device=device)
+        period = max(int(0.04 * self.steps), 1)
         best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
         success = self.succeeded(logits, labels, targets)
         x_adv = torch.where(_expand(success, x), x_k, x_best)
@@ -120,9 +134,12 @@ class APGD(Attack):
             if active.numel() == 0:
                 break
             a = active
-            step = _expand(eta[a], x) * lp.direction(grad[a], self.norm)
+            if sparse:
+                step = _expand(eta[a], x) * _sparse_direction(grad[a], share[a])
+            else:
+                step = _expand(eta[a], x) * lp.direction(grad[a], self.norm)
             z = self._project(x_k[a] + step, x[a])
-            if k == 1:
+            if k == 1 or sparse:
                 new = z
             else:
                 new = (
@@ -150,7 +167,18 @@ class APGD(Attack):
             grad_best[a[better]] = g[better]
             still = ~success[a]
             x_adv[a[still & better]] = new[still & better]
-            if k in self._checkpoints:
+            if sparse and k % period == 0:
+                nonzero = (x_best[a] - x[a]).flatten(1).ne(0).sum(dim=1).to(share.dtype)
+                kept_sparse = nonzero / sparsity_before[a].clamp_min(1) < 0.95
+                share[a] = nonzero / features / 1.5
+                reset = a[kept_sparse]
+                eta[a[~kept_sparse]] /= 1.5
+                eta[reset] = self.eps
+                eta[a] = eta[a].clamp(self.eps / 10, self.eps)
+                sparsity_before[a] = nonzero
+                x_k[reset] = x_best[reset]
+                grad[reset] = grad_best[reset]
+            elif not sparse and k in self._checkpoints:
                 window = k - last
                 stalled = increases[a] < self.rho * window
                 unchanged = ~reduced[a] & (loss_at_checkpoint[a] >= best_loss[a])
@@ -196,3 +224,17 @@ class APGD(Attack):
 
 def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _sparse_direction(grad: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """The signs of the ``share`` (per sample) largest-magnitude gradient entries, divided by
+    their count: a direction of L1 size 1 that moves only those coordinates."""
+    flat = grad.flatten(1)
+    d = flat.shape[1]
+    ranked = flat.abs().sort(dim=1).values
+    index = ((1 - share) * d).clamp(0, d - 1).long()
+    threshold = ranked.gather(1, index[:, None])
+    chosen = (flat.abs() >= threshold) & (flat != 0)
+    signs = flat.sign() * chosen
+    count = chosen.sum(dim=1, keepdim=True).clamp_min(1)
+    return (signs / count).view_as(grad)
