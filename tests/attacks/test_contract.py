@@ -29,6 +29,7 @@ FAST_ARGS = {
     "autoattack": {"steps": 5, "target_classes": 2, "queries": 20},
     "autoattack-rand": {"steps": 3},
     "adaptive": {"steps": 5},
+    "strongest": {"steps": 5, "target_classes": 2, "queries": 20},
     "fab": {"steps": 5},
     "fab-t": {"steps": 5, "target_classes": 2},
     "fab-minimal": {"steps": 5, "restarts": 2},

@@ -109,6 +109,19 @@ register_attack(
     "each on the points the previous ones left",
 )
 register_attack(
+    "strongest",
+    EnsemblePreset(
+        (APGD, {"loss": "ce"}),
+        (APGD, {"loss": "dlr"}),
+        (APGDTargeted, {}),
+        (FAB, {"targeted": True}),
+        (Square, {}),
+    ),
+    {"early_stop": True},
+    "AutoAttack 'standard' plus APGD-DLR: APGD-CE, APGD-DLR, APGD-T, FAB-T, Square 5,000, each "
+    "on the points the previous ones left (the evaluation every defense number comes from)",
+)
+register_attack(
     "adaptive",
     EnsemblePreset(
         (APGD, {"loss": "ce"}),
