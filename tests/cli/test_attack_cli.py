@@ -63,6 +63,18 @@ def test_minimal_attacks_from_the_cli(checkpoint, capsys):
     assert "rho_adv" in capsys.readouterr().out
 
 
+def test_the_strongest_evaluation_prints_robust_accuracy_after_each_attack(checkpoint, capsys):
+    args = ["--quiet", "attack", str(checkpoint), "--attack", "strongest", "--eps", "0.1"]
+    assert main([*args, "--steps", "10", "--queries", "50", "--limit", "30"]) == 0
+    line = next(
+        row
+        for row in capsys.readouterr().out.splitlines()
+        if row.startswith("robust accuracy after")
+    )
+    labels = [part.split()[0] for part in line.split(": ", 1)[1].split(", ")]
+    assert labels == ["apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"]
+
+
 def test_options_that_do_not_apply_are_errors(checkpoint, capsys):
     code = main(["--quiet", "attack", str(checkpoint), "--attack", "deepfool", "--eps", "0.1"])
     err = capsys.readouterr().err

@@ -122,8 +122,15 @@ def test_ensemble_is_never_above_any_of_its_members(trained_digits, name, settin
     x, y = data.test.images[:60], data.test.labels[:60]
     ensemble = build_attack(name, eps=0.1, **settings)
     members = [member(model, x, y) for member in ensemble.attacks]
-    together = ensemble(model, x, y).metrics()["robust_accuracy"]
+    result = ensemble(model, x, y)
+    together = result.metrics()["robust_accuracy"]
     assert all(together <= m.metrics()["robust_accuracy"] + 1e-9 for m in members)
+    steps = ensemble.progression(result)  # robust accuracy after each attack, as AutoAttack's
+    assert [label for label, _ in steps] == ensemble.labels()
+    values = [value for _, value in steps]
+    assert values == sorted(values, reverse=True)
+    assert values[-1] == pytest.approx(together)
+    assert values[0] <= members[0].metrics()["robust_accuracy"] + 1e-6
 
 
 def test_sanity_checks_flag_a_randomized_model_and_a_softmax_output(trained_digits):

@@ -42,6 +42,30 @@ class Ensemble:
     def __repr__(self) -> str:
         return f"Ensemble({self.attacks!r})"
 
+    def labels(self) -> list[str]:
+        """A readable name per member: 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab-t', 'square'."""
+        names = []
+        for attack in self.attacks:
+            config = attack.config()
+            name = attack.name
+            if name == "apgd":
+                name = f"apgd-{attack.loss_name}"
+            elif config.get("targeted"):
+                name = f"{name}-t"
+            names.append(name)
+        return names
+
+    def progression(self, result: AttackResult) -> list[tuple[str, float]]:
+        """Robust accuracy after each member, as the reference AutoAttack prints it: the share of
+        samples classified correctly before the attacks that no member up to this one broke."""
+        broken_by = result.extras["broken_by"]
+        n = max(len(broken_by), 1)
+        steps = []
+        for index, label in enumerate(self.labels()):
+            robust = (broken_by == -1) | (broken_by > index)
+            steps.append((label, float(robust.sum()) / n))
+        return steps
+
     def perturb(
         self,
         model: nn.Module,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import save_file
 
-from saddlepoint.attacks import ATTACKS, build_attack
+from saddlepoint.attacks import ATTACKS, Ensemble, build_attack
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
@@ -216,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
             ],
         )
     )
+    if isinstance(attack, Ensemble):
+        steps = ", ".join(f"{label} {value:.4f}" for label, value in attack.progression(result))
+        print(f"robust accuracy after each attack: {steps}")
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         tensors = {
