@@ -146,3 +146,18 @@ def test_sanity_checks_flag_a_randomized_model_and_a_softmax_output(trained_digi
     assert noisy["largest change between two passes"] > 1e-3
     softmax = output_sanity(nn.Sequential(model, nn.Softmax(dim=1)), x)
     assert softmax["share of rows that are probabilities"] == 1.0
+
+
+def test_a_randomized_model_is_also_attacked_through_its_expectation(trained_digits):
+    from saddlepoint.defenses.eot import RandomNoiseInput
+    from saddlepoint.evaluate.audit import RAND_LABEL
+
+    model, data = trained_digits
+    torch.manual_seed(0)  # the noise layer draws from the global generator
+    noisy = RandomNoiseInput(model, scale=0.05)
+    x, y = data.test.images[:40], data.test.labels[:40]
+    report = audit(noisy, x, y, eps=0.1, steps=10, queries=50, strong_steps=10, strong_queries=50)
+    checks = {c.name: c for c in report.checks}
+    assert not checks["the model is deterministic"].passed
+    assert RAND_LABEL in report.accuracies
+    assert report.robust_accuracy <= report.accuracies[RAND_LABEL] + 1e-9
