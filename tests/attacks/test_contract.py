@@ -28,7 +28,7 @@ FAST_ARGS = {
     "apgd-strong": {"steps": 5},
     "autoattack": {"steps": 5, "target_classes": 2, "queries": 20},
     "autoattack-rand": {"steps": 3},
-    "adaptive": {"steps": 5},
+    "adaptive": {"steps": 5, "queries": 20},
     "strongest": {"steps": 5, "target_classes": 2, "queries": 20},
     "fab": {"steps": 5},
     "fab-t": {"steps": 5, "target_classes": 2},

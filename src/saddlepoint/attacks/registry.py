@@ -124,12 +124,9 @@ register_attack(
 register_attack(
     "adaptive",
     EnsemblePreset(
-        (APGD, {"loss": "ce"}),
-        (APGD, {"loss": "dlr"}),
-        (APGDTargeted, {"target_classes": 3}),
-        (Square, {"queries": 1000}),
+        (APGD, {"loss": "ce"}), (APGD, {"loss": "dlr"}), (APGDTargeted, {}), (Square, {})
     ),
-    {"early_stop": True},
+    {"early_stop": True, "target_classes": 3, "queries": 1000},
     "a cheaper evaluation aiming at AutoAttack's number: APGD-CE, APGD-DLR, APGD-T over the top "
     "3 targets, Square 1,000, each on still-robust points (measured beside it in "
     "bench/autoattack.py)",
