@@ -76,7 +76,10 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: its saddlepoint header is not a JSON object.")
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has unknown format {meta.get('format')!r}.")
+        raise ValueError(
+            f"{path}: its saddlepoint header has format {meta.get('format')!r}, not {FORMAT!r}; "
+            "it was not written by saddlepoint (train or import it with saddlepoint first)."
+        )
     return meta
 
 

@@ -7,6 +7,7 @@ A reader never sees half a file, and an interrupted write leaves the old file (o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import tempfile
@@ -67,6 +68,12 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def content_digest(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, in hex: what a result computed from the file depends on."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def open_sqlite(path: str | os.PathLike[str], what: str, schema: str) -> sqlite3.Connection:

@@ -100,6 +100,13 @@ class RunLog:
             return False
         return params is None or json.loads(row[0]) == json.loads(json.dumps(params, default=str))
 
+    def params(self, key: str) -> dict[str, Any] | None:
+        """The parameters section ``key`` was recorded with, or None when it is not recorded."""
+        row = self.connection.execute(
+            "SELECT params FROM sections WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def set_meta(self, key: str, value: Any) -> None:
         self.connection.execute(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str))

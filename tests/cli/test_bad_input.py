@@ -46,6 +46,9 @@ CASES = [
     (["sweep", "run", "{tmp}/dup.yaml"], "the key 'attack' is given twice"),
     (["evaluate", "{ckpt}", "--dataset", "mnist"], "takes inputs of shape (1, 8, 8)"),
     (["sweep", "run", "{tmp}/huge.yaml"], "expands to 2,000,000 configurations"),
+    (["evaluate", "{tmp}/foreign.safetensors"], "has format None, not 'saddlepoint-checkpoint'"),
+    (["data", "info", "fashion-mnist", "--data-root", "{tmp}/data"], "is truncated or corrupt"),
+    (["data", "info", "cifar10", "--data-root", "{tmp}/data"], "was not loaded: Refusing"),
 ]
 
 
@@ -63,6 +66,9 @@ def test_bad_command_lines_are_one_line_errors(capsys, checkpoint, tmp_path, arg
         f"checkpoints: [{checkpoint}]\nattack: pgd\nattack: fgsm\ngrid: {{eps: [0.1]}}\n"
     )
     _mismatched_checkpoint(checkpoint, tmp_path / "mismatch.safetensors")
+    _broken_data_files(tmp_path / "data")
+    foreign = {"saddlepoint": json.dumps({"dataset": {"name": "digits"}})}
+    save_file(load_file(str(checkpoint)), str(tmp_path / "foreign.safetensors"), metadata=foreign)
     filled = [a.format(ckpt=checkpoint, tmp=tmp_path) for a in argv]
     code = main(["--quiet", *filled])
     err = capsys.readouterr().err
@@ -81,6 +87,33 @@ def test_nan_inputs_are_refused_not_counted_as_fooled():
 def test_a_zero_step_is_refused():
     with pytest.raises(ValueError, match="zero step never moves"):
         build_attack("pgd", eps=0.1, step=0)
+
+
+def _broken_data_files(root):
+    """A Fashion-MNIST release whose training images are cut short, and CIFAR-10 batches of
+    which one pickles a callable."""
+    import gzip
+    import pickle
+
+    import numpy as np
+
+    from saddlepoint.data.cifar import BATCH_DIR
+    from saddlepoint.data.idx import write_idx
+    from tests.data.formats import write_cifar_batches
+    from tests.data.test_cifar import Evil
+
+    fashion = root / "fashion-mnist"
+    fashion.mkdir(parents=True)
+    for stem, count in (("train", 20), ("t10k", 10)):
+        write_idx(fashion / f"{stem}-images-idx3-ubyte.gz", np.zeros((count, 28, 28), np.uint8))
+        write_idx(fashion / f"{stem}-labels-idx1-ubyte.gz", np.zeros(count, np.uint8))
+    full = (fashion / "train-images-idx3-ubyte.gz").read_bytes()
+    (fashion / "train-images-idx3-ubyte.gz").write_bytes(full[: len(full) // 2])
+    assert gzip.decompress(full)  # the cut is what breaks it
+    folder = root / "cifar10" / BATCH_DIR
+    write_cifar_batches(folder, per_batch=2)
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": Evil()}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
 
 
 def _mismatched_checkpoint(source, target):

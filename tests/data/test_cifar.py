@@ -60,5 +60,11 @@ def test_pickles_that_run_code_are_refused(tmp_path):
     write_cifar_batches(folder, per_batch=2)
     batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": Evil()}
     (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
-    with pytest.raises(pickle.UnpicklingError, match="Refusing"):
+    with pytest.raises(ValueError, match="test_batch was not loaded: Refusing"):
+        load_cifar10(root=tmp_path, val_size=2)
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2)[:40])
+    with pytest.raises(ValueError, match="test_batch is truncated or corrupt"):
+        load_cifar10(root=tmp_path, val_size=2)
+    (folder / "test_batch").write_bytes(pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(ValueError, match="is not a CIFAR-10 batch: it holds a list"):
         load_cifar10(root=tmp_path, val_size=2)

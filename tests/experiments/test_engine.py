@@ -60,7 +60,7 @@ def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
 def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
     spec = load_spec(write_spec(tmp_path, checkpoint, eps=[0.1], steps=[1, 3, 6], loss=["mse"]))
     counts = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
-    assert counts == {"total": 3, "skipped": 0, "run": 3}
+    assert counts == {"total": 3, "skipped": 0, "run": 3, "stale": 0}
     model, meta = load_checkpoint(checkpoint)
     data = load_dataset("digits", **meta["dataset"]["options"])
     x, y = data.test.images[:120], data.test.labels[:120]
@@ -73,7 +73,7 @@ def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
         )
         assert rows[steps]["loss"] == pytest.approx(alone.metrics()["loss"], rel=1e-6)
     again = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
-    assert again == {"total": 3, "skipped": 3, "run": 0}
+    assert again == {"total": 3, "skipped": 3, "run": 0, "stale": 0}
 
 
 def test_stacked_eps_and_starts_equal_separate_attacks(tmp_path, checkpoint):
@@ -245,3 +245,48 @@ def test_status_top_and_export_show_the_current_experiment_only(tmp_path, checkp
     assert (tmp_path / "r.csv").read_text().count("\n") == 5
     assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
     assert "0 run, 1 already done, 1 in all" in capsys.readouterr().out
+
+
+def test_rows_from_another_checkpoint_or_data_selection_are_stale_and_rerun(
+    tmp_path, checkpoint, capsys
+):
+    """The same configurations over a retrained checkpoint at the same path, or another
+    dataset.limit, are re-run and replace the old rows; status and top say so meanwhile."""
+    import shutil
+
+    model = tmp_path / "model.safetensors"
+    shutil.copy(checkpoint, model)
+    path = write_spec(tmp_path, model, eps=[0.05, 0.1], steps=[1])
+    out = ["--out", str(tmp_path / "store")]
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    assert "0 run, 2 already done" in capsys.readouterr().out
+
+    argv = ["--quiet", "train", "--epochs", "1", "--seed", "7", "--out", str(model)]
+    assert main(argv) == 0  # another model at the same path
+    capsys.readouterr()
+    assert main(["--quiet", "sweep", "status", str(path), *out]) == 0
+    assert "0 / 2 configurations done" in (status := capsys.readouterr().out)
+    assert "2 stored rows are stale" in status
+    assert main(["--quiet", "sweep", "top", str(path), *out]) == 0
+    assert "0.05" not in capsys.readouterr().out  # no stale row is shown as a result
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    assert "2 run (2 of them replace rows" in capsys.readouterr().out
+    with ResultsStore(tmp_path / "store" / "results.sqlite") as store:
+        rows = store.rows()
+    model_now, meta = load_checkpoint(model)
+    data = load_dataset("digits", **meta["dataset"]["options"])
+    alone = PGD(eps=0.1, steps=1, step=0.02, seed=3)(
+        model_now, data.test.images[:120], data.test.labels[:120]
+    )
+    row = next(r for r in rows if r["param_eps"] == 0.1)
+    assert row["accuracy"] == pytest.approx(alone.metrics()["robust_accuracy"], abs=1e-9)
+
+    spec = yaml.safe_load(path.read_text())
+    spec["dataset"]["limit"] = 60
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["--quiet", "sweep", "run", str(path), *out]) == 0
+    assert "2 run (2 of them replace rows" in capsys.readouterr().out
+    with ResultsStore(tmp_path / "store" / "results.sqlite") as store:
+        assert {r["n"] for r in store.rows()} == {60}

@@ -317,3 +317,38 @@ def test_overfitting_gives_every_model_one_schedule(tmp_path):
     for key in ("cnn-over-trained", "cnn-early-stopped", "cnn-dropout-0.3"):
         recipe = read_metadata(tmp_path / "overfitting" / "models" / f"{key}.safetensors")["recipe"]
         assert recipe["schedule"] == "constant" and recipe["lr"] == 1e-3
+
+
+def test_a_rerun_recomputes_sections_whose_seed_data_or_model_changed(tmp_path):
+    """A section is skipped only when it was recorded from the same parameters, seed, dataset
+    options and model bytes; otherwise it is recomputed, so the report never describes a model
+    that is no longer in the folder."""
+    params = {"queries": 20, "images": 12, "eps": [0.1], "model": "cnn", "epochs": 1}
+    params |= {"heatmaps": 1}
+    folder = tmp_path / "run"
+
+    def run(seed=0, **dataset_options):
+        spec = {
+            "study": "blackbox",
+            "dataset": {"name": "digits", "options": dataset_options},
+            "seed": seed,
+            "params": params,
+        }
+        run_study(spec, folder, progress=False)
+        with RunLog(folder) as log:
+            return {s.key: (s.seconds, s.params) for s in log.sections()}
+
+    first = run()
+    assert run() == first  # unchanged inputs: every section skipped, kept as it was
+    reseeded = run(seed=1)
+    for key, (_, stored) in reseeded.items():
+        assert stored["_inputs"]["seed"] == 1
+        assert stored["_models"] != first[key][1]["_models"]  # the model was retrained
+    resplit = run(seed=1, val_fraction=0.2)
+    assert all(p["_inputs"]["options"]["val_fraction"] == 0.2 for _, p in resplit.values())
+    model = next((folder / "models").glob("*.safetensors"))
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 1  # another model at the same path (its recipe is unchanged)
+    model.write_bytes(bytes(data))
+    touched = run(seed=1, val_fraction=0.2)
+    assert all(touched[k][0] != resplit[k][0] for k in touched)

@@ -91,6 +91,9 @@ class Attack:
     minimal: ClassVar[bool] = False  # minimal-norm attacks are clipped to bounds, not projected
     query_only: ClassVar[bool] = False  # black-box: never differentiates, never probes the model
     supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2")  # L1 only where a class says so
+    # Raised when a change to an attack changes its results: stored sweep rows of an older
+    # revision are then stale and re-run (see experiments.store).
+    revision: ClassVar[int] = 1
 
     def __init__(
         self,

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from saddlepoint.cli.common import format_table, positive_int
-from saddlepoint.experiments import ExperimentSpec, ResultsStore, load_spec, run_experiment
-from saddlepoint.experiments.store import config_key
+from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
+from saddlepoint.experiments.engine import current_rows
 from saddlepoint.fileio import write_text
 
 
@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     top.add_argument(
         "--all",
         action="store_true",
-        help="include rows of configurations no longer in the experiment file",
+        help="include every stored row: configurations no longer in the experiment file and "
+        "stale rows (computed from another checkpoint file or data selection)",
     )
     top.add_argument(
         "--descending", action="store_true", help="largest first (default: smallest first)"
@@ -82,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--all",
         action="store_true",
-        help="include rows of configurations no longer in the experiment file",
+        help="include every stored row: configurations no longer in the experiment file and "
+        "stale rows (computed from another checkpoint file or data selection)",
     )
     export.set_defaults(handler=run_export)
 
@@ -107,8 +109,15 @@ def run_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         progress=not args.quiet,
     )
+    stale = (
+        f" ({counts['stale']} of them replace rows computed from another checkpoint file, data "
+        "selection or attack revision)"
+        if counts["stale"]
+        else ""
+    )
     print(
-        f"{spec.name}: {counts['run']} run, {counts['skipped']} already done, {counts['total']} in all -> {path}"
+        f"{spec.name}: {counts['run']} run{stale}, {counts['skipped']} already done, "
+        f"{counts['total']} in all -> {path}"
     )
     return 0
 
@@ -116,22 +125,24 @@ def run_sweep(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     spec = load_spec(args.experiment)
     path = _store_path(args.experiment, args.out)
-    keys = _experiment_keys(spec)
-    stored: set[str] = set()
+    current = current_rows(spec)
+    stored: dict[str, str | None] = {}
     if path.exists():
         with ResultsStore(path) as store:
             stored = store.done()
-    done = len(keys & stored)
-    line = f"{spec.name}: {done} / {len(keys)} configurations done ({path})"
-    if stored - keys:
-        line += f"; {len(stored - keys)} more rows in the store are not in this experiment"
+    done = sum(stored.get(key, "") == digest for key, digest in current.items())
+    stale = sum(key in stored and stored[key] != digest for key, digest in current.items())
+    line = f"{spec.name}: {done} / {len(current)} configurations done ({path})"
+    if stale:
+        line += (
+            f"; {stale} stored rows are stale (another checkpoint file, data selection or attack "
+            "revision) and will be re-run"
+        )
+    others = len(set(stored) - set(current))
+    if others:
+        line += f"; {others} more rows in the store are not in this experiment"
     print(line)
     return 0
-
-
-def _experiment_keys(spec: ExperimentSpec) -> set[str]:
-    """The store keys of the experiment's configurations (duplicates in the grid count once)."""
-    return {config_key(config) for config in spec.configurations()}
 
 
 def _rows(args: argparse.Namespace) -> list[dict]:
@@ -140,9 +151,9 @@ def _rows(args: argparse.Namespace) -> list[dict]:
         raise FileNotFoundError(
             f"No results at {path}; run `saddlepoint sweep run {args.experiment}` first."
         )
-    keys = None if args.all else _experiment_keys(load_spec(args.experiment))
+    current = None if args.all else current_rows(load_spec(args.experiment))
     with ResultsStore(path) as store:
-        return store.rows(keys)
+        return store.rows(current)
 
 
 def run_top(args: argparse.Namespace) -> int:

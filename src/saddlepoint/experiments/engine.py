@@ -9,11 +9,15 @@ STACK_BYTES of stacked data). The clean forward pass over the data is
 done once per checkpoint. Finished configurations are skipped on a re-run. Attacks run in the
 contiguous memory layout unless the experiment says otherwise, so rows are reproducible to the
 bit whatever the machine's timing (the measured layout choice could differ between runs).
+A stored row counts as done only while what produced it is unchanged: the checkpoint's bytes,
+the data selection and the attack's revision (``input_digests``); otherwise it is re-run.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -34,6 +38,7 @@ from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.data import load_dataset
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
+from saddlepoint.fileio import content_digest
 from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
 
@@ -76,6 +81,39 @@ def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]
     return list(groups.values()) + singles
 
 
+def input_digests(spec: ExperimentSpec) -> dict[str, str]:
+    """Per checkpoint of ``spec``, a digest of what determines its rows besides their
+    configuration: the checkpoint file's bytes (a retrained model at the same path differs), the
+    experiment's data selection (name, split, limit, loader options) and the attack's revision."""
+    builder = ATTACKS[spec.attack].builder
+    digests = {}
+    for checkpoint in dict.fromkeys(spec.checkpoints):
+        path = spec.checkpoint_path(checkpoint)
+        try:
+            content = content_digest(path)
+        except OSError as error:
+            raise ValueError(
+                f"Checkpoint {checkpoint!r} of experiment {spec.name!r} cannot be read at {path} "
+                f"({error.strerror or error}); relative paths are relative to the experiment file."
+            ) from None
+        record = {
+            "checkpoint": content,
+            "dataset": spec.dataset,
+            "attack": spec.attack,
+            "revision": getattr(builder, "revision", 1),
+        }
+        text = json.dumps(record, sort_keys=True, default=str)
+        digests[checkpoint] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return digests
+
+
+def current_rows(spec: ExperimentSpec) -> dict[str, str]:
+    """The store key of every configuration of ``spec`` (grid duplicates once), each with the
+    inputs digest a current row of it must carry."""
+    digests = input_digests(spec)
+    return {config_key(c): digests[c["checkpoint"]] for c in spec.configurations()}
+
+
 def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     recorded = meta.get("dataset", {})
     options = {**recorded.get("options", {}), **spec.dataset.get("options", {})}
@@ -84,18 +122,24 @@ def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor,
     return split.images, split.labels
 
 
-_LOADED: dict[str, tuple] = {}  # per process: checkpoint -> (model, x, y, clean accuracy)
+_LOADED: dict[str, tuple] = {}  # per process: what was loaded -> (model, x, y, clean accuracy)
 
 
 def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
-    """The model and data of ``checkpoint``, with its clean accuracy (once per process)."""
-    if checkpoint not in _LOADED:
+    """The model and data of ``checkpoint``, with its clean accuracy: loaded once per process
+    while the file and the data selection stay the same (a file rewritten since is reloaded)."""
+    path = spec.checkpoint_path(checkpoint)
+    stat = path.stat()
+    identity = json.dumps(
+        [str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec.dataset], default=str
+    )
+    if identity not in _LOADED:
         _LOADED.clear()
-        model, meta = load_checkpoint(spec.checkpoint_path(checkpoint))
+        model, meta = load_checkpoint(path)
         x, y = _data_for(spec, meta)
         clean = predict_logits(model, x)
-        _LOADED[checkpoint] = (model, x, y, float((clean.argmax(1) == y).float().mean()))
-    return _LOADED[checkpoint]
+        _LOADED[identity] = (model, x, y, float((clean.argmax(1) == y).float().mean()))
+    return _LOADED[identity]
 
 
 def _unit(spec: ExperimentSpec, group: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
@@ -177,18 +221,27 @@ def run_experiment(
     address: str | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Run every configuration of ``spec`` not yet in the store at ``store_path``: in this
+    """Run every configuration of ``spec`` not yet current in the store at ``store_path`` (absent,
+    or stored from other inputs, see ``input_digests``): in this
     process ('local'), a pool of ``workers`` processes ('processes'), or Ray tasks ('ray': a
     local Ray with ``workers`` CPUs, or the cluster at ``address`` such as 'auto'; workers must
     see the checkpoint and data paths). Rows are gathered into the store by this process, one
     transaction each, and are the same whatever the executor."""
     check_choice("run_experiment", "executor", executor, ["local", "processes", "ray"])
     configs = list({config_key(c): c for c in spec.configurations()}.values())  # grid duplicates
-    counts = {"total": len(configs), "skipped": 0, "run": 0}
+    digests = input_digests(spec)
+    counts = {"total": len(configs), "skipped": 0, "run": 0, "stale": 0}
     with ResultsStore(store_path) as store:
         done = store.done()  # one query, not one per configuration
-        todo = [c for c in configs if config_key(c) not in done]
+        todo = [c for c in configs if done.get(config_key(c), "") != digests[c["checkpoint"]]]
         counts["skipped"] = len(configs) - len(todo)
+        counts["stale"] = sum(config_key(c) in done for c in todo)
+        if counts["stale"]:
+            log.warning(
+                "%d stored rows were computed from another checkpoint, data selection or attack "
+                "revision; they are re-run and replaced",
+                counts["stale"],
+            )
         by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for config in todo:
             by_checkpoint[config["checkpoint"]].append(config)
@@ -196,7 +249,7 @@ def run_experiment(
         bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
         for rows in _results(units, spec, executor, workers, address):
             for config, metrics in rows:
-                store.add(config, metrics)
+                store.add(config, metrics, digests[config["checkpoint"]])
             counts["run"] += len(rows)
             bar.update(len(rows))
         bar.close()

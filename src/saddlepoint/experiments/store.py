@@ -2,6 +2,9 @@
 
 Parameters and metrics are columns (added as they appear); each row is written in its own
 transaction, so an interrupted sweep keeps every finished row and never a half-written one.
+Beside its configuration each row records ``inputs``: a digest of what else determines it (the
+checkpoint's bytes, the data selection, the attack's revision), so a row whose checkpoint was
+retrained or whose data changed is stale, not done.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class ResultsStore:
             "results store",
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, config TEXT NOT NULL);",
         )
+        if "inputs" not in self.columns():  # stores written before rows recorded their inputs
+            self.connection.execute("ALTER TABLE results ADD COLUMN inputs TEXT")
 
     def close(self) -> None:
         self.connection.close()
@@ -43,12 +48,16 @@ class ResultsStore:
     def columns(self) -> list[str]:
         return [row[1] for row in self.connection.execute("PRAGMA table_info(results)")]
 
-    def done(self) -> set[str]:
-        return {row[0] for row in self.connection.execute("SELECT key FROM results")}
+    def done(self) -> dict[str, str | None]:
+        """Every stored configuration key with the inputs digest its row was computed from
+        (None for rows of older stores, which recorded none); one query."""
+        return dict(self.connection.execute("SELECT key, inputs FROM results").fetchall())
 
-    def add(self, config: dict[str, Any], metrics: dict[str, Any]) -> None:
-        """Insert one configuration's row in its own transaction."""
-        values = {**{f"param_{k}": v for k, v in config.items()}, **metrics}
+    def add(
+        self, config: dict[str, Any], metrics: dict[str, Any], inputs: str | None = None
+    ) -> None:
+        """Insert (or replace) one configuration's row in its own transaction."""
+        values = {**{f"param_{k}": v for k, v in config.items()}, **metrics, "inputs": inputs}
         values = {
             k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in values.items()
         }
@@ -75,12 +84,15 @@ class ResultsStore:
             cursor.execute("ROLLBACK")
             raise
 
-    def rows(self, keys: set[str] | None = None) -> list[dict[str, Any]]:
-        """Every row, or only those whose configuration key is in ``keys``."""
+    def rows(self, current: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every row, or only the current ones: those whose key is in ``current`` and whose
+        inputs digest is the one ``current`` gives for it."""
         cursor = self.connection.execute("SELECT * FROM results ORDER BY key")
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-        return rows if keys is None else [row for row in rows if row["key"] in keys]
+        if current is None:
+            return rows
+        return [row for row in rows if current.get(row["key"], "") == row["inputs"]]
 
     def dataframe(self):
         """All rows as a pandas DataFrame (pandas is optional)."""

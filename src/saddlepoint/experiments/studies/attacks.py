@@ -13,7 +13,7 @@ from torch import nn
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.defenses import AdversarialTraining
-from saddlepoint.experiments.engine import run_experiment
+from saddlepoint.experiments.engine import current_rows, run_experiment
 from saddlepoint.experiments.spec import parse_spec
 from saddlepoint.experiments.store import ResultsStore
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
@@ -111,7 +111,7 @@ def attack_grid(
             run_experiment(spec, store_path, progress=ctx.progress)
         attack_seconds = time.perf_counter() - started
         with ResultsStore(store_path) as store:
-            records = store.rows()
+            records = store.rows(current_rows(spec))
         columns = GRID_COLUMNS
         rows = []
         for r in records:

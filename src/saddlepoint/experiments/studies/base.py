@@ -3,8 +3,9 @@
 A study is a function ``study(ctx, **params)`` registered by name. It trains (or reloads) the
 models it needs with ``ctx.model`` -- checkpoints live in the run folder, so a re-run reuses them --
 and records its results as sections with ``ctx.section``: a section already recorded with the
-same parameters is not computed again. Tables are recorded first; plots are drawn from the
-recorded tables only.
+same parameters, the same data and seed, and the same bytes in every model file it used is not
+computed again; otherwise it is recomputed and replaced. Tables are recorded first; plots are
+drawn from the recorded tables only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
+from saddlepoint.fileio import content_digest
 from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.train import TrainConfig, train_classifier, train_model
 
@@ -39,6 +41,9 @@ class StudyContext:
     progress: bool = True
     train_limit: int | None = None  # train on the first N training images only (fast runs)
     dataset_options: dict[str, Any] = field(default_factory=dict)  # as loaded (root included)
+    # model files loaded so far in this run, with their content digests: a section depends on
+    # every model loaded before or while it is built (studies load models before their sections)
+    used_models: dict[str, str] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -47,6 +52,24 @@ class StudyContext:
     def say(self, message: str) -> None:
         if self.progress:
             print(message, flush=True)
+
+    def inputs(self) -> dict[str, Any]:
+        """What every section and model of the run depends on besides its own parameters: the
+        dataset (name and loader options, which hold the split seed), the seed and the
+        training-set limit."""
+        return _plain(
+            {
+                "dataset": self.data.name,
+                "options": dict(self.data.options),
+                "seed": self.seed,
+                "train_limit": self.train_limit,
+            }
+        )
+
+    def _loaded(self, key: str, path: Path) -> tuple[nn.Module, dict[str, Any]]:
+        """Load model ``key`` from ``path``, noting its bytes for the section being built."""
+        self.used_models[key] = content_digest(path)
+        return load_checkpoint(path, device="cpu")
 
     def training_data(self) -> ImageData:
         if self.train_limit is None:
@@ -74,11 +97,12 @@ class StudyContext:
             "defense": defense.config() if defense is not None else None,
             "seed": seed,
             "train_limit": self.train_limit,
+            "data": {"dataset": self.data.name, "options": dict(self.data.options)},
             **train_options,
         }
         path = self.folder / "models" / f"{key}.safetensors"
         if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
-            return load_checkpoint(path, device="cpu")
+            return self._loaded(key, path)
         self.say(f"training {key} ({architecture}, {epochs} epochs)")
         config = TrainConfig(epochs=epochs, seed=seed, device=self.device, **train_options)
         trained = train_classifier(
@@ -92,7 +116,7 @@ class StudyContext:
         )
         metadata = {**trained.metadata, "recipe": _plain(recipe)}
         save_checkpoint(path, trained.model.cpu(), metadata)
-        return load_checkpoint(path, device="cpu")
+        return self._loaded(key, path)
 
     def finetune(
         self,
@@ -114,7 +138,7 @@ class StudyContext:
         }
         path = self.folder / "models" / f"{key}.safetensors"
         if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
-            return load_checkpoint(path, device="cpu")
+            return self._loaded(key, path)
         self.say(f"fine-tuning {base} into {key} ({epochs} epochs)")
         model, metadata = load_checkpoint(base_path, device="cpu")
         config = TrainConfig(epochs=epochs, lr=lr, schedule="constant", seed=self.seed)
@@ -129,7 +153,7 @@ class StudyContext:
             "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
         }
         save_checkpoint(path, model, metadata)
-        return load_checkpoint(path, device="cpu")
+        return self._loaded(key, path)
 
     def store_path(self, name: str, params: dict[str, Any]) -> Path:
         """A results store for a sweep inside a study, one per parameter set (so changed
@@ -151,15 +175,32 @@ class StudyContext:
         params: dict[str, Any],
         build: Callable[[Section], None],
     ) -> Section:
-        """Section ``key``: recorded already with these ``params``, or built now by
+        """Section ``key``: recorded already from the same inputs (these ``params``, the run's
+        ``inputs()``, the same bytes in each model file it used), or built now by
         ``build(section)`` (which fills its text, tables and figures) and recorded."""
-        if self.log.done(key, params):
-            self.say(f"{title}: already done, skipped")
-            return self.log.section(key)
-        self.say(f"{title} ...")
-        section = Section(key=key, title=title, params=params)
+        full = {**params, "_inputs": self.inputs()}
+        stored = self.log.params(key)
+        if stored is not None:
+            models = stored.pop("_models", {})
+            changed = [
+                name
+                for name, digest in models.items()
+                if not (self.folder / "models" / f"{name}.safetensors").is_file()
+                or content_digest(self.folder / "models" / f"{name}.safetensors") != digest
+            ]
+            if stored == json.loads(json.dumps(full, default=str)) and not changed:
+                self.say(f"{title}: already done, skipped")
+                return self.log.section(key)
+            why = (
+                f"the model files {', '.join(changed)} changed" if changed else "its inputs changed"
+            )
+            self.say(f"{title}: recorded from other inputs ({why}), recomputing")
+        else:
+            self.say(f"{title} ...")
+        section = Section(key=key, title=title, params=full)
         start = time.perf_counter()
         build(section)
+        section.params = {**full, "_models": dict(self.used_models)}
         section.seconds = time.perf_counter() - start
         self.log.add(section)
         return section

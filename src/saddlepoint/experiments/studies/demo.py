@@ -210,7 +210,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
     ctx.section("blackbox", "Black-box attacks", {"plan": repr(plan)}, blackbox)
 
     def grid(section: Section) -> None:
-        from saddlepoint.experiments.engine import run_experiment
+        from saddlepoint.experiments.engine import current_rows, run_experiment
 
         checkpoint = ctx.folder / "models" / "reference.safetensors"
         spec = parse_spec(
@@ -231,7 +231,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
         store_path = ctx.store_path("grid", {"plan": repr(plan)})
         run_experiment(spec, store_path, progress=ctx.progress)
         with ResultsStore(store_path) as store:
-            records = store.rows()
+            records = store.rows(current_rows(spec))
         columns = ["eps", "steps", "loss", "random start", "accuracy", "loss value"]
         rows = [
             [
