@@ -25,6 +25,7 @@ Run: make bench-setup && .venv/bin/python bench/autoattack.py [--images 1000] [-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -117,13 +118,25 @@ def ours_robust(name: str, model, x, y, eps: float) -> torch.Tensor:
     return result.predictions == result.labels
 
 
+def settings_digest(evaluator: str) -> str:
+    """A short digest of what an evaluator runs, so a cached chunk is reused only while its
+    settings are unchanged (a preset edited since is recomputed, never mixed with old chunks)."""
+    if evaluator == "reference":
+        text = "pyautoattack 0.2.0, version standard, seed 0"
+    else:
+        entry = ATTACKS[evaluator]
+        revision = getattr(entry.builder, "revision", 1)
+        text = f"{entry.builder!r} {sorted(entry.preset.items())!r} {revision}"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def evaluate_chunk(
     model_name: str, evaluator: str, model, x, y, eps: float, start: int, fresh: bool
 ) -> dict | None:
     """Robust mask and seconds of one evaluator on images start..start+CHUNK, from the cache
     when it is there (None with --report-only when it is not)."""
     stop = min(start + CHUNK, len(x))
-    path = CACHE / f"{model_name}--{evaluator}--{start}-{stop}.json"
+    path = CACHE / f"{model_name}--{evaluator}-{settings_digest(evaluator)}--{start}-{stop}.json"
     if path.is_file() and not fresh:
         return json.loads(path.read_text())
     if REPORT_ONLY:

@@ -111,25 +111,29 @@ register_attack(
 register_attack(
     "strongest",
     EnsemblePreset(
-        (APGD, {"loss": "ce"}),
-        (APGD, {"loss": "dlr"}),
+        (APGD, {"loss": "ce", "restarts": 5}),
+        (APGD, {"loss": "dlr", "restarts": 5}),
         (APGDTargeted, {}),
         (FAB, {"targeted": True}),
         (Square, {}),
     ),
     {"early_stop": True},
-    "AutoAttack 'standard' plus APGD-DLR: APGD-CE, APGD-DLR, APGD-T, FAB-T, Square 5,000, each "
-    "on the points the previous ones left (the evaluation every defense number comes from)",
+    "AutoAttack 'standard' with restarts and APGD-DLR: APGD-CE and APGD-DLR with 5 random "
+    "restarts each, APGD-T, FAB-T, Square 5,000, each on the points the previous ones left (the "
+    "evaluation every defense number comes from)",
 )
 register_attack(
     "adaptive",
     EnsemblePreset(
-        (APGD, {"loss": "ce"}), (APGD, {"loss": "dlr"}), (APGDTargeted, {}), (Square, {})
+        (APGD, {"loss": "ce", "restarts": 4}),
+        (APGD, {"loss": "dlr"}),
+        (APGDTargeted, {}),
+        (Square, {}),
     ),
     {"early_stop": True, "target_classes": 3, "queries": 1000},
-    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE, APGD-DLR, APGD-T over the top "
-    "3 targets, Square 1,000, each on still-robust points (measured beside it in "
-    "bench/autoattack.py)",
+    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE with 4 random restarts, "
+    "APGD-DLR, APGD-T over the top 3 targets, Square 1,000, each on still-robust points "
+    "(measured beside it in bench/autoattack.py)",
 )
 register_attack(
     "autoattack-rand",

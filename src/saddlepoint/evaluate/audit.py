@@ -13,7 +13,7 @@ pass/fail with its numbers:
 6. input gradients are neither zero nor NaN on many inputs;
 7. a stronger attack finds no more: the strongest evaluation the project has
    (``STRONGEST_ATTACK``: AutoAttack's APGD-CE, APGD-T over 9 targets, FAB-T and Square, with
-   APGD-DLR added) does not lower robust accuracy below PGD's by more than max(2 points, 3 standard errors of the
+   APGD-DLR added and 5 random restarts of both APGD runs) does not lower robust accuracy below PGD's by more than max(2 points, 3 standard errors of the
    paired difference). Catastrophic overfitting (Wong et al. 2020) is the textbook failure:
    cross-entropy gradients mislead PGD while a margin loss walks through, and checks 1-6 can
    all pass;
