@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="write a PNG grid of N examples",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, user_data=True)
     parser.set_defaults(handler=run)
 
 

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, default=None, help="where to save (default: CHECKPOINT-audit.json)"
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, user_data=True)
     parser.set_defaults(handler=run)
 
 

@@ -131,8 +131,20 @@ def config_to_argv(
     return tokens
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset and the options every dataset loader understands."""
+def add_data_arguments(parser: argparse.ArgumentParser, user_data: bool = False) -> None:
+    """--dataset and the options every dataset loader understands; with ``user_data``, also
+    --data (the user's own image folder or .npz file in place of the recorded dataset)."""
+    if user_data:
+        parser.add_argument(
+            "--data",
+            type=Path,
+            default=None,
+            metavar="PATH",
+            help="your own images instead of the checkpoint's dataset: a folder with one "
+            "sub-folder of PNG/JPEG images per class (class names from the folder names, sorted), "
+            "or an .npz file with 'images' (N,H,W / N,C,H,W / N,H,W,C; uint8 or floats in [0, 1]) "
+            "and 'labels'; every split is the whole of it; --data-option size=N resizes",
+        )
     parser.add_argument(
         "--data-root",
         default=None,
@@ -177,8 +189,23 @@ def checkpoint_dataset(
     args: argparse.Namespace, meta: dict[str, Any], name: str | None = None
 ) -> ImageData:
     """The dataset a checkpoint was trained on (or ``name``), with its recorded options and
-    the command line's overrides."""
+    the command line's overrides; or the user's own files given by --data."""
     from saddlepoint.data import load_dataset  # imported on use: keeps --help fast
+
+    if getattr(args, "data", None) is not None:
+        from saddlepoint.data.files import load_files
+
+        if name is not None:
+            raise CLIError("Give --dataset or --data, not both.")
+        extra = parse_assignments(args.data_option, "--data-option")
+        unknown = sorted(set(extra) - {"size"})
+        if unknown:
+            raise CLIError(
+                f"--data-option {unknown[0]!r} does not apply to --data files; they take size=N."
+            )
+        files = load_files(args.data, size=extra.get("size"))
+        check_fits(meta, files, str(args.data))
+        return files
 
     recorded = meta.get("dataset", {})
     name = name or recorded.get("name")

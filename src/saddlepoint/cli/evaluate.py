@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the metrics as JSON here"
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, user_data=True)
     parser.set_defaults(handler=run)
 
 

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--limit", type=positive_int, default=None, help="use only the first N images"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
-    add_data_arguments(parser)
+    add_data_arguments(parser, user_data=True)
     parser.set_defaults(handler=run)
 
 
