@@ -78,7 +78,7 @@ register_attack("apgd-dlr", APGD, {"loss": "dlr"}, "Auto-PGD with the DLR loss")
 register_attack(
     "apgd-ensemble",
     EnsemblePreset((APGD, {"loss": "ce"}), (APGD, {"loss": "dlr"})),
-    {},
+    {"early_stop": True},  # a broken sample stays broken: stopping it changes no number
     "APGD-CE then APGD-DLR on still-robust points (AutoAttack's first two attacks)",
 )
 register_attack(
