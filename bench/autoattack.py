@@ -9,8 +9,10 @@ first --images test images by
   apgd-ensemble   APGD-CE then APGD-DLR (ours, the cheap option)
   apgd-strong     APGD-CE, APGD-T, APGD-DLR (ours)
   autoattack      APGD-CE, APGD-T, FAB-T, Square 5,000 (ours: AutoAttack 'standard')
-  strongest       autoattack with APGD-DLR after APGD-CE (ours: every defense number's source)
-  adaptive        APGD-CE, APGD-DLR, APGD-T over 3 targets, Square 1,000 (ours, cheaper)
+  strongest       autoattack with APGD-DLR after APGD-CE, 5 restarts of each APGD run (ours:
+                  every defense number's source)
+  adaptive        APGD-CE x4 restarts, APGD-DLR, APGD-T over 3 targets, Square 1,000 (ours,
+                  cheaper)
   reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
 
 and the table gives robust accuracy, the points robust to each of ours that the reference
