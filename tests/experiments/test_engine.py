@@ -188,6 +188,17 @@ def test_top_and_export(tmp_path, checkpoint, capsys):
     out = capsys.readouterr().out
     assert "4 / 4 configurations done" in out and "objective" in out
     assert (tmp_path / "r.csv").read_text().count("\n") == 5
+    parquet = tmp_path / "r.parquet"
+    argv = ["--quiet", "sweep", "export", str(path), "--out", str(tmp_path), "--to", str(parquet)]
+    try:
+        import pandas
+        import pyarrow  # noqa: F401
+    except ImportError:  # without the extra: a one-line error that names it
+        assert main(argv) == 2
+        assert "pip install 'saddlepoint[parquet]'" in capsys.readouterr().err
+    else:
+        assert main(argv) == 0
+        assert len(pandas.read_parquet(parquet)) == 4
 
 
 @pytest.mark.parametrize(

@@ -183,10 +183,12 @@ def run_export(args: argparse.Namespace) -> int:
     if args.to.suffix == ".parquet":
         try:
             import pandas as pd
+            import pyarrow  # noqa: F401 - pandas writes Parquet through it
         except ImportError as error:
             raise ValueError(
-                "Parquet export needs pandas and pyarrow (pip install pandas pyarrow)."
-            ) from error
+                f"Parquet export needs pandas and pyarrow ({error.name} is missing): "
+                "pip install 'saddlepoint[parquet]', or export to .csv."
+            ) from None
         pd.DataFrame(rows).to_parquet(args.to)
     else:
         buffer = io.StringIO()
