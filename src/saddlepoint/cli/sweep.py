@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import io
 import math
 from pathlib import Path
@@ -183,7 +184,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.to.suffix == ".parquet":
         try:
             import pandas as pd
-            import pyarrow  # noqa: F401 - pandas writes Parquet through it
+
+            importlib.import_module("pyarrow")  # pandas writes Parquet through it
         except ImportError as error:
             raise ValueError(
                 f"Parquet export needs pandas and pyarrow ({error.name} is missing): "

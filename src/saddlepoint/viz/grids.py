@@ -9,6 +9,7 @@ import torch
 from matplotlib.axes import Axes
 
 from saddlepoint.attacks.result import AttackResult
+from saddlepoint.validation import check_number
 from saddlepoint.viz.style import plt, save_figure
 
 
@@ -29,10 +30,13 @@ def adversarial_grid(
     count: int = 8,
     class_names: Sequence[str] | None = None,
     prefer_successes: bool = True,
+    per_row: int = 4,
 ) -> list[int]:
-    """Save a grid of ``count`` samples (rows): original with its prediction and confidence,
-    the perturbation amplified to the full gray range (mid-gray = 0), and the adversarial image
-    with its prediction and confidence. Returns the indices shown."""
+    """Save a grid of ``count`` samples, ``per_row`` to a row, each as three panels: original
+    with its prediction and confidence, the perturbation amplified to the full gray range
+    (mid-gray = 0), and the adversarial image with its prediction and confidence. Returns the
+    indices shown."""
+    check_number("adversarial_grid", "per_row", per_row, low=1, integer=True)
     n = len(result.labels)
     order = torch.arange(n)
     if prefer_successes:
@@ -41,26 +45,34 @@ def adversarial_grid(
     names = list(class_names) if class_names else [str(i) for i in range(result.logits.shape[1])]
     clean_prob = result.clean_logits.softmax(1)
     adv_prob = result.logits.softmax(1)
-    fig, axes = plt.subplots(len(shown), 3, figsize=(6.3, 2.6 * len(shown)), squeeze=False)
-    for row, index in enumerate(shown):
+    across = max(1, min(per_row, len(shown)))
+    rows = -(-len(shown) // across)
+    fig, grid = plt.subplots(
+        rows, 3 * across, figsize=(2.0 * 3 * across, 2.4 * rows), squeeze=False
+    )
+    for ax in grid.flat[3 * len(shown) :]:
+        ax.axis("off")  # the last row's empty places
+    for k, index in enumerate(shown):
+        row, first = divmod(k, across)
+        panels = grid[row, 3 * first : 3 * first + 3]
         delta = result.perturbation[index]
         scale = float(delta.abs().max())
         amplified = 0.5 + delta / (2 * scale) if scale > 0 else torch.full_like(delta, 0.5)
         clean_pred = int(clean_prob[index].argmax())
         adv_pred = int(adv_prob[index].argmax())
-        _show(axes[row, 0], result.inputs[index])
-        axes[row, 0].set_title(
+        _show(panels[0], result.inputs[index])
+        panels[0].set_title(
             f"{names[clean_pred]} ({float(clean_prob[index, clean_pred]):.2f})\ntrue {names[int(result.labels[index])]}",
             fontsize=8,
         )
-        _show(axes[row, 1], amplified)
-        axes[row, 1].set_title(
+        _show(panels[1], amplified)
+        panels[1].set_title(
             f"perturbation x{0.5 / scale if scale else 0:.0f}\nL2 {float(delta.norm()):.3f}",
             fontsize=8,
         )
-        _show(axes[row, 2], result.adversarial[index])
+        _show(panels[2], result.adversarial[index])
         color = "crimson" if adv_pred != int(result.labels[index]) else "black"
-        axes[row, 2].set_title(
+        panels[2].set_title(
             f"{names[adv_pred]} ({float(adv_prob[index, adv_pred]):.2f})\nadversarial",
             fontsize=8,
             color=color,
