@@ -93,12 +93,10 @@ class RunLog:
 
     def done(self, key: str, params: dict[str, Any] | None = None) -> bool:
         """Whether section ``key`` is recorded (with the same ``params``, when given)."""
-        row = self.connection.execute(
-            "SELECT params FROM sections WHERE key = ?", (key,)
-        ).fetchone()
-        if row is None:
+        stored = self.params(key)
+        if stored is None:
             return False
-        return params is None or json.loads(row[0]) == json.loads(json.dumps(params, default=str))
+        return params is None or stored == json.loads(json.dumps(params, default=str))
 
     def params(self, key: str) -> dict[str, Any] | None:
         """The parameters section ``key`` was recorded with, or None when it is not recorded."""

@@ -84,8 +84,10 @@ def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]
 def input_digests(spec: ExperimentSpec) -> dict[str, str]:
     """Per checkpoint of ``spec``, a digest of what determines its rows besides their
     configuration: the checkpoint file's bytes (a retrained model at the same path differs), the
-    experiment's data selection (name, split, limit, loader options) and the attack's revision."""
-    builder = ATTACKS[spec.attack].builder
+    experiment's data selection (name, split, limit, loader options), the attack's registry entry
+    (class or ensemble members, preset arguments) and its class's revision."""
+    entry = ATTACKS[spec.attack]
+    attack = f"{spec.attack} {entry.builder!r} {sorted(entry.preset.items())!r}"
     digests = {}
     for checkpoint in dict.fromkeys(spec.checkpoints):
         path = spec.checkpoint_path(checkpoint)
@@ -99,8 +101,8 @@ def input_digests(spec: ExperimentSpec) -> dict[str, str]:
         record = {
             "checkpoint": content,
             "dataset": spec.dataset,
-            "attack": spec.attack,
-            "revision": getattr(builder, "revision", 1),
+            "attack": attack,  # the registry entry: an edited preset makes old rows stale
+            "revision": getattr(entry.builder, "revision", 1),
         }
         text = json.dumps(record, sort_keys=True, default=str)
         digests[checkpoint] = hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -57,17 +57,17 @@ class StudyContext:
         """What every section and model of the run depends on besides its own parameters: the
         dataset (name and loader options, which hold the split seed), the seed and the
         training-set limit."""
-        return _plain(
-            {
-                "dataset": self.data.name,
-                "options": dict(self.data.options),
-                "seed": self.seed,
-                "train_limit": self.train_limit,
-            }
-        )
+        return _plain({**self._data_identity(), "seed": self.seed, "train_limit": self.train_limit})
 
-    def _loaded(self, key: str, path: Path) -> tuple[nn.Module, dict[str, Any]]:
-        """Load model ``key`` from ``path``, noting its bytes for the section being built."""
+    def _data_identity(self) -> dict[str, Any]:
+        return {"dataset": self.data.name, "options": dict(self.data.options)}
+
+    def _model_path(self, key: str) -> Path:
+        return self.folder / "models" / f"{key}.safetensors"
+
+    def _loaded(self, key: str) -> tuple[nn.Module, dict[str, Any]]:
+        """Load model ``key`` of this run, noting its bytes for the sections built from now on."""
+        path = self._model_path(key)
         self.used_models[key] = content_digest(path)
         return load_checkpoint(path, device="cpu")
 
@@ -97,12 +97,12 @@ class StudyContext:
             "defense": defense.config() if defense is not None else None,
             "seed": seed,
             "train_limit": self.train_limit,
-            "data": {"dataset": self.data.name, "options": dict(self.data.options)},
+            "data": self._data_identity(),
             **train_options,
         }
-        path = self.folder / "models" / f"{key}.safetensors"
+        path = self._model_path(key)
         if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
-            return self._loaded(key, path)
+            return self._loaded(key)
         self.say(f"training {key} ({architecture}, {epochs} epochs)")
         config = TrainConfig(epochs=epochs, seed=seed, device=self.device, **train_options)
         trained = train_classifier(
@@ -116,7 +116,7 @@ class StudyContext:
         )
         metadata = {**trained.metadata, "recipe": _plain(recipe)}
         save_checkpoint(path, trained.model.cpu(), metadata)
-        return self._loaded(key, path)
+        return self._loaded(key)
 
     def finetune(
         self,
@@ -129,16 +129,16 @@ class StudyContext:
     ) -> tuple[nn.Module, dict[str, Any]]:
         """Model ``key``: run ``base`` (a model of this run, already trained) for ``epochs``
         more epochs at a constant ``lr``, with ``defense``; cached like ``model``."""
-        base_path = self.folder / "models" / f"{base}.safetensors"
+        base_path = self._model_path(base)
         recipe = {
             "finetune_of": read_metadata(base_path)["recipe"],
             "epochs": epochs,
             "defense": defense.config() if defense is not None else None,
             "lr": lr,
         }
-        path = self.folder / "models" / f"{key}.safetensors"
+        path = self._model_path(key)
         if path.is_file() and read_metadata(path).get("recipe") == _plain(recipe):
-            return self._loaded(key, path)
+            return self._loaded(key)
         self.say(f"fine-tuning {base} into {key} ({epochs} epochs)")
         model, metadata = load_checkpoint(base_path, device="cpu")
         config = TrainConfig(epochs=epochs, lr=lr, schedule="constant", seed=self.seed)
@@ -153,7 +153,7 @@ class StudyContext:
             "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
         }
         save_checkpoint(path, model, metadata)
-        return self._loaded(key, path)
+        return self._loaded(key)
 
     def store_path(self, name: str, params: dict[str, Any]) -> Path:
         """A results store for a sweep inside a study, one per parameter set (so changed
@@ -185,8 +185,8 @@ class StudyContext:
             changed = [
                 name
                 for name, digest in models.items()
-                if not (self.folder / "models" / f"{name}.safetensors").is_file()
-                or content_digest(self.folder / "models" / f"{name}.safetensors") != digest
+                if not self._model_path(name).is_file()
+                or content_digest(self._model_path(name)) != digest
             ]
             if stored == json.loads(json.dumps(full, default=str)) and not changed:
                 self.say(f"{title}: already done, skipped")
