@@ -30,7 +30,12 @@ def test_short_consecutive_training_fools_c1_on_mnist():
 @pytest.mark.parametrize("mode", ["consecutive", "alternating"])
 def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
     """The per-epoch history on 300 digits, recorded by the code while it lived in
-    ``attacks/generative.py``, is reproduced by ``train/generative.py`` under the same seed."""
+    ``attacks/generative.py``, is reproduced by ``train/generative.py`` under the same seed.
+
+    The record was made on one CPU (AVX-512); another CPU's kernels add in another order, and
+    three epochs of training carry that rounding to about 1e-3 of a loss (seen in CI). So losses
+    must agree to 1%, accuracies (100 images) to two images: a changed seed, batch order or
+    objective moves them by more."""
     data = load_dataset("digits")
     small = ImageData(
         data.name, data.train.head(300), data.val.head(50), data.test.head(100), data.class_names
@@ -52,8 +57,10 @@ def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
     assert len(history) == len(recorded)
     for row, before in zip(history, recorded):
         for key, value in before.items():
-            if isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+            if isinstance(value, float) and key.endswith("accuracy"):
+                assert row[key] == pytest.approx(value, abs=0.021), key
+            elif isinstance(value, float):
+                assert row[key] == pytest.approx(value, rel=1e-2), key
             else:
                 assert row[key] == value, key
 

@@ -84,6 +84,7 @@ def attack_grid(
 
     def grid(section: Section) -> None:
         started = time.perf_counter()
+        current: dict[str, str] = {}  # every norm's configurations, each with its inputs digest
         for norm in norms:
             fixed: dict = {"norm": norm, "seed": ctx.seed}
             if norm == "l2" and l2_step == "sign":
@@ -109,9 +110,10 @@ def attack_grid(
                 }
             )
             run_experiment(spec, store_path, progress=ctx.progress)
+            current.update(current_rows(spec))
         attack_seconds = time.perf_counter() - started
         with ResultsStore(store_path) as store:
-            records = store.rows(current_rows(spec))
+            records = store.rows(current)
         columns = GRID_COLUMNS
         rows = []
         for r in records:
