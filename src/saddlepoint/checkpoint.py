@@ -1,7 +1,10 @@
 """Checkpoints: weights in safetensors, metadata as JSON in the same file's header.
 
 Loading never unpickles anything: the model is rebuilt from the metadata's registry name and
-arguments, then the tensors are copied in. A human-readable ``.json`` twin is written beside it.
+arguments, then the tensors are copied in. A model brought in by ``saddlepoint import`` is rebuilt
+the same way from its factory reference (``package.module:function``; importing it runs that
+code) or from the exported program the file carries. A human-readable ``.json`` twin is written
+beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ from torch import nn
 
 from saddlepoint import __version__
 from saddlepoint.fileio import atomic_path, write_text
+from saddlepoint.models.external import (
+    EXPORTED,
+    EXTERNAL,
+    checkpoint_tensors,
+    rebuild,
+    weights_mismatch,
+)
 from saddlepoint.models.registry import build_model
 from saddlepoint.seeding import resolve_device
 
@@ -31,13 +41,14 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model``'s weights and ``metadata`` (JSON-serializable) atomically to ``path``.
 
-    The model must come from :func:`saddlepoint.models.build_model` (it carries ``spec``).
+    The model must come from :func:`saddlepoint.models.build_model` or
+    :func:`saddlepoint.models.external.external_model` (it carries ``spec``).
     """
     spec = getattr(model, "spec", None)
     if spec is None:
         raise ValueError(
-            "save_checkpoint needs a model built by saddlepoint.models.build_model (it records "
-            "the architecture as model.spec); this one has no spec."
+            "save_checkpoint needs a model built by saddlepoint.models.build_model or "
+            "external_model (it records the architecture as model.spec); this one has no spec."
         )
     path = Path(path)
     meta = {
@@ -48,7 +59,7 @@ def save_checkpoint(
         **(metadata or {}),
     }
     text = json.dumps(meta, sort_keys=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = checkpoint_tensors(model)
     with atomic_path(path) as temp:
         save_file(tensors, str(temp), metadata={_KEY: text})
     write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -96,34 +107,22 @@ def load_checkpoint(
             f"{path}: its metadata has no complete 'model' entry ({', '.join(needed)}), so the "
             "architecture cannot be rebuilt."
         )
-    model = build_model(
-        spec["name"], in_shape=spec["in_shape"], num_classes=spec["num_classes"], **spec["kwargs"]
-    )
     tensors = {}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
             tensors[key] = handle.get_tensor(key)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    reshaped = sorted(
-        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
+    if spec["name"] in (EXTERNAL, EXPORTED):
+        imported = rebuild(spec, tensors, str(path))
+        imported.to(target).eval()
+        return imported, meta
+    model = build_model(
+        spec["name"], in_shape=spec["in_shape"], num_classes=spec["num_classes"], **spec["kwargs"]
     )
-    if missing or unexpected or reshaped:
-        parts = [
-            f"{label}: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
-            for label, names in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape (file vs metadata)", reshaped),
-            )
-            if names
-        ]
+    problem = weights_mismatch(model.state_dict(), tensors)
+    if problem:
         raise ValueError(
             f"{path}: the weights do not match the architecture its metadata describes "
-            f"({spec['name']}); " + "; ".join(parts) + "."
+            f"({spec['name']}); {problem}."
         )
     model.load_state_dict(tensors, strict=True)
     model.to(target).eval()

@@ -10,16 +10,19 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import save_file
 
 from saddlepoint.attacks import ATTACKS, Ensemble, build_attack
-from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
     check_outputs,
-    checkpoint_dataset,
-    checkpoint_inputs,
     format_table,
     non_negative_int,
     parse_assignments,
     positive_int,
+)
+from saddlepoint.cli.model_options import (
+    add_model_arguments,
+    load_model_data,
+    model_inputs,
+    model_path,
 )
 from saddlepoint.fileio import atomic_path, write_text
 from saddlepoint.threat import parse_eps
@@ -123,14 +126,15 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "attack",
-        help="attack a checkpoint and print clean/robust accuracy, norms and cost",
-        description="Attack a trained checkpoint on its dataset's test split (or --split). Only "
+        help="attack a checkpoint (or your own model) and print clean/robust accuracy, norms, cost",
+        description="Attack a trained checkpoint, or your own model (--model), on its dataset's "
+        "test split (or --split). Only "
         "the options you give are passed to the attack; the rest keep the attack's defaults "
         "(listed below). Eps and step accept fractions such as 8/255.",
         epilog=_attack_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+    add_model_arguments(parser)
     add_attack_arguments(parser)
     parser.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
@@ -166,17 +170,16 @@ def attack_kwargs(args: argparse.Namespace) -> dict:
 
 
 def load_checkpoint_data(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any], ImageData]:
-    """The checkpoint's model and the dataset recorded in its metadata (options may override)."""
-    model, meta = load_checkpoint(args.checkpoint, device=args.device)
-    data = checkpoint_dataset(args, meta)
-    return model, meta, data
+    """The checkpoint's model (or --model) and its data: the dataset recorded in its metadata,
+    --dataset or --data (options may override)."""
+    return load_model_data(args, device=args.device)
 
 
 def run(args: argparse.Namespace) -> int:
     attack = build_attack(args.attack, **attack_kwargs(args))
     if args.save:
         saved = [args.save / "adversarial.safetensors", args.save / "metrics.json"]
-        check_outputs([("--save", path) for path in saved], checkpoint_inputs(args.checkpoint))
+        check_outputs([("--save", path) for path in saved], model_inputs(args))
     model, _, data = load_checkpoint_data(args)
     split = data.split(args.split).head(args.limit)
     result = attack(model, split.images, split.labels)
@@ -230,7 +233,9 @@ def run(args: argparse.Namespace) -> int:
         with atomic_path(args.save / "adversarial.safetensors") as temp:
             save_file(tensors, str(temp))
         record = {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+            "model": args.model,
+            "weights": str(args.weights) if args.weights else None,
             "attack": args.attack,
             "config": attack.config(),
             "split": args.split,
@@ -241,14 +246,15 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         from saddlepoint.viz.grids import adversarial_grid
 
-        folder = args.save or args.checkpoint.parent
-        path = folder / f"{args.checkpoint.stem}-{args.attack}.png"
+        named = model_path(args)
+        folder = args.save or named.parent
+        path = folder / f"{named.stem}-{args.attack}.png"
         adversarial_grid(result, path, count=args.images, class_names=data.class_names)
         print(f"images: {path}")
         if "flip_map" in result.extras:
             from saddlepoint.viz.grids import flip_map_figure
 
-            heatmap = folder / f"{args.checkpoint.stem}-{args.attack}-flips.png"
+            heatmap = folder / f"{named.stem}-{args.attack}-flips.png"
             names = [data.class_names[int(i)] for i in result.labels[: args.images]]
             flip_map_figure(
                 result.inputs[: args.images],

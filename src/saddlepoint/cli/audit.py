@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 from saddlepoint.cli.attack import _fraction, load_checkpoint_data
-from saddlepoint.cli.common import (
-    add_data_arguments,
-    check_outputs,
-    checkpoint_inputs,
-    format_table,
-    positive_int,
+from saddlepoint.cli.common import add_data_arguments, check_outputs, format_table, positive_int
+from saddlepoint.cli.model_options import (
+    add_model_arguments,
+    model_inputs,
+    model_path,
+    own_model_given,
 )
 from saddlepoint.defenses.quantize import bpda
 from saddlepoint.evaluate.audit import audit
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reached it. Saves it all as JSON. --bpda attacks through quantization layers with BPDA "
         "gradients.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint")
+    add_model_arguments(parser)
     parser.add_argument("--norm", choices=["linf", "l2"], default="linf", help="(default: linf)")
     parser.add_argument("--eps", type=_fraction, default=0.3, help="radius (default: 0.3)")
     parser.add_argument(
@@ -60,8 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.json or args.checkpoint.with_name(args.checkpoint.stem + "-audit.json")
-    check_outputs([("--json", path)], checkpoint_inputs(args.checkpoint))
+    own_model_given(args)  # a clear error before any default path is derived
+    named = model_path(args)
+    path = args.json or named.with_name(named.stem + "-audit.json")
+    check_outputs([("--json", path)], model_inputs(args))
     model, _, data = load_checkpoint_data(args)
     split = data.split(args.split).head(args.limit)
     context = bpda(model, args.bpda) if args.bpda else contextlib.nullcontext()
@@ -84,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
         for c in report.checks
     ]
     mode = f" through BPDA ({args.bpda})" if args.bpda else ""
-    print(
-        f"audit of {args.checkpoint.name}{mode}: {args.norm} eps={args.eps:.4g}, {report.images} images"
-    )
+    print(f"audit of {named.name}{mode}: {args.norm} eps={args.eps:.4g}, {report.images} images")
     print(format_table(rows, ["", "check", "numbers"]))
     print(
         f"robust accuracy: {report.robust_accuracy:.4f} ({report.robust_attack}; the per-sample "
@@ -104,7 +104,14 @@ def run(args: argparse.Namespace) -> int:
     write_text(
         path,
         json.dumps(
-            {"checkpoint": str(args.checkpoint), "bpda": args.bpda, **report.to_dict()}, indent=2
+            {
+                "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                "model": args.model,
+                "weights": str(args.weights) if args.weights else None,
+                "bpda": args.bpda,
+                **report.to_dict(),
+            },
+            indent=2,
         )
         + "\n",
     )

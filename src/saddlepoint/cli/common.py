@@ -210,7 +210,7 @@ def checkpoint_dataset(
     recorded = meta.get("dataset", {})
     name = name or recorded.get("name")
     if name is None:
-        raise ValueError("The checkpoint records no dataset; pass --dataset.")
+        raise ValueError("The checkpoint records no dataset; pass --dataset or --data.")
     same = name == recorded.get("name")
     data = load_dataset(
         name, **dataset_options(args, name, recorded.get("options") if same else None)

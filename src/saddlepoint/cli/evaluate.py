@@ -7,14 +7,8 @@ import json
 from pathlib import Path
 from typing import cast
 
-from saddlepoint.checkpoint import load_checkpoint
-from saddlepoint.cli.common import (
-    add_data_arguments,
-    check_outputs,
-    checkpoint_dataset,
-    checkpoint_inputs,
-    format_table,
-)
+from saddlepoint.cli.common import add_data_arguments, check_outputs, format_table
+from saddlepoint.cli.model_options import add_model_arguments, load_model_data, model_inputs
 from saddlepoint.evaluate import evaluate_split
 from saddlepoint.fileio import write_text
 
@@ -24,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="clean loss, accuracy, confidence, per-class accuracy and confusion matrix",
         description="Evaluate a checkpoint on the dataset it was trained on (recorded in its "
-        "metadata) or on --dataset.",
+        "metadata), on --dataset or on your own --data; or evaluate your own model (--model).",
     )
-    parser.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `train`")
+    add_model_arguments(parser, dataset=False)
     parser.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
     )
@@ -41,9 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        check_outputs([("--json", args.json)], checkpoint_inputs(args.checkpoint))
-    model, meta = load_checkpoint(args.checkpoint, device=args.device)
-    data = checkpoint_dataset(args, meta, args.dataset)
+        check_outputs([("--json", args.json)], model_inputs(args))
+    model, _, data = load_model_data(args, device=args.device)
     name = data.name
     report = evaluate_split(model, data.split(args.split), data.num_classes)
     print(

@@ -13,10 +13,16 @@ from saddlepoint.cli.common import (
     add_data_arguments,
     check_fits,
     check_outputs,
-    checkpoint_dataset,
     checkpoint_inputs,
     format_table,
     positive_int,
+)
+from saddlepoint.cli.model_options import (
+    add_model_arguments,
+    load_model_data,
+    model_inputs,
+    model_path,
+    own_model_given,
 )
 from saddlepoint.fileio import write_text
 
@@ -36,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="surrogate checkpoint (repeatable)",
     )
-    parser.add_argument("--target", type=Path, required=True, help="target checkpoint")
+    parser.add_argument(
+        "--target", type=Path, help="target checkpoint (or give your own model with --model)"
+    )
     parser.add_argument(
         "--combine",
         choices=["logits", "probabilities", "loss"],
@@ -53,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
     add_data_arguments(parser, user_data=True)
+    add_model_arguments(parser, positional=False)
     parser.set_defaults(handler=run)
 
 
@@ -61,22 +70,25 @@ def run(args: argparse.Namespace) -> int:
     if args.early_stop is None:
         kwargs.pop("early_stop", None)  # stopping on the surrogate would weaken the transfer
     attack = build_attack(args.attack, **kwargs)
+    args.checkpoint = args.target  # the target is the model the shared options describe
+    own_model_given(args)
     if args.json:
-        inputs = checkpoint_inputs(args.target)
+        inputs = model_inputs(args)
         for path in args.surrogate:
             inputs += checkpoint_inputs(path)
         check_outputs([("--json", args.json)], inputs)
-    target, meta = load_checkpoint(args.target)
+    target, meta, data = load_model_data(args)
+    target_data = meta.get("dataset", {}).get("name")
     surrogates = []
     for path in args.surrogate:
         model, surrogate_meta = load_checkpoint(path)
-        if surrogate_meta.get("dataset", {}).get("name") != meta.get("dataset", {}).get("name"):
+        surrogate_data = surrogate_meta.get("dataset", {}).get("name")
+        if target_data is not None and surrogate_data != target_data:
             raise ValueError(
-                f"Surrogate {path} was trained on {surrogate_meta.get('dataset', {}).get('name')!r} "
-                f"but the target on {meta.get('dataset', {}).get('name')!r}; they must match."
+                f"Surrogate {path} was trained on {surrogate_data!r} but the target on "
+                f"{target_data!r}; they must match."
             )
         surrogates.append((path, model, surrogate_meta))
-    data = checkpoint_dataset(args, meta)
     for path, _, surrogate_meta in surrogates:
         check_fits(surrogate_meta, data, f"{data.name} (for surrogate {path})")
     split = data.split(args.split).head(args.limit)
@@ -90,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     )
     m = result.metrics()
     print(
-        f"{args.attack} on {len(surrogates)} surrogate(s) -> target {args.target.name}: {attack!r}"
+        f"{args.attack} on {len(surrogates)} surrogate(s) -> target {model_path(args).name}: "
+        f"{attack!r}"
     )
     print(
         format_table(
@@ -121,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
             "attack": args.attack,
             "config": attack.config(),
             "surrogates": [str(p) for p in args.surrogate],
-            "target": str(args.target),
+            "target": str(args.target) if args.target else None,
+            "target_model": args.model,
+            "target_weights": str(args.weights) if args.weights else None,
             "metrics": m,
         }
         write_text(args.json, json.dumps(record, indent=2, default=str) + "\n")
