@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from saddlepoint.cli.common import CLIError, format_table, parse_assignments, positive_int
+from saddlepoint.cli.common import (
+    CLIError,
+    check_outputs,
+    format_table,
+    parse_assignments,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,11 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     report = subparsers.add_parser(
         "report",
-        help="write the HTML report of a run folder",
+        help="write the HTML report of a run folder, or compare robustness cards",
         description="Assemble a run folder's tables, plots and image grids (from its run.sqlite) "
-        "into one self-contained HTML page.",
+        "into one self-contained HTML page. Given robustness cards instead (card.json files from "
+        "`saddlepoint benchmark`, or their folders), print them side by side (and write that "
+        "table as HTML with --out).",
     )
-    report.add_argument("run_dir", type=Path, help="run folder (holds run.sqlite)")
+    report.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folder (holds run.sqlite); or two or more robustness cards to compare",
+    )
     report.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report.html")
     report.add_argument("--title", default="", help="page title (default: the run's)")
     report.add_argument(
@@ -106,9 +120,51 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_card(path: Path) -> bool:
+    from saddlepoint.cli.benchmark import CARD_FILE
+
+    if path.suffix == ".json":
+        return True
+    return (path / CARD_FILE).is_file() and not (path / "run.sqlite").is_file()
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from saddlepoint.cli.benchmark import card_rows, read_card
+    from saddlepoint.runlog import RunLog, Section, Table
+    from saddlepoint.viz.report import render_report
+
+    cards = [read_card(path) for path in args.run_dir]
+    names = [
+        str(card["model"].get("file") or card["model"].get("reference") or path)
+        for card, path in zip(cards, args.run_dir)
+    ]
+    rows = card_rows(cards)
+    print(format_table(rows, ["", *names]))
+    if args.out is not None:
+        check_outputs([("--out", args.out)], [(str(p), p) for p in args.run_dir])
+        with tempfile.TemporaryDirectory() as folder:
+            with RunLog(folder) as log:
+                log.add(
+                    Section(
+                        "cards",
+                        "Robustness cards side by side",
+                        "Each column is one `saddlepoint benchmark` card; robust accuracy is the "
+                        "per-image worst case of every attack the card ran.",
+                        [Table("cards", ["", *names], rows)],
+                    )
+                )
+            print(f"report: {render_report(folder, args.out, args.title or 'Robustness cards')}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from saddlepoint.viz.report import render_markdown, render_report
 
+    if len(args.run_dir) > 1 or _is_card(args.run_dir[0]):
+        return _compare(args)
+    args.run_dir = args.run_dir[0]
     preface = ""
     if args.preface is not None:
         try:
