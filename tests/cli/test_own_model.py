@@ -188,7 +188,7 @@ def test_mistakes_with_a_users_model_are_one_line_errors(capsys, own, tmp_path, 
 
 def test_benchmark_writes_a_card_and_report_compares_two(capsys, own, tmp_path):
     folder, model = own
-    common = ["--eps", "0.1", "--limit", "40", "--steps", "5", "--queries", "100"]
+    common = ["--eps", "0.1", "--limit", "30", "--steps", "5", "--queries", "100"]
     code, out, err = run(
         capsys,
         "benchmark",
@@ -203,7 +203,7 @@ def test_benchmark_writes_a_card_and_report_compares_two(capsys, own, tmp_path):
     assert code == 0, err
     card = json.loads((tmp_path / "mine" / "card.json").read_text())
     assert card["format"] == "saddlepoint-robustness-card"
-    assert card["data"] == {"source": "digits", "split": "test", "images": 40}
+    assert card["data"] == {"source": "digits", "split": "test", "images": 30}
     assert card["robust_accuracy"] <= min(card["per_attack"].values()) + 1e-9
     assert card["robust_accuracy"] < card["clean_accuracy"]
     assert card["model"]["sha256"] and card["software"]["torch"]

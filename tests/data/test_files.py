@@ -30,7 +30,7 @@ def test_image_folders_give_classes_by_folder_and_pixels_in_unit_range(tmp_path)
     data = load_files(_folder(tmp_path / "grey"))
     assert data.class_names == ("a", "b")
     assert data.test.images.shape == (4, 1, 5, 6)
-    assert data.test.labels.tolist() == [0, 0, 1, 1]
+    assert data.test.labels.tolist() == [0, 1, 0, 1]  # classes in turn
     first = np.asarray(Image.open(tmp_path / "grey" / "a" / "0.png"), dtype=np.float32) / 255
     assert torch.allclose(data.test.images[0, 0], torch.from_numpy(first))
     rgb = load_files(_folder(tmp_path / "rgb", "RGB"), size=8, limit=3)
@@ -95,3 +95,17 @@ def test_cli_evaluates_and_attacks_a_users_npz_like_the_dataset_itself(tmp_path,
     assert main(["--quiet", "evaluate", str(checkpoint), "--data", str(tmp_path / "big.npz")]) == 2
     assert "takes inputs of shape (1, 8, 8)" in capsys.readouterr().err
     assert main([*argv, "--data", str(tmp_path / "big.npz"), "--data-option", "size=8"]) == 0
+
+
+def test_a_limit_reads_only_the_first_images_taking_classes_in_turn(tmp_path):
+    rng = np.random.default_rng(2)
+    for name in ("cat", "dog", "eel"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            image = rng.integers(0, 256, (5, 5), dtype=np.uint8)
+            Image.fromarray(image, "L").save(tmp_path / name / f"{i}.png")
+    (tmp_path / "eel" / "9.png").write_bytes(b"broken, but past the limit")
+    data = load_files(tmp_path, limit=5)
+    assert data.test.labels.tolist() == [0, 1, 2, 0, 1]  # every class within the first five
+    with pytest.raises(ValueError, match="9.png is not a readable image"):
+        load_files(tmp_path)  # without the limit the broken file is reached

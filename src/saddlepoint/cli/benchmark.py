@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         norm=args.norm,
         eps=args.eps,
         seed=args.seed,
+        queries=min(1000, args.queries),  # the audit's own black-box check
         strong_steps=args.steps,
         strong_queries=args.queries,
     )

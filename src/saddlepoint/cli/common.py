@@ -203,7 +203,10 @@ def checkpoint_dataset(
             raise CLIError(
                 f"--data-option {unknown[0]!r} does not apply to --data files; they take size=N."
             )
-        files = load_files(args.data, size=extra.get("size"))
+        # Every split of --data is the whole set and commands take its first --limit images, so
+        # only those are read (class by class in turn: they cover every class).
+        limit = getattr(args, "limit", None)
+        files = load_files(args.data, size=extra.get("size"), limit=limit)
         check_fits(meta, files, str(args.data))
         return files
 

@@ -6,8 +6,11 @@
 Images become float32 in [0, 1], shape (N, C, H, W): uint8 arrays are divided by 255, float
 arrays must already be in [0, 1], channel-last arrays (N, H, W, 1 or 3) are transposed, and
 (N, H, W) gains a channel. Folder images are read with Pillow as grey when every one is grey,
-else RGB, and must share one size unless ``size`` asks for a resize. The data are for evaluating
-a model, so every split of the result (train, val and test) is the whole file, in file order.
+else RGB, and must share one size unless ``size`` asks for a resize. Folder images come in class
+turns (the first image of each class, then the second of each, ...), so the first N of them, a
+``limit``, cover every class; only those N are decoded, straight into one array (headers are read
+first), with a progress bar for large folders. The data are for evaluating a model, so every split
+of the result (train, val and test) is the whole set, in that order.
 Every check names the file and what was expected.
 """
 
@@ -131,6 +134,7 @@ def _read_folder(
     root: Path, size: int | None, limit: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     from PIL import Image, UnidentifiedImageError
+    from tqdm.auto import tqdm
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -138,39 +142,52 @@ def _read_folder(
             f"{root} has no class sub-folders: put each class's images in a folder named after it "
             "(root/cat/1.png, root/dog/2.png)."
         )
+    per_class = [
+        [p for p in sorted((root / name).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        for name in classes
+    ]
+    # Classes taken in turn, so the first N images (a --limit) cover every class.
     files = [
-        (index, path)
-        for index, name in enumerate(classes)
-        for path in sorted((root / name).iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
+        (index, paths[rank])
+        for rank in range(max(len(paths) for paths in per_class))
+        for index, paths in enumerate(per_class)
+        if rank < len(paths)
     ]
     if not files:
         raise ValueError(f"{root}: its class folders hold no {', '.join(IMAGE_SUFFIXES)} images.")
     if limit is not None:
         files = files[:limit]
-    pictures: list[Image.Image] = []
+    # Headers first (no pixels decoded): the colour mode and size of the whole set, so the
+    # pixels go straight into one uint8 array, each image decoded once.
+    headers = []
     for _, path in files:
         try:
             with Image.open(path) as picture:
-                picture.load()
-                pictures.append(picture.copy())
+                headers.append((picture.mode, picture.size))
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"{path} is not a readable image ({error}).") from None
-    grey = all(p.mode in ("1", "L", "I", "I;16", "F") for p in pictures)
+    grey = all(mode in ("1", "L", "I", "I;16", "F") for mode, _ in headers)
     mode = "L" if grey else "RGB"
-    arrays = []
-    for (_, path), original in zip(files, pictures):
-        converted = original.convert(mode)
+    width, height = (size, size) if size is not None else headers[0][1]
+    if size is None:
+        for (_, path), (_, found) in zip(files, headers):
+            if found != headers[0][1]:
+                raise ValueError(
+                    f"{path} is {found[0]}x{found[1]} but {files[0][1]} is "
+                    f"{width}x{height}; give a size to resize them all."
+                )
+    pixels = np.empty((len(files), height, width) + (() if grey else (3,)), dtype=np.uint8)
+    bar = tqdm(files, desc=f"reading {root.name}", unit="img", disable=len(files) < 2000)
+    for position, (_, path) in enumerate(bar):
+        try:
+            with Image.open(path) as picture:
+                converted = picture.convert(mode)
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{path} is not a readable image ({error}).") from None
         if size is not None:
             converted = converted.resize((size, size), Image.Resampling.BILINEAR)
-        elif converted.size != pictures[0].size:
-            raise ValueError(
-                f"{path} is {converted.size[0]}x{converted.size[1]} but {files[0][1]} is "
-                f"{pictures[0].size[0]}x{pictures[0].size[1]}; give a size to resize them all."
-            )
-        arrays.append(np.asarray(converted, dtype=np.uint8))
-    stacked = np.stack(arrays)
-    images = _as_images(stacked if not grey else stacked[:, None], root)
+        pixels[position] = np.asarray(converted, dtype=np.uint8)
+    images = _as_images(pixels if not grey else pixels[:, None], root)
     labels = torch.tensor([index for index, _ in files], dtype=torch.int64)
     return images, labels, tuple(classes)
 
