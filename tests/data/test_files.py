@@ -109,3 +109,27 @@ def test_a_limit_reads_only_the_first_images_taking_classes_in_turn(tmp_path):
     assert data.test.labels.tolist() == [0, 1, 2, 0, 1]  # every class within the first five
     with pytest.raises(ValueError, match="9.png is not a readable image"):
         load_files(tmp_path)  # without the limit the broken file is reached
+
+
+def test_npy_pairs_are_memory_mapped_and_checked(tmp_path):
+    x = np.random.default_rng(3).integers(0, 256, (50, 6, 6), dtype=np.uint8)
+    y = np.arange(50) % 4
+    np.save(tmp_path / "images.npy", x)
+    np.save(tmp_path / "labels.npy", y)
+    data = load_files(tmp_path, limit=7)
+    assert data.test.images.shape == (7, 1, 6, 6) and data.test.labels.tolist() == [
+        0,
+        1,
+        2,
+        3,
+        0,
+        1,
+        2,
+    ]
+    assert load_files(tmp_path / "images.npy").test.images.shape == (50, 1, 6, 6)
+    np.save(tmp_path / "labels.npy", y[:10])
+    with pytest.raises(ValueError, match="holds 50 images but .*labels.npy 10 labels"):
+        load_files(tmp_path)
+    (tmp_path / "labels.npy").unlink()
+    with pytest.raises(ValueError, match="has no labels.npy beside it"):
+        load_files(tmp_path)

@@ -142,8 +142,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, user_data: bool = False)
             metavar="PATH",
             help="your own images instead of the checkpoint's dataset: a folder with one "
             "sub-folder of PNG/JPEG images per class (class names from the folder names, sorted), "
-            "or an .npz file with 'images' (N,H,W / N,C,H,W / N,H,W,C; uint8 or floats in [0, 1]) "
-            "and 'labels'; every split is the whole of it; --data-option size=N resizes",
+            "a folder with images.npy and labels.npy (memory-mapped), or an .npz file with "
+            "'images' (N,H,W / N,C,H,W / N,H,W,C; uint8 or floats in [0, 1]) and 'labels'; every "
+            "split is the whole of it; with --limit only those images are read (a folder's classes "
+            "in turn); --data-option size=N resizes",
         )
     parser.add_argument(
         "--data-root",

@@ -2,6 +2,7 @@
 
     folder/cat/001.png, folder/dog/7.jpg, ...   classes in sorted folder-name order
     data.npz with arrays images (or x) and labels (or y)
+    folder/images.npy + folder/labels.npy        memory-mapped: a limit reads only those images
 
 Images become float32 in [0, 1], shape (N, C, H, W): uint8 arrays are divided by 255, float
 arrays must already be in [0, 1], channel-last arrays (N, H, W, 1 or 3) are transposed, and
@@ -37,20 +38,21 @@ def load_files(
     source = Path(path)
     if limit is not None and limit < 1:
         raise ValueError(f"The 'limit' for {source} must be at least 1. Got {limit} instead.")
-    if source.is_dir():
-        images, labels, names = _read_folder(source, size, limit)
-    elif source.suffix == ".npz" and source.is_file():
-        images, labels = _read_npz(source, limit)
+    pair = _npy_pair(source)
+    if pair is not None or (source.suffix == ".npz" and source.is_file()):
+        images, labels = _read_npy(*pair, limit) if pair else _read_npz(source, limit)
         names = tuple(str(i) for i in range(int(labels.max()) + 1))
         if size is not None:
             images = _resize(images, size)
+    elif source.is_dir():
+        images, labels, names = _read_folder(source, size, limit)
     elif not source.exists():
         raise FileNotFoundError(f"The data path {source} does not exist.")
     else:
         raise ValueError(
-            f"The data path {source} must be a folder of class sub-folders (ImageFolder layout) "
-            f"or an .npz file with 'images' and 'labels' arrays. Got a {source.suffix or 'plain'} "
-            "file."
+            f"The data path {source} must be a folder of class sub-folders (ImageFolder layout), "
+            "a folder with images.npy and labels.npy, or an .npz file with 'images' and 'labels' "
+            f"arrays. Got a {source.suffix or 'plain'} file."
         )
     split = Split(images, labels)
     return ImageData(
@@ -61,6 +63,44 @@ def load_files(
         class_names=names,
         source=str(source),
         options={"path": str(source), "size": size, "limit": limit},
+    )
+
+
+def _npy_pair(source: Path) -> tuple[Path, Path] | None:
+    """images.npy and labels.npy: in the folder ``source``, or ``source`` is images.npy."""
+    folder = source if source.is_dir() else source.parent
+    if source.is_file() and source.suffix != ".npy":
+        return None
+    images, labels = folder / "images.npy", folder / "labels.npy"
+    if source.is_file() and source.name != "images.npy":
+        raise ValueError(
+            f"{source}: a .npy pair must be named images.npy and labels.npy, in one folder."
+        )
+    if images.is_file() and not labels.is_file():
+        raise ValueError(f"{images} has no labels.npy beside it.")
+    return (images, labels) if images.is_file() else None
+
+
+def _read_npy(
+    images_path: Path, labels_path: Path, limit: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A memory-mapped pair: only the first ``limit`` images are read from disk."""
+    arrays = []
+    for path in (images_path, labels_path):
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a readable .npy file ({error}).") from None
+    images, labels = arrays
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{images_path} holds {len(images)} images but {labels_path} {len(labels)} labels."
+        )
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    # np.array copies the mapped rows into memory (writable, as torch wants).
+    return _as_images(np.array(images), images_path), _as_labels(
+        np.array(labels), len(images), labels_path
     )
 
 
