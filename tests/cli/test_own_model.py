@@ -115,6 +115,20 @@ def test_import_makes_a_checkpoint_every_command_takes(capsys, own, tmp_path):
     code, out, err = run(capsys, "evaluate", out_path)
     assert code == 0, err
     assert _accuracy(out) == pytest.approx(imported, abs=1e-4)  # test split, all 359 images
+    experiment = tmp_path / "grid.yaml"  # a sweep file takes the imported checkpoint by path
+    experiment.write_text(
+        f"name: mine\ncheckpoints: [{out_path.name}]\ndataset: {{limit: 40}}\n"
+        "attack: fgsm\ngrid: {eps: [0.05, 0.2]}\n"
+    )
+    for executor in ("local", "processes"):
+        store = tmp_path / f"store-{executor}"
+        code, out, err = run(
+            capsys, "sweep", "run", experiment, "--out", store, "--executor", executor
+        )
+        assert code == 0, err
+        code, out, err = run(capsys, "sweep", "top", experiment, "--out", store, "--k", "2")
+        assert code == 0, err
+        assert "0.2" in out.splitlines()[2]  # the larger eps leaves the lowest accuracy
     code, out, err = run(
         capsys,
         "transfer",
