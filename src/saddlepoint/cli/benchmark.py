@@ -5,7 +5,6 @@ the per-attack breakdown, the gradient-masking audit's verdict, and what it ran 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import time
@@ -22,7 +21,7 @@ from saddlepoint.cli.model_options import (
     model_path,
     own_model_given,
 )
-from saddlepoint.fileio import write_text
+from saddlepoint.fileio import content_digest, write_text
 
 CARD_FORMAT = "saddlepoint-robustness-card"
 CARD_FILE = "card.json"
@@ -67,19 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _model_record(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {"spec": meta.get("model")}
     for _, path in model_inputs(args)[:1]:
         record["file"] = str(path)
-        record["sha256"] = _sha256(path)
+        record["sha256"] = content_digest(path)
     if args.model is not None:
         record["reference"] = args.model
     return record

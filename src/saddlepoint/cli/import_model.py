@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +16,7 @@ from saddlepoint.cli.common import (
     positive_int,
 )
 from saddlepoint.cli.model_options import add_model_arguments, load_model_data, model_inputs
+from saddlepoint.fileio import content_digest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, checkpoint=None)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run(args: argparse.Namespace) -> int:
     from saddlepoint.checkpoint import save_checkpoint
     from saddlepoint.evaluate import evaluate_split
@@ -73,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     source: dict[str, Any] = {"model": args.model, "imported_at": time.strftime("%Y-%m-%d")}
     if args.weights is not None:
         source["weights"] = str(args.weights)
-        source["weights_sha256"] = _sha256(args.weights)
+        source["weights_sha256"] = content_digest(args.weights)
     metadata: dict[str, Any] = {"imported": source}
     if args.data is not None:
         source["data"] = str(args.data)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from saddlepoint.fileio import atomic_path
+from saddlepoint.fileio import atomic_path, content_digest
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,6 @@ _CHUNK = 1 << 16
 
 class DownloadError(OSError):
     """A file could not be fetched, or what arrived was not the expected file."""
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """The hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch(
@@ -51,7 +42,7 @@ def fetch(
     An existing ``dest`` with the right checksum is kept without a download.
     """
     dest = Path(dest)
-    if dest.is_file() and sha256_of(dest) == sha256:
+    if dest.is_file() and content_digest(dest) == sha256:
         return dest
     log.info("downloading %s", url)
     with atomic_path(dest) as temp:
