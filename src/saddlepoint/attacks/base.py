@@ -19,7 +19,14 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.result import AttackResult
-from saddlepoint.attacks.runtime import ExecutionPlan, memory_layout, plan_execution, to_layout
+from saddlepoint.attacks.runtime import (
+    PRECISIONS,
+    ExecutionPlan,
+    memory_layout,
+    plan_execution,
+    precision_scope,
+    to_layout,
+)
 from saddlepoint.autodiff import input_grad
 from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating, model_device
@@ -29,7 +36,7 @@ from saddlepoint.validation import check_choice, check_number
 _BLOCK = 64  # samples per random block
 
 # Keywords every attack takes through Attack.__init__ (besides its threat model and loss).
-COMMON = ("bounds", "seed", "batch_size", "memory_format")
+COMMON = ("bounds", "seed", "batch_size", "memory_format", "precision")
 
 
 @dataclass
@@ -85,6 +92,10 @@ class Attack:
         seed: seeds every random draw; the global RNG is never touched.
         batch_size: sub-batch size, or 'auto' to measure the fastest once per model.
         memory_format: 'auto', 'contiguous' or 'channels_last'.
+        precision: of the gradient passes: 'fp32' (default), 'bf16', 'fp16', or 'auto' (bf16
+            where the device has it natively and it measures faster). Only attacks whose
+            ``low_precision`` is True lower it (the fixed-budget gradient attacks); iterates,
+            projections and the reported success decision stay float32.
     """
 
     name: ClassVar[str] = "attack"
@@ -94,6 +105,8 @@ class Attack:
     # Raised when a change to an attack changes its results: stored sweep rows of an older
     # revision are then stale and re-run (see experiments.store).
     revision: ClassVar[int] = 1
+    # Whether gradient passes may run in bf16/fp16 (minimal-norm steps need float32 accuracy).
+    low_precision: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -105,6 +118,7 @@ class Attack:
         seed: int = 0,
         batch_size: int | str = "auto",
         memory_format: str = "auto",
+        precision: str = "fp32",
     ) -> None:
         owner = type(self).__name__
         low, high = bounds
@@ -119,6 +133,7 @@ class Attack:
         self.batch_size = batch_size
         check_choice(owner, "memory_format", memory_format, ["auto", "contiguous", "channels_last"])
         self.memory_format = memory_format
+        self.precision = check_choice(owner, "precision", precision, PRECISIONS)
 
     @property
     def norm(self) -> str:
@@ -137,8 +152,12 @@ class Attack:
         return f"{type(self).__name__}({settings})"
 
     def config(self) -> dict:
-        """The hyper-parameters, as plain values (for results stores and reports)."""
-        return {"norm": self.norm, "eps": self.eps, "loss": self.loss_name, "seed": self.seed}
+        """The hyper-parameters, as plain values (for results stores and reports); the precision
+        only where it is not the default, so float32 rows keep their identity."""
+        config = {"norm": self.norm, "eps": self.eps, "loss": self.loss_name, "seed": self.seed}
+        if self.precision != "fp32":
+            config["precision"] = self.precision
+        return config
 
     # ---- helpers for subclasses -------------------------------------------------------------
 
@@ -275,9 +294,10 @@ class Attack:
                 len(x),
                 batch_size=self.batch_size,
                 memory_format=self.memory_format,
+                precision=self.precision if self.low_precision else "fp32",
             )
         outputs = []
-        with memory_layout(model, plan.channels_last):
+        with memory_layout(model, plan.channels_last), precision_scope(x.device, plan.precision):
             for start in range(0, len(x), plan.batch_size):
                 stop = start + plan.batch_size
                 xb = to_layout(x[start:stop], plan.channels_last)
@@ -332,9 +352,11 @@ class Attack:
             outputs, adversarial, plan = self._execute(model, x, y, targets)
             final = self._guarantee(adversarial, x)
             size = plan.batch_size
+            # Logits from low-precision passes are not reused: success is decided in float32.
+            reusable = outputs if plan.precision == "fp32" else []
             with torch.no_grad(), memory_layout(model, plan.channels_last):
-                logits = self._logits_for(model, final, adversarial, outputs, size, "logits")
-                clean = self._logits_for(model, x, x, outputs, size, "clean_logits")
+                logits = self._logits_for(model, final, adversarial, reusable, size, "logits")
+                clean = self._logits_for(model, x, x, reusable, size, "clean_logits")
         seconds = time.perf_counter() - start
         n = len(x)
         grad_evals = _gather(outputs, "grad_evals", n)
@@ -355,6 +377,7 @@ class Attack:
             seconds=seconds,
             trace=_merge_trace(outputs),
             extras=extras,
+            precision=plan.precision,
         )
 
     @staticmethod

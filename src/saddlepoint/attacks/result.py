@@ -31,6 +31,7 @@ class AttackResult:
     seconds: float = 0.0
     trace: list[dict[str, float]] | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    precision: str = "fp32"  # of the gradient passes (the logits above are always float32)
 
     @property
     def predictions(self) -> torch.Tensor:

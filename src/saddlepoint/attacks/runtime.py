@@ -1,9 +1,15 @@
-"""Pick the fastest memory layout and sub-batch size for a model, by measuring once.
+"""Pick the fastest memory layout, sub-batch size and gradient precision for a model, by
+measuring once.
 
 Measured on a 2-core CPU (DESIGN.md): channels_last plus sub-batches of about 125 cut the cost of
 PGD's forward+backward passes by ~40% against one big batch, because large activations are
 returned to the OS and faulted in again every pass. The best choice depends on the model and
 the machine, so it is measured per (model, input shape, device, dtype) and cached.
+
+Precision: gradient passes may run under autocast in bfloat16 (or float16 on CUDA), where the
+hardware computes in it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs with bf16). Only the
+passes that produce gradients are lowered; the attacks keep their iterates, projections and the
+final success decision in float32.
 """
 
 from __future__ import annotations
@@ -30,12 +36,38 @@ _PROBE = 256
 _ACTIVATION_BUDGET = 16 * 2**20
 
 
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_LOW = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """How to run passes: sub-batch size and whether to use channels_last."""
+    """How to run passes: sub-batch size, whether to use channels_last, and the precision of
+    the gradient passes ('fp32', 'bf16' or 'fp16')."""
 
     batch_size: int
     channels_last: bool
+    precision: str = "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (CPU: AVX512-BF16 or AMX; CUDA: bf16)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+@contextlib.contextmanager
+def precision_scope(device: torch.device, precision: str) -> Iterator[None]:
+    """Autocast to ``precision`` ('bf16' / 'fp16') on ``device``; nothing for 'fp32'."""
+    if precision not in _LOW:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=_LOW[precision]):
+        yield
 
 
 def _has_conv(model: nn.Module) -> bool:
@@ -74,7 +106,9 @@ def _time_pass(
     start = time.perf_counter()
     for i in range(0, probe.shape[0], plan.batch_size):
         x = to_layout(probe[i : i + plan.batch_size], plan.channels_last).requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels[i : i + plan.batch_size], reduction="sum")
+        with precision_scope(probe.device, plan.precision):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels[i : i + plan.batch_size], reduction="sum")
         input_grad(loss, x)
     if probe.is_cuda:
         torch.cuda.synchronize(probe.device)
@@ -116,20 +150,30 @@ def plan_execution(
     *,
     batch_size: int | str = "auto",
     memory_format: str = "auto",
+    precision: str = "fp32",
 ) -> ExecutionPlan:
-    """The sub-batch size and layout for ``n`` inputs shaped like ``sample`` (one batch).
+    """The sub-batch size, layout and gradient precision for ``n`` inputs shaped like ``sample``.
 
-    Explicit ``batch_size`` / ``memory_format`` ('contiguous' or 'channels_last') win. With
-    'auto', the sub-batch is the largest power of two whose biggest activation fits in 16 MB, and
-    the layout is measured (a few passes over 256 probe inputs in each layout); the choice is
-    cached per model and input shape. The model must be in eval mode with frozen parameters.
+    Explicit ``batch_size`` / ``memory_format`` ('contiguous' or 'channels_last') / ``precision``
+    ('fp32', 'bf16', 'fp16') win. With 'auto', the sub-batch is the largest power of two whose
+    biggest activation fits in 16 MB, the layout is measured (a few passes over 256 probe inputs
+    in each layout), and the precision is bf16 only where the device has it natively and its
+    passes measure at least 10% faster; the choice is cached per model and input shape. The model
+    must be in eval mode with frozen parameters.
     """
     conv = _has_conv(model) and sample.dim() == 4
     fixed_layout = None if memory_format == "auto" else memory_format == "channels_last"
     size = int(batch_size) if batch_size != "auto" else None
-    if size is not None and fixed_layout is not None:
-        return ExecutionPlan(size, fixed_layout and conv)
-    key = (tuple(sample.shape[1:]), str(sample.device), sample.dtype, batch_size, memory_format)
+    if size is not None and fixed_layout is not None and precision != "auto":
+        return ExecutionPlan(size, fixed_layout and conv, precision)
+    key = (
+        tuple(sample.shape[1:]),
+        str(sample.device),
+        sample.dtype,
+        batch_size,
+        memory_format,
+        precision,
+    )
     cached = _CACHE.setdefault(model, {})
     if key not in cached:
         if size is None:
@@ -137,19 +181,42 @@ def plan_execution(
         layout = fixed_layout
         if layout is None:
             layout = _faster_layout(model, sample, size) if conv else False
-        cached[key] = ExecutionPlan(size, layout)
+        chosen = precision
+        if precision == "auto":
+            chosen = _faster_precision(model, sample, ExecutionPlan(size, layout))
+        cached[key] = ExecutionPlan(size, layout, chosen)
         log.debug("execution plan %s", cached[key])
     plan = cached[key]
-    return ExecutionPlan(max(min(plan.batch_size, n), 1), plan.channels_last)
+    return ExecutionPlan(max(min(plan.batch_size, n), 1), plan.channels_last, plan.precision)
 
 
-def _faster_layout(model: nn.Module, sample: torch.Tensor, size: int) -> bool:
-    """True when channels_last passes are clearly faster (by 10%, above timing noise)."""
+def _probe(model: nn.Module, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed random inputs like ``sample`` and labels for timing passes."""
     generator = torch.Generator().manual_seed(0)
     probe = torch.rand((_PROBE, *sample.shape[1:]), generator=generator).to(sample)
     with torch.no_grad():
         classes = model(probe[:2]).shape[1]
     labels = torch.randint(0, classes, (_PROBE,), generator=generator).to(sample.device)
+    return probe, labels
+
+
+def _faster_precision(model: nn.Module, sample: torch.Tensor, plan: ExecutionPlan) -> str:
+    """'bf16' when the device has it natively and its passes are clearly faster, else 'fp32'."""
+    if not native_bf16(sample.device):
+        return "fp32"
+    probe, labels = _probe(model, sample)
+    timings = {}
+    with memory_layout(model, plan.channels_last):
+        for precision in ("fp32", "bf16"):
+            trial = ExecutionPlan(plan.batch_size, plan.channels_last, precision)
+            _time_pass(model, probe, labels, trial)  # warm-up
+            timings[precision] = min(_time_pass(model, probe, labels, trial) for _ in range(2))
+    return "bf16" if timings["bf16"] < 0.9 * timings["fp32"] else "fp32"
+
+
+def _faster_layout(model: nn.Module, sample: torch.Tensor, size: int) -> bool:
+    """True when channels_last passes are clearly faster (by 10%, above timing noise)."""
+    probe, labels = _probe(model, sample)
     timings = {}
     for channels_last in (False, True):
         plan = ExecutionPlan(size, channels_last)

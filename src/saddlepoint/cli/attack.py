@@ -54,6 +54,7 @@ ATTACK_OPTIONS = {
     "popsize": "popsize",
     "attack_seed": "seed",
     "attack_batch_size": "batch_size",
+    "precision": "precision",
 }
 
 
@@ -118,6 +119,13 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kappa", type=float, help="CW: confidence margin")
     parser.add_argument("--attack-seed", type=int, help="seed of the attack's random draws")
     parser.add_argument("--attack-batch-size", type=int, help="sub-batch size (default: measured)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        help="of the gradient passes of PGD/APGD (default: fp32): bf16 or fp16 under autocast, "
+        "or auto (bf16 where the hardware has it and it measures faster); iterates and the "
+        "success decision stay float32",
+    )
     parser.add_argument(
         "--option", action="append", metavar="KEY=VALUE", help="any other attack argument"
     )

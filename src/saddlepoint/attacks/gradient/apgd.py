@@ -56,6 +56,7 @@ class APGD(Attack):
     """Auto-PGD with the CE or DLR loss."""
 
     name = "apgd"
+    low_precision = True
     supported_norms = ("linf", "l2", "l1")
 
     def __init__(

@@ -53,6 +53,7 @@ class PGD(Attack):
     """Projected gradient ascent on a named loss, in Linf or L2, with random starts."""
 
     name = "pgd"
+    low_precision = True
 
     def __init__(
         self,
