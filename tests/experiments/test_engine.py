@@ -301,3 +301,32 @@ def test_rows_from_another_checkpoint_or_data_selection_are_stale_and_rerun(
     assert "2 run (2 of them replace rows" in capsys.readouterr().out
     with ResultsStore(tmp_path / "store" / "results.sqlite") as store:
         assert {r["n"] for r in store.rows()} == {60}
+
+
+def test_a_sweep_on_the_users_own_files_matches_the_same_images_by_name(tmp_path, checkpoint):
+    import numpy as np
+
+    test = load_dataset("digits").test
+    np.savez(
+        tmp_path / "mine.npz", images=test.images[:60].numpy(), labels=test.labels[:60].numpy()
+    )
+    grid = {"eps": [0.05, 0.1]}
+    spec = {"name": "own", "checkpoints": [str(checkpoint)], "attack": "fgsm", "grid": grid}
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump({**spec, "dataset": {"path": "mine.npz"}}))
+    named = {**spec, "name": "named", "dataset": {"split": "test", "limit": 60}}
+    (tmp_path / "named.yaml").write_text(yaml.safe_dump(named))
+    rows = {}
+    for name in ("own", "named"):
+        run_experiment(load_spec(tmp_path / f"{name}.yaml"), tmp_path / f"{name}.sqlite")
+        with ResultsStore(tmp_path / f"{name}.sqlite") as store:
+            rows[name] = sorted((r["param_eps"], r["accuracy"]) for r in store.rows())
+    assert rows["own"] == rows["named"]  # the path is resolved next to the file, not here
+    # Editing the files makes their rows stale: the next run computes them again.
+    np.savez(
+        tmp_path / "mine.npz", images=test.images[:30].numpy(), labels=test.labels[:30].numpy()
+    )
+    os.utime(tmp_path / "mine.npz", ns=(1, 1))
+    summary = run_experiment(load_spec(tmp_path / "own.yaml"), tmp_path / "own.sqlite")
+    assert summary["run"] == 2 and summary["stale"] == 2
+    with pytest.raises(SpecError, match="name .* or path .*, not both"):
+        parse_spec({**spec, "dataset": {"path": "x", "name": "digits"}})

@@ -36,6 +36,7 @@ from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.registry import ATTACKS
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.data import load_dataset
+from saddlepoint.data.files import load_files
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
 from saddlepoint.fileio import content_digest
@@ -101,12 +102,31 @@ def input_digests(spec: ExperimentSpec) -> dict[str, str]:
         record = {
             "checkpoint": content,
             "dataset": spec.dataset,
+            "files": _files_fingerprint(spec.data_path()),
             "attack": attack,  # the registry entry: an edited preset makes old rows stale
             "revision": getattr(entry.builder, "revision", 1),
         }
         text = json.dumps(record, sort_keys=True, default=str)
         digests[checkpoint] = hashlib.sha256(text.encode()).hexdigest()[:24]
     return digests
+
+
+def _files_fingerprint(path: Path | None) -> str | None:
+    """What identifies the user's data files without reading every byte: each file's relative
+    name, size and modification time (an edited, added or removed image changes it)."""
+    if path is None:
+        return None
+    if not path.exists():
+        raise ValueError(f"dataset.path {path} does not exist (relative to the experiment file).")
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(
+            f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|"
+            f"{stat.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
 
 
 def current_rows(spec: ExperimentSpec) -> dict[str, str]:
@@ -117,6 +137,18 @@ def current_rows(spec: ExperimentSpec) -> dict[str, str]:
 
 
 def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    files = spec.data_path()
+    if files is not None:
+        options = spec.dataset.get("options", {})
+        data = load_files(files, size=options.get("size"), limit=spec.dataset.get("limit"))
+        shape = meta.get("model", {}).get("in_shape")
+        if shape is not None and list(shape) != list(data.shape):
+            raise ValueError(
+                f"dataset.path {files}: images of shape {tuple(data.shape)}, but the model takes "
+                f"{tuple(shape)} (options: {{size: N}} resizes)."
+            )
+        split = data.split(spec.dataset.get("split", "test"))
+        return split.images, split.labels
     recorded = meta.get("dataset", {})
     options = {**recorded.get("options", {}), **spec.dataset.get("options", {})}
     data = load_dataset(spec.dataset.get("name", recorded.get("name")), **options)
@@ -133,7 +165,8 @@ def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
     path = spec.checkpoint_path(checkpoint)
     stat = path.stat()
     identity = json.dumps(
-        [str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec.dataset], default=str
+        [str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec.dataset, str(spec.folder)],
+        default=str,
     )
     if identity not in _LOADED:
         _LOADED.clear()

@@ -2,6 +2,7 @@
 
     name: pgd-grid
     dataset: {split: test, limit: 1000}       # the data recorded in each checkpoint
+    # or your own files: dataset: {path: my-images/, limit: 500, options: {size: 28}}
     checkpoints: [runs/mnist-cnn.safetensors]
     attack: pgd
     grid:
@@ -90,6 +91,11 @@ class ExperimentSpec:
                 rows.append({"checkpoint": checkpoint, **self.fixed, **dict(zip(keys, values))})
         return rows
 
+    def data_path(self) -> Path | None:
+        """``dataset.path`` (the user's own files), resolved like checkpoints; None if absent."""
+        given = self.dataset.get("path")
+        return None if given is None else self.checkpoint_path(given)
+
     def checkpoint_path(self, checkpoint: str) -> Path:
         """An absolute path as it is; a relative one relative to the experiment file's folder
         only (never the current folder, where a same-named file would silently win)."""
@@ -167,7 +173,7 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     return spec
 
 
-_DATASET_KEYS = ("name", "split", "limit", "options")
+_DATASET_KEYS = ("name", "path", "split", "limit", "options")
 
 
 def _check_dataset(dataset: dict[str, Any]) -> None:
@@ -183,6 +189,21 @@ def _check_dataset(dataset: dict[str, Any]) -> None:
         )
     if not isinstance(dataset.get("options", {}), dict):
         raise SpecError("dataset.options must be a mapping of loader options.")
+    if "path" in dataset:
+        if not isinstance(dataset["path"], str) or not dataset["path"]:
+            raise SpecError(
+                "dataset.path must be the path of your own images (a class-per-folder tree, a "
+                f"folder with images.npy and labels.npy, or an .npz file). Got {dataset['path']!r}."
+            )
+        if "name" in dataset:
+            raise SpecError(
+                "dataset: give name (a built-in dataset) or path (your files), not both."
+            )
+        extra = sorted(set(dataset.get("options", {})) - {"size"})
+        if extra:
+            raise SpecError(
+                f"dataset.options {extra[0]!r} does not apply to files; they take size."
+            )
 
 
 def load_spec(path: str | os.PathLike[str]) -> ExperimentSpec:
