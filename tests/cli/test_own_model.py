@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from saddlepoint.attacks import PGD
 from saddlepoint.cli.main import main
 from saddlepoint.data import load_dataset
+from saddlepoint.models.external import InputAdapter
 
 FACTORY = """
 from torch import nn
@@ -78,6 +80,15 @@ def test_evaluate_attack_and_audit_take_a_users_model(capsys, own):
     record = json.loads((folder / "attack" / "metrics.json").read_text())
     assert record["model"].endswith("usernet.py:make") and record["checkpoint"] is None
     assert record["metrics"]["robust_accuracy"] < record["metrics"]["clean_accuracy"]
+    # The same model through the Python API gives the same robust accuracy.
+    namespace: dict = {}
+    exec(FACTORY, namespace)
+    net = namespace["make"](hidden=24)
+    net.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+    api_model = InputAdapter(net, bounds=(0, 255), mean=[128.0], std=[64.0]).eval()
+    test = load_dataset("digits").test
+    api = PGD(eps=0.2, early_stop=True)(api_model, test.images[:60], test.labels[:60])
+    assert api.metrics()["robust_accuracy"] == record["metrics"]["robust_accuracy"]
     code, out, err = run(
         capsys,
         "audit",
@@ -251,3 +262,30 @@ def test_benchmark_writes_a_card_and_report_compares_two(capsys, own, tmp_path):
     assert (tmp_path / "cmp.html").is_file()
     code, _, err = run(capsys, "report", tmp_path / "cmp.html", tmp_path / "mine")
     assert code == 2 and "is not a readable robustness card" in err
+
+
+def test_a_folder_of_pngs_round_trips_and_feeds_a_users_model(capsys, own, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from saddlepoint.data.files import load_files
+
+    folder, model = own
+    test = load_dataset("digits").test
+    pixels = (test.images[:40, 0] * 255).round().to(torch.uint8).numpy()
+    names = [f"digit-{int(label)}" for label in test.labels[:40]]
+    for index, (image, name) in enumerate(zip(pixels, names)):
+        (tmp_path / "pngs" / name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, "L").save(tmp_path / "pngs" / name / f"{index:03d}.png")
+    data = load_files(tmp_path / "pngs")
+    by_name = {}
+    for image, label in zip(data.test.images, data.test.labels):
+        by_name.setdefault(data.class_names[int(label)], []).append(image)
+    for name in set(names):  # the same tensors came back, class by class, in file order
+        written = [
+            torch.from_numpy(p / np.float32(255))[None] for p, n in zip(pixels, names) if n == name
+        ]
+        assert all(torch.equal(a, b) for a, b in zip(by_name[name], written))
+    code, out, err = run(capsys, "evaluate", *model, *ADAPTER, "--data", tmp_path / "pngs")
+    assert code == 0, err
+    assert int(out.splitlines()[2].split()[2]) == 40 and _accuracy(out) > 0.8

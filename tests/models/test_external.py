@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import zipfile
 
@@ -13,6 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from saddlepoint.checkpoint import load_checkpoint, save_checkpoint
+from saddlepoint.models import build_model
 from saddlepoint.models.external import (
     InputAdapter,
     build_from_factory,
@@ -91,21 +93,26 @@ def test_state_dicts_load_from_pt_safetensors_and_a_wrapper(factory_file, tmp_pa
 
 
 class _Payload:
-    """Unpickling this would run code; a weights file holding it must be refused unopened."""
+    """Unpickling this would run code (create the folder ``marker``); a weights file holding
+    it must be refused without running it."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
 
     def __reduce__(self):
-        return (print, ("unpickled!",))
+        return (os.mkdir, (self.marker,))
 
 
-def test_weights_that_need_full_unpickling_are_refused(tmp_path, capsys):
+def test_weights_that_need_full_unpickling_are_refused_and_run_nothing(tmp_path):
+    marker = tmp_path / "ran"
     with (tmp_path / "evil.pt").open("wb") as handle:
-        torch.save({"weight": torch.zeros(1), "x": _Payload()}, handle)
+        torch.save({"weight": torch.zeros(1), "x": _Payload(marker)}, handle)
     torch.save(nn.Linear(2, 2), tmp_path / "whole.pt")
-    with pytest.raises(ValueError, match="holds a (builtins.)?print object"):
+    with pytest.raises(ValueError, match="holds a (posix.|os.)?mkdir object"):
         read_state_dict(tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="holds a torch.nn.modules.linear.Linear object"):
         read_state_dict(tmp_path / "whole.pt")
-    assert "unpickled!" not in capsys.readouterr().out
+    assert not marker.exists()
     (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:50])
     with pytest.raises(ValueError, match="truncated, corrupt or another format"):
         read_state_dict(tmp_path / "cut.pt")
@@ -135,6 +142,19 @@ def test_the_adapter_maps_pixels_to_the_models_range_then_normalizes():
     adapter(torch.tensor([[[[0.0, 1.0]]]]))
     assert torch.allclose(seen[0], torch.tensor([[[[-2.0, (255 - 128) / 64]]]]))
     assert list(adapter.state_dict()) == []  # its constants live in the metadata
+
+
+def test_normalizing_in_the_adapter_changes_no_prediction():
+    torch.manual_seed(1)
+    inside = build_model(
+        "mnist-cnn", in_shape=(3, 12, 12), num_classes=5, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3]
+    ).eval()
+    bare = build_model("mnist-cnn", in_shape=(3, 12, 12), num_classes=5).eval()
+    bare.load_state_dict({k: v for k, v in inside.state_dict().items() if "normalize" not in k})
+    adapted = InputAdapter(bare, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3])
+    x = torch.rand(64, 3, 12, 12)
+    assert torch.equal(adapted(x).argmax(1), inside(x).argmax(1))
+    assert torch.allclose(adapted(x), inside(x), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +226,8 @@ def _rewrite(data: bytes, change) -> bytes:
     return out.getvalue()
 
 
-def test_exported_archives_with_pickled_payloads_are_refused_before_loading():
+def test_exported_archives_with_pickled_payloads_are_refused_before_loading(tmp_path):
+    marker = tmp_path / "ran"
     data = _exported_bytes(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
     root = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
     check_exported_archive(data, "clean")  # the untouched archive passes
@@ -221,7 +242,7 @@ def test_exported_archives_with_pickled_payloads_are_refused_before_loading():
 
     def evil_sample_inputs(name, content):
         if name and name.endswith("sample_inputs/model.pt"):
-            return pickle.dumps(_Payload())
+            return pickle.dumps(_Payload(marker))
         return content
 
     def custom_object(name, content):
@@ -238,3 +259,4 @@ def test_exported_archives_with_pickled_payloads_are_refused_before_loading():
             check_exported_archive(_rewrite(data, change), "test")
     with pytest.raises(ValueError, match="not a torch.export archive"):
         check_exported_archive(b"plain bytes", "test")
+    assert not marker.exists()

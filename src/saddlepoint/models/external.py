@@ -248,7 +248,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def _why_refused(error: BaseException) -> str:
     """What torch's weights_only refusal met (a class it will not rebuild), without colours."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
     if found:
         return f"this file holds a {found.group(1)} object"
     return "this file holds more than that"
