@@ -105,3 +105,14 @@ def test_training_smoke_on_every_device(device, digits):
     b = [p.detach().cpu() for p in again.model.parameters()]
     tolerance = 0 if device.type == "cpu" else 1e-5
     assert all(torch.allclose(x, y, atol=tolerance, rtol=0) for x, y in zip(a, b))
+
+
+def test_bf16_training_learns_keeps_float32_weights_and_records_itself(digits):
+    config = TrainConfig(epochs=6, device="cpu", precision="bf16")
+    result = train_classifier(digits, "cnn", config, progress=False)
+    assert result.test_metrics["accuracy"] >= 0.9
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # master weights
+    plain = TrainConfig(epochs=1, device="cpu")
+    assert "precision" not in plain.to_dict() and config.to_dict()["precision"] == "bf16"
+    with pytest.raises(ValueError, match="'precision' parameter of TrainConfig"):
+        TrainConfig(precision="int8")

@@ -86,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)"
     )
     parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="forward/backward under autocast in bf16 or fp16 (fp32 master weights; fp16 with a "
+        "gradient scaler, for CUDA); default: fp32. With --defense adversarial the attack's "
+        "gradient passes use it too",
+    )
+    parser.add_argument(
         "--no-normalize",
         action="store_true",
         help="do not put per-channel normalization (train-split mean/std) inside the model",
@@ -175,6 +183,8 @@ def build_cli_defense(args: argparse.Namespace) -> TrainingDefense | None:
     }
     kwargs = {k: v for k, v in given.items() if v is not None}
     if args.defense == "adversarial":
+        if args.precision != "fp32":  # the attack's gradient passes too: most of AT's cost
+            kwargs["precision"] = args.precision
         return build_defense(
             "adversarial", attack=args.defense_attack, eps=args.defense_eps, **kwargs
         )
@@ -199,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
     )
     options = dataset_options(args, args.dataset)
     model_args = parse_assignments(args.model_arg, "--model-arg")

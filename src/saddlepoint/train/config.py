@@ -15,6 +15,8 @@ class TrainConfig:
     ``patience`` enables early stopping on validation loss and restores the best weights.
     ``schedule`` sets the learning rate per batch: 'constant', 'cosine' decay to zero, or
     'onecycle' (warm-up to ``lr`` over the first 30%, then cosine decay; Smith, 2018).
+    ``precision`` 'bf16' or 'fp16' runs forward and backward under autocast with float32 master
+    weights (fp16 with a gradient scaler, on CUDA); validation and metrics stay float32.
     """
 
     epochs: int = 10
@@ -27,6 +29,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
@@ -40,6 +43,11 @@ class TrainConfig:
         if self.patience is not None:
             check_number(owner, "patience", self.patience, low=1, integer=True)
         check_number(owner, "seed", self.seed, low=0, integer=True)
+        check_choice(owner, "precision", self.precision, ["fp32", "bf16", "fp16"])
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings; the precision only where it is not float32, so older records match."""
+        values = asdict(self)
+        if values["precision"] == "fp32":
+            del values["precision"]
+        return values

@@ -67,14 +67,23 @@ def _run_epoch(
     batches = data.train.batches(
         config.batch_size, shuffle=True, generator=generator, with_index=True
     )
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     for images, labels, index in batches:
         images, labels = images.to(device), labels.to(device)
         images, labels = defense.batch(model, images, labels, index)
         model.train()
-        loss, logits = defense.loss(model, images, labels)
+        with torch.autocast(device.type, dtype=low or torch.float32, enabled=low is not None):
+            loss, logits = defense.loss(model, images, labels)
+        logits = logits.float()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16's narrow range: scale the loss so gradients do not vanish
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         with torch.no_grad():
