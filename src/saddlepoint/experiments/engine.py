@@ -62,14 +62,14 @@ def _shareable(attack: str, params: dict[str, Any]) -> bool:
 
 
 # Settings that share one stacked run besides the step count (see PGD.record_settings).
-STACKED = ("steps", "eps", "random_start")
+STACKED = ("steps", "eps", "random_start", "step")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STACK_BYTES = 256 * 2**20  # memory cap on one stacked copy of the data (inputs and starts)
 
 
 def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]]]:
-    """Group configurations into units of work: configurations that differ only in steps, eps
-    and random start share one stacked multi-step run; the rest run singly."""
+    """Group configurations into units of work: configurations that differ only in steps, eps,
+    step size and random start share one stacked multi-step run; the rest run singly."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     singles = []
     for config in configs:
@@ -316,9 +316,9 @@ def _run_group(
         ]
     defaults = {**ATTACKS[attack].arguments(), **params}
 
-    def setting(config: dict[str, Any]) -> tuple[float, bool]:
+    def setting(config: dict[str, Any]) -> tuple[float, bool, float]:
         merged = {**defaults, **config}
-        return float(merged["eps"]), bool(merged["random_start"])
+        return float(merged["eps"]), bool(merged["random_start"]), float(merged["step"])
 
     settings = sorted({setting(c) for c in group})
     steps = sorted({c["steps"] for c in group})

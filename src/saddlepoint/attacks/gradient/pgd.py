@@ -141,11 +141,16 @@ class PGD(Attack):
         trace: torch.Tensor | None,
         records: torch.Tensor | None = None,
         eps: torch.Tensor | None = None,
+        step: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One run from ``start`` (in a ball of radius ``eps`` per sample, default the attack's);
-        returns (iterate, its logits, gradient evaluations, clean logits if it began at x)."""
+        """One run from ``start`` (in a ball of radius ``eps`` per sample, with step size
+        ``step`` per sample; default the attack's); returns (iterate, its logits, gradient
+        evaluations, clean logits if it began at x)."""
         n = x.shape[0]
         radius: float | torch.Tensor = self.eps if eps is None else eps
+        move: float | torch.Tensor = (
+            self.step if step is None else step.view(-1, *([1] * (x.dim() - 1)))
+        )
         x_adv = lp.project_and_clip(x + start, x, self.norm, radius, self.bounds)
         evals = torch.zeros(n, dtype=torch.long, device=x.device)
         active = torch.arange(n, device=x.device)
@@ -167,11 +172,13 @@ class PGD(Attack):
                     trace[k] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
                 if records is not None and k in self.record_at:
                     self._record(records, self.record_at.index(k), logits, value, labels)
-                stepped = x_adv + self.step * lp.direction(grad, self._direction)
+                stepped = x_adv + move * lp.direction(grad, self._direction)
                 x_adv = lp.project_and_clip(stepped, x, self.norm, radius, self.bounds)
                 continue
-            if isinstance(radius, torch.Tensor):
-                raise ValueError("Per-sample eps needs the fixed-budget run (no early stop, tol).")
+            if isinstance(radius, torch.Tensor) or isinstance(move, torch.Tensor):
+                raise ValueError(
+                    "Per-sample eps or step needs the fixed-budget run (no early stop, tol)."
+                )
             xa, ya = x_adv[active], labels[active]
             ta = targets[active] if targets is not None else None
             logits, value, grad = self.input_gradient(model, xa, ya, ta)
@@ -225,13 +232,15 @@ class PGD(Attack):
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        settings: Sequence[tuple[float, bool]],
+        settings: Sequence[tuple[float, bool] | tuple[float, bool, float]],
     ) -> torch.Tensor:
-        """The ``record_at`` records of this attack at several (eps, random_start) settings, as
-        one stacked batch: shape (len(settings), N, len(record_at), 3).
+        """The ``record_at`` records of this attack at several (eps, random_start) or (eps,
+        random_start, step) settings, as one stacked batch: shape (len(settings), N,
+        len(record_at), 3).
 
-        Every setting's copy of the data carries its own radius and start (the random start a
-        separate run at that eps draws), and the stacked rows go through the model in sub-batches
+        Every setting's copy of the data carries its own radius, step size (the attack's when a
+        setting gives none) and start (the random start a separate run at that eps draws), and
+        the stacked rows go through the model in sub-batches
         of the planned size, so one forward/backward pass serves several settings while memory
         stays that of one sub-batch. Results equal separate runs' up to float rounding (exactly,
         when the sub-batches line up). Needs ``record_at``, one restart, no early stop or tol."""
@@ -244,16 +253,20 @@ class PGD(Attack):
             raise ValueError(f"{owner}.record_settings needs at least one (eps, random_start).")
         x, y, _ = self._check(model, x, y, None)
         n, shape, context = len(x), tuple(x.shape[1:]), BatchContext(0, self.seed)
-        radii, starts = [], []
-        for eps, random_start in settings:
+        radii, steps, starts = [], [], []
+        for setting in settings:
+            eps, random_start = setting[0], setting[1]
+            step = parse_eps(setting[2], "step", owner) if len(setting) > 2 else self.step
             eps = parse_eps(eps, "eps", owner)
             radii.append(torch.full((n,), eps, device=x.device, dtype=x.dtype))
+            steps.append(torch.full((n,), step, device=x.device, dtype=x.dtype))
             if random_start:
                 starts.append(context.random_start(n, shape, self.norm, eps, 0).to(x))
             else:
                 starts.append(torch.zeros_like(x))
         stacked_x = x.repeat(len(settings), *([1] * (x.dim() - 1)))
         stacked_y, radius, start = y.repeat(len(settings)), torch.cat(radii), torch.cat(starts)
+        step_sizes = torch.cat(steps)
         records = x.new_zeros((len(stacked_x), len(self.record_at), 3))
         plan = plan_execution(
             model,
@@ -275,6 +288,7 @@ class PGD(Attack):
                     None,
                     records[rows],
                     eps=radius[rows],
+                    step=step_sizes[rows],
                 )
         return records.view(len(settings), n, len(self.record_at), 3).cpu()
 
