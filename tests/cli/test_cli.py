@@ -103,7 +103,15 @@ def test_every_command_has_help(capsys):
         assert "--config" in capsys.readouterr().out
 
 
-def test_demo_on_digits(capsys, tmp_path):
+def test_demo_on_digits(capsys, tmp_path, monkeypatch):
+    import dataclasses
+
+    from saddlepoint.experiments.studies import demo
+
+    # The whole demo at its sizes, but Square inside the strongest evaluation at 500 queries
+    # instead of 5,000: the demo's structure and findings are checked, not its last decimal.
+    quick = dataclasses.replace(demo.PLANS["digits"], strong_queries=500)
+    monkeypatch.setitem(demo.PLANS, "digits", quick)
     code, out, err = run(capsys, "demo", "--dataset", "digits", "--out", str(tmp_path))
     assert code == 0, err
     with RunLog(tmp_path) as log:

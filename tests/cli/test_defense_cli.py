@@ -25,6 +25,7 @@ def test_train_with_defenses_and_audit(tmp_path, capsys):
     defense = read_metadata(robust)["defense"]
     assert defense["attack"] == "fgsm-rs" and defense["fraction"] == 0.5
     common = ["--eps", "0.1", "--limit", "60", "--steps", "8", "--queries", "100"]
+    common += ["--strong-queries", "300"]
     assert main(["--quiet", "audit", str(quantized), *common]) == 0
     naive = json.loads((tmp_path / "q-audit.json").read_text())
     assert (

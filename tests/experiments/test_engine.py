@@ -37,7 +37,7 @@ def write_spec(folder, checkpoint, **grid):
             "loss": ["ce", "mse"],
             "random_start": [True, False],
         },
-        "fixed": {"step": "2/100", "seed": 3},
+        "fixed": {"seed": 3} if "step" in grid else {"step": "2/100", "seed": 3},
     }
     path = folder / "exp.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -76,22 +76,27 @@ def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
     assert again == {"total": 3, "skipped": 3, "run": 0, "stale": 0}
 
 
-def test_stacked_eps_and_starts_equal_separate_attacks(tmp_path, checkpoint):
-    grid = {"eps": [0.05, 0.1], "steps": [1, 3], "random_start": [True, False]}
+def test_stacked_eps_steps_and_starts_equal_separate_attacks(tmp_path, checkpoint):
+    grid = {
+        "eps": [0.05, 0.1],
+        "steps": [1, 3],
+        "random_start": [True, False],
+        "step": [0.02, 0.03],
+    }
     spec = load_spec(write_spec(tmp_path, checkpoint, **grid))
-    assert len(plan(spec.configurations(), "pgd")) == 1
+    assert len(plan(spec.configurations(), "pgd")) == 1  # eps, eta, n and starts share one run
     run_experiment(spec, tmp_path / "r.sqlite", progress=False)
     model, meta = load_checkpoint(checkpoint)
     data = load_dataset("digits", **meta["dataset"]["options"])
     x, y = data.test.images[:120], data.test.labels[:120]
     with ResultsStore(tmp_path / "r.sqlite") as store:
         rows = store.rows()
-    assert len(rows) == 8
+    assert len(rows) == 16
     for row in rows:
         alone = PGD(
             eps=row["param_eps"],
             steps=row["param_steps"],
-            step=0.02,
+            step=row["param_step"],
             random_start=bool(row["param_random_start"]),
             seed=3,
         )(model, x, y).metrics()
@@ -330,34 +335,3 @@ def test_a_sweep_on_the_users_own_files_matches_the_same_images_by_name(tmp_path
     assert summary["run"] == 2 and summary["stale"] == 2
     with pytest.raises(SpecError, match="name .* or path .*, not both"):
         parse_spec({**spec, "dataset": {"path": "x", "name": "digits"}})
-
-
-def test_stacked_step_sizes_equal_separate_attacks(tmp_path, checkpoint):
-    spec_data = {
-        "name": "eta",
-        "checkpoints": [str(checkpoint)],
-        "dataset": {"split": "test", "limit": 100},
-        "attack": "pgd",
-        "grid": {"eps": [0.05, 0.1], "step": [0.01, 0.03], "steps": [1, 3]},
-        "fixed": {"seed": 3, "random_start": True},
-    }
-    (tmp_path / "eta.yaml").write_text(yaml.safe_dump(spec_data))
-    spec = load_spec(tmp_path / "eta.yaml")
-    assert len(plan(spec.configurations(), "pgd")) == 1  # eps, eta and n share one run
-    run_experiment(spec, tmp_path / "r.sqlite", progress=False)
-    model, meta = load_checkpoint(checkpoint)
-    data = load_dataset("digits", **meta["dataset"]["options"])
-    x, y = data.test.images[:100], data.test.labels[:100]
-    with ResultsStore(tmp_path / "r.sqlite") as store:
-        rows = store.rows()
-    assert len(rows) == 8
-    for row in rows:
-        alone = PGD(
-            eps=row["param_eps"],
-            steps=row["param_steps"],
-            step=row["param_step"],
-            random_start=True,
-            seed=3,
-        )(model, x, y).metrics()
-        assert row["accuracy"] == pytest.approx(alone["robust_accuracy"], abs=1e-9)
-        assert row["loss"] == pytest.approx(alone["loss"], rel=1e-5)

@@ -171,6 +171,7 @@ TINY: dict[str, dict[str, Any]] = {
         "audit_steps": 2,
         "audit_queries": 20,
         "strong_steps": 2,
+        "strong_queries": 20,
     },
     "seed002-s2-fast-gradient-cifar10.yaml": {"epochs": 1, "train_images": 4},
     "seed002-s3-adversarial-training-cifar10.yaml": {

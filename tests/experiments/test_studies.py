@@ -127,6 +127,7 @@ def test_defenses_show_naive_and_honest(tmp_path):
             images=80,
             audit_images=40,
             strong_steps=25,
+            strong_queries=500,
         )["defenses"]
         .table("defenses")
         .records()

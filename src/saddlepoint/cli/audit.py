@@ -42,6 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--queries", type=int, default=1000, help="Square queries (default: 1000)")
     parser.add_argument(
+        "--strong-steps",
+        type=positive_int,
+        default=100,
+        help="iterations of each APGD run of the stronger attack (default: 100, the reference's)",
+    )
+    parser.add_argument(
+        "--strong-queries",
+        type=positive_int,
+        default=5000,
+        help="Square's budget inside the stronger attack (default: 5000, the reference's)",
+    )
+    parser.add_argument(
         "--limit", type=positive_int, default=500, help="test images used (default: 500)"
     )
     parser.add_argument(
@@ -76,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             eps=args.eps,
             steps=args.steps,
             queries=args.queries,
+            strong_steps=args.strong_steps,
+            strong_queries=args.strong_queries,
         )
     rows = [
         (

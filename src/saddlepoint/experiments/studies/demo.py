@@ -59,6 +59,7 @@ class DemoPlan:
     at_epochs: int
     audit_images: int
     defense_images: int  # the defense table (PGD and the strongest evaluation)
+    strong_queries: int = 5000  # Square's budget inside the strongest evaluation (the reference's)
 
 
 PLANS = {
@@ -274,7 +275,9 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
     def adversarial_training(section: Section) -> None:
         n = plan.defense_images
         models = [("reference", model, meta), ("fast AT", defended, dmeta)]
-        table = defense_table(models, x[:n], y[:n], eps, seed=ctx.seed)
+        table = defense_table(
+            models, x[:n], y[:n], eps, seed=ctx.seed, strong_queries=plan.strong_queries
+        )
         section.tables.append(table)
         rows = table.rows
         section.text = (
@@ -292,7 +295,15 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
 
     def audit_section(section: Section) -> None:
         n = plan.audit_images
-        report = audit(defended, x[:n], y[:n], eps=eps, queries=plan.queries, seed=ctx.seed)
+        report = audit(
+            defended,
+            x[:n],
+            y[:n],
+            eps=eps,
+            queries=plan.queries,
+            seed=ctx.seed,
+            strong_queries=plan.strong_queries,
+        )
         rows = [
             [
                 check.name,
@@ -347,11 +358,12 @@ def defense_table(
     seed: int = 0,
     pgd_steps: int = 40,
     strong_steps: int = 100,
+    strong_queries: int = 5000,
 ) -> Table:
     """Clean accuracy, PGD-40 with two restarts, and the robust accuracy (the per-sample worst
     case of that PGD and the strongest evaluation) for each (label, model, metadata)."""
     pgd = PGD(eps=eps, steps=pgd_steps, restarts=2, early_stop=True, seed=seed)
-    strong = strongest_attack("linf", eps, seed=seed, steps=strong_steps)
+    strong = strongest_attack("linf", eps, seed=seed, steps=strong_steps, queries=strong_queries)
     pgd_label = f"PGD-{pgd_steps}x2 Linf {eps:g}"
     rows = []
     for label, net, metadata in models:

@@ -184,6 +184,7 @@ def defenses(
     images: int = 500,
     audit_images: int = 200,
     strong_steps: int = 100,
+    strong_queries: int = 5000,
     audit_steps: int = 40,
     audit_queries: int = 500,
     model_args: dict[str, Any] | None = None,
@@ -202,7 +203,9 @@ def defenses(
     ``adversarial`` 'fast' trains on FGSM from a random start (Wong et al.); 'pgd' on the study's
     PGD attack; ``at_fraction`` of each batch is adversarial (seed 000: 0.5). For quantized
     models a third number attacks the classifier without its quantization layer and applies the
-    examples to the full model (the seed's protocol), beside naive and BPDA PGD.
+    examples to the full model (the seed's protocol), beside naive and BPDA PGD. The robust
+    accuracy column adds the strongest evaluation (``strong_steps`` per APGD run, Square with
+    ``strong_queries``: the reference AutoAttack's 100 and 5,000 by default).
     """
     check_choice("defenses", "adversarial", adversarial, ["fast", "pgd"])
     step = eps / 30 if attack_step is None else attack_step
@@ -216,6 +219,7 @@ def defenses(
         "audit_images": audit_images,
         "evaluation": STRONGEST_ATTACK,  # a stronger evaluation re-runs the section
         "strong_steps": strong_steps,
+        "strong_queries": strong_queries,
         "audit_steps": audit_steps,
         "audit_queries": audit_queries,
         "model_args": model_args or {},
@@ -252,7 +256,9 @@ def defenses(
     def build(section: Section) -> None:
         x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
         attack = PGD(eps=eps, steps=attack_steps, step=step, restarts=1)
-        strong = strongest_attack("linf", eps, seed=ctx.seed, steps=strong_steps)
+        strong = strongest_attack(
+            "linf", eps, seed=ctx.seed, steps=strong_steps, queries=strong_queries
+        )
         rows = []
         for label, args, defense in plans:
             key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
@@ -277,6 +283,7 @@ def defenses(
                     queries=audit_queries,
                     steps=audit_steps,
                     strong_steps=strong_steps,
+                    strong_queries=strong_queries,
                 )
             failed = [c.name for c in checks.checks if not c.passed]
             rows.append(
