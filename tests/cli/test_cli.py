@@ -105,8 +105,9 @@ def test_every_command_has_help(capsys):
 
 def test_demo_on_digits(capsys, tmp_path, monkeypatch):
     import dataclasses
+    import importlib
 
-    from saddlepoint.experiments.studies import demo
+    demo = importlib.import_module("saddlepoint.experiments.studies.demo")  # the module
 
     # The whole demo at its sizes, but Square inside the strongest evaluation at 500 queries
     # instead of 5,000: the demo's structure and findings are checked, not its last decimal.

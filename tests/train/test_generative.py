@@ -32,10 +32,11 @@ def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
     """The per-epoch history on 300 digits, recorded by the code while it lived in
     ``attacks/generative.py``, is reproduced by ``train/generative.py`` under the same seed.
 
-    The record was made on one CPU (AVX-512); another CPU's kernels add in another order, and
-    three epochs of training carry that rounding to about 1e-3 of a loss (seen in CI). So losses
-    must agree to 1%, accuracies (100 images) to two images: a changed seed, batch order or
-    objective moves them by more."""
+    The record was made on one CPU; another CPU's kernels add in another order, and three epochs
+    of a two-player game carry that rounding far: measured on two other CPUs, up to 3.6% on one
+    loss, 0.7% on average, and 2 images of 100 on an accuracy. A changed seed moves them much
+    more (seeds 4 and 5: 4.6-9.3% on average, 7.6-25% at most, 10-32 images), so the test bounds
+    the mean and the largest deviation separately."""
     data = load_dataset("digits")
     small = ImageData(
         data.name, data.train.head(300), data.val.head(50), data.test.head(100), data.class_names
@@ -55,14 +56,17 @@ def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
     history = train_generative_attack(small, config, progress=False).history
     recorded = json.loads(BEFORE_MOVE.read_text())[mode]
     assert len(history) == len(recorded)
+    losses, accuracies = [], []
     for row, before in zip(history, recorded):
         for key, value in before.items():
             if isinstance(value, float) and key.endswith("accuracy"):
-                assert row[key] == pytest.approx(value, abs=0.021), key
+                accuracies.append(abs(row[key] - value))
             elif isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-2), key
+                losses.append(abs(row[key] - value) / abs(value))
             else:
                 assert row[key] == value, key
+    assert sum(losses) / len(losses) <= 0.02 and max(losses) <= 0.06
+    assert sum(accuracies) / len(accuracies) <= 0.02 and max(accuracies) <= 0.05
 
 
 def test_seed_options_final_norm_and_c2_alongside(digits):

@@ -73,9 +73,12 @@ def _run_epoch(
         images, labels = images.to(device), labels.to(device)
         images, labels = defense.batch(model, images, labels, index)
         model.train()
-        with torch.autocast(device.type, dtype=low or torch.float32, enabled=low is not None):
+        if low is None:
             loss, logits = defense.loss(model, images, labels)
-        logits = logits.float()
+        else:
+            with torch.autocast(device.type, dtype=low):
+                loss, logits = defense.loss(model, images, labels)
+            logits = logits.float()
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16's narrow range: scale the loss so gradients do not vanish
             scaler.scale(loss).backward()
