@@ -213,7 +213,7 @@ def test_mistakes_with_a_users_model_are_one_line_errors(capsys, own, tmp_path, 
 
 def test_benchmark_writes_a_card_and_report_compares_two(capsys, own, tmp_path):
     folder, model = own
-    common = ["--eps", "0.1", "--limit", "30", "--steps", "5", "--queries", "100"]
+    common = ["--eps", "0.1", "--limit", "30", "--strong-steps", "5", "--strong-queries", "100"]
     code, out, err = run(
         capsys,
         "benchmark",

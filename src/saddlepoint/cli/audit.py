@@ -8,7 +8,13 @@ import json
 from pathlib import Path
 
 from saddlepoint.cli.attack import _fraction, load_checkpoint_data
-from saddlepoint.cli.common import add_data_arguments, check_outputs, format_table, positive_int
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    add_strong_evaluation_arguments,
+    check_outputs,
+    format_table,
+    positive_int,
+)
 from saddlepoint.cli.model_options import (
     add_model_arguments,
     model_inputs,
@@ -41,18 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=40, help="PGD steps of the main attack (default: 40)"
     )
     parser.add_argument("--queries", type=int, default=1000, help="Square queries (default: 1000)")
-    parser.add_argument(
-        "--strong-steps",
-        type=positive_int,
-        default=100,
-        help="iterations of each APGD run of the stronger attack (default: 100, the reference's)",
-    )
-    parser.add_argument(
-        "--strong-queries",
-        type=positive_int,
-        default=5000,
-        help="Square's budget inside the stronger attack (default: 5000, the reference's)",
-    )
+    add_strong_evaluation_arguments(parser)
     parser.add_argument(
         "--limit", type=positive_int, default=500, help="test images used (default: 500)"
     )

@@ -13,7 +13,13 @@ from typing import Any, cast
 
 from saddlepoint import __version__
 from saddlepoint.cli.attack import _fraction
-from saddlepoint.cli.common import add_data_arguments, check_outputs, format_table, positive_int
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    add_strong_evaluation_arguments,
+    check_outputs,
+    format_table,
+    positive_int,
+)
 from saddlepoint.cli.model_options import (
     add_model_arguments,
     load_model_data,
@@ -50,12 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1000,
         help="test images (default: 1000, RobustBench's count for a quick entry)",
     )
-    parser.add_argument(
-        "--steps", type=int, default=100, help="iterations of each APGD run (default: 100)"
-    )
-    parser.add_argument(
-        "--queries", type=int, default=5000, help="Square's query budget (default: 5000)"
-    )
+    add_strong_evaluation_arguments(parser)
     parser.add_argument("--split", choices=["train", "val", "test"], default="test")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the attacks' draws")
@@ -97,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
         norm=args.norm,
         eps=args.eps,
         seed=args.seed,
-        queries=min(1000, args.queries),  # the audit's own black-box check
-        strong_steps=args.steps,
-        strong_queries=args.queries,
+        queries=min(1000, args.strong_queries),  # the audit's own black-box check
+        strong_steps=args.strong_steps,
+        strong_queries=args.strong_queries,
     )
     card = {
         "format": CARD_FORMAT,
@@ -120,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
             "failed": [c.name for c in report.checks if not c.passed],
             "checks": report.to_dict()["checks"],
         },
-        "evaluation": {"apgd_steps": args.steps, "square_queries": args.queries, "seed": args.seed},
+        "evaluation": {
+            "apgd_steps": args.strong_steps,
+            "square_queries": args.strong_queries,
+            "seed": args.seed,
+        },
         "software": {
             "saddlepoint": __version__,
             "torch": torch.__version__,

@@ -298,3 +298,21 @@ def _whole(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least {low}, got {text!r}")
     return value
+
+
+def add_strong_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """--strong-steps and --strong-queries: the budget of the strongest evaluation."""
+    parser.add_argument(
+        "--strong-steps",
+        type=positive_int,
+        default=100,
+        help="iterations of each APGD run of the strongest evaluation (default: 100, the "
+        "reference AutoAttack's)",
+    )
+    parser.add_argument(
+        "--strong-queries",
+        type=positive_int,
+        default=5000,
+        help="Square's budget inside the strongest evaluation (default: 5000, the reference's); "
+        "a lower budget can only count more images robust",
+    )
