@@ -93,9 +93,10 @@ class Attack:
         batch_size: sub-batch size, or 'auto' to measure the fastest once per model.
         memory_format: 'auto', 'contiguous' or 'channels_last'.
         precision: of the gradient passes: 'fp32' (default), 'bf16', 'fp16', or 'auto' (bf16
-            where the device has it natively and it measures faster). Only attacks whose
-            ``low_precision`` is True lower it (the fixed-budget gradient attacks); iterates,
-            projections and the reported success decision stay float32.
+            where the device has it natively, it measures faster and the class allows it:
+            ``auto_low_precision``). Only attacks whose ``low_precision`` is True lower it (the
+            fixed-budget gradient attacks); iterates, projections and the reported success
+            decision stay float32.
     """
 
     name: ClassVar[str] = "attack"
@@ -107,6 +108,9 @@ class Attack:
     revision: ClassVar[int] = 1
     # Whether gradient passes may run in bf16/fp16 (minimal-norm steps need float32 accuracy).
     low_precision: ClassVar[bool] = False
+    # Whether precision='auto' may pick bf16: only once bench/precision.py shows the attack no
+    # weaker in bf16 on adversarially trained models (none is yet: see README, Precision).
+    auto_low_precision: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -294,7 +298,7 @@ class Attack:
                 len(x),
                 batch_size=self.batch_size,
                 memory_format=self.memory_format,
-                precision=self.precision if self.low_precision else "fp32",
+                precision=self._precision(),
             )
         outputs = []
         with memory_layout(model, plan.channels_last), precision_scope(x.device, plan.precision):
@@ -306,6 +310,13 @@ class Attack:
                 outputs.append(self._run(model, xb, y[start:stop], tb, context))
         adversarial = torch.cat([o.adversarial.contiguous() for o in outputs]) if outputs else x
         return outputs, adversarial, plan
+
+    def _precision(self) -> str:
+        """The precision to plan with: float32 where the class may not lower it (or may not
+        let 'auto' lower it), else the configured one."""
+        if not self.low_precision or (self.precision == "auto" and not self.auto_low_precision):
+            return "fp32"
+        return self.precision
 
     def _guarantee(self, adversarial: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Project into the ball and the bounds (fixed budget), or clip to bounds (minimal-norm)."""
