@@ -35,6 +35,48 @@ def test_bf16_gradients_keep_the_ball_and_decide_in_float32(batch, attack_class,
     assert torch.equal(result.predictions, exact.argmax(1))
 
 
+class FlipsUnderAutocast(torch.nn.Module):
+    """A linear classifier whose low-precision passes see class 1 on top everywhere, as a
+    rounding flip near the boundary would; float32 passes see the true logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)  # four classes: targeted DLR needs them
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[0] = 1.0
+            self.linear.bias.copy_(torch.tensor([0.0, 1.0, 0.5, 0.4]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(x.flatten(1))
+        if torch.is_autocast_enabled(x.device.type):
+            logits = logits + torch.tensor([0.0, 100.0, 0.0, 0.0], device=x.device)
+        return logits
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        APGD(eps=0.3, steps=20, early_stop=True, precision="bf16"),
+        APGD(eps=0.3, steps=20, restarts=2, early_stop=True, precision="bf16"),
+        build_attack("apgd-t", eps=0.3, steps=20, precision="bf16"),
+        PGD(eps=0.3, step=0.05, steps=20, early_stop=True, precision="bf16"),
+    ],
+    ids=["apgd", "apgd-restarts", "apgd-t", "pgd"],
+)
+def test_a_low_precision_hit_counts_only_when_float32_confirms_it(attack):
+    # Clean pixel sum 1.2 against 1 (class 0): the 0.3 ball reaches a sum of 0 (class 1), so
+    # the attack must keep going instead of stopping on the rounded pass's false success.
+    model = FlipsUnderAutocast().eval()
+    x = torch.full((6, 4), 0.3)
+    y = torch.zeros(6, dtype=torch.long)
+    result = attack(model, x, y)
+    with torch.no_grad():
+        exact = model(result.adversarial)
+    assert bool((exact.argmax(1) == 1).all()), exact  # every point really broken, in float32
+    assert result.metrics()["robust_accuracy"] == 0.0
+
+
 def test_bf16_finds_about_what_float32_finds(batch):
     model, x, y = batch
     exact = PGD(eps=0.15, steps=20)(model, x, y).metrics()["robust_accuracy"]

@@ -22,6 +22,7 @@ from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.runtime import (
     PRECISIONS,
     ExecutionPlan,
+    float32_logits,
     memory_layout,
     plan_execution,
     precision_scope,
@@ -180,6 +181,27 @@ class Attack:
         predictions = logits.argmax(dim=1)
         return predictions == targets if targets is not None else predictions != labels
 
+    def confirmed(
+        self,
+        model: nn.Module,
+        points: torch.Tensor,
+        hit: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``hit`` (decided on a gradient pass's logits), with each hit checked again by a
+        float32 pass when that gradient pass ran in low precision: rounding never makes a point
+        count as adversarial, so an attack never stops early on a point the model still gets
+        right. Under float32 it is ``hit`` itself, at no cost."""
+        if not bool(hit.any()) or not torch.is_autocast_enabled(points.device.type):
+            return hit
+        index = hit.nonzero().squeeze(1)
+        logits = float32_logits(model, points[index])
+        chosen = targets[index] if targets is not None else None
+        result = hit.clone()
+        result[index] = self.succeeded(logits, labels[index], chosen)
+        return result
+
     def input_gradient(
         self,
         model: nn.Module,
@@ -209,10 +231,13 @@ class Attack:
         if getattr(model, "averages_loss", False):  # a loss-averaging surrogate ensemble
             members = model.member_logits(x)  # type: ignore[operator]  # a SurrogateEnsemble
             logits = torch.stack(members).mean(dim=0)
-            value = torch.stack([self.objective(m, labels, targets) for m in members]).mean(dim=0)
+            value = torch.stack([self.objective(m.float(), labels, targets) for m in members]).mean(
+                dim=0
+            )
         else:
             logits = model(x)
-            value = self.objective(logits, labels, targets)
+            # the objective in float32 even from low-precision logits: APGD compares its values
+            value = self.objective(logits.float(), labels, targets)
         grad = input_grad(value.sum(), x)
         return logits.detach(), value.detach(), grad
 

@@ -70,6 +70,13 @@ def precision_scope(device: torch.device, precision: str) -> Iterator[None]:
         yield
 
 
+def float32_logits(model: nn.Module, points: torch.Tensor) -> torch.Tensor:
+    """Logits of one float32 forward pass without gradient, whatever autocast the caller runs
+    under: every decision that a point is adversarial is made on these, never on rounded ones."""
+    with torch.no_grad(), torch.autocast(device_type=points.device.type, enabled=False):
+        return model(points).float()
+
+
 def _has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 

@@ -41,6 +41,7 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
+from saddlepoint.attacks.runtime import float32_logits
 from saddlepoint.validation import check_number
 
 
@@ -121,7 +122,9 @@ class APGD(Attack):
         sparsity_before = torch.full((n,), float(features), device=device)
         period = max(int(0.04 * self.steps), 1)
         best_loss, x_best, grad_best = loss.clone(), x_k.clone(), grad.clone()
-        success = self.succeeded(logits, labels, targets)
+        success = self.confirmed(
+            model, x_k, self.succeeded(logits, labels, targets), labels, targets
+        )
         x_adv = torch.where(_expand(success, x), x_k, x_best)
         increases = torch.zeros(n, device=device)
         loss_at_checkpoint = best_loss.clone()
@@ -155,8 +158,8 @@ class APGD(Attack):
             logits, value, g = self.input_gradient(model, new, labels[a], ta)
             evals[a] += self.eot
             grad[a] = g
-            hit = self.succeeded(logits, labels[a], ta)
-            first = hit & ~success[a]
+            hit = self.succeeded(logits, labels[a], ta) & ~success[a]
+            first = self.confirmed(model, new, hit, labels[a], ta)
             x_adv[a[first]] = new[first]
             success[a[first]] = True
             previous = loss[a]
@@ -214,8 +217,7 @@ class APGD(Attack):
             ta = targets[todo] if targets is not None else None
             adv, run_evals = self._single(model, x[todo], labels[todo], ta, start[todo])
             evals[todo] += run_evals
-            with torch.no_grad():
-                logits = model(adv)
+            logits = float32_logits(model, adv)
             value = self.objective(logits, labels[todo], ta)
             strongest.update(todo, adv, logits, value, self.succeeded(logits, labels[todo], ta))
         return BatchOutput(

@@ -26,6 +26,7 @@ from torch import nn
 from saddlepoint.attacks.base import BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.apgd import APGD
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
+from saddlepoint.attacks.runtime import float32_logits
 from saddlepoint.losses import dlr, dlr_targeted
 from saddlepoint.validation import check_number
 
@@ -92,8 +93,7 @@ class APGDTargeted(APGD):
                 "without 'targets' (use APGD with loss='dlr' for a targeted attack)."
             )
         n = x.shape[0]
-        with torch.no_grad():
-            clean = model(x)
+        clean = float32_logits(model, x)
         ranked = clean.argsort(dim=1, descending=True)
         others = ranked[ranked != labels[:, None]].view(n, -1)  # wrong classes, best first
         count = min(self.target_classes, others.shape[1])
@@ -111,8 +111,7 @@ class APGDTargeted(APGD):
                 target = others[todo, rank]
                 adv, run_evals = self._single(model, x[todo], labels[todo], target, start[todo])
                 evals[todo] += run_evals
-                with torch.no_grad():
-                    logits = model(adv)
+                logits = float32_logits(model, adv)
                 value = dlr(logits, labels[todo])
                 strongest.update(todo, adv, logits, value, logits.argmax(dim=1) != labels[todo])
         if strongest.logits is None:  # every sample was misclassified from the start

@@ -43,7 +43,7 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
-from saddlepoint.attacks.runtime import memory_layout, plan_execution, to_layout
+from saddlepoint.attacks.runtime import float32_logits, memory_layout, plan_execution, to_layout
 from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import check_choice, check_number
@@ -193,7 +193,7 @@ class PGD(Attack):
                 )
             keep = torch.ones_like(ya, dtype=torch.bool)
             if self.early_stop:
-                keep &= ~self.succeeded(logits, ya, ta)
+                keep &= ~self.confirmed(model, xa, self.succeeded(logits, ya, ta), ya, ta)
             if self.tol is not None:
                 keep &= (value - previous[active]).abs() >= self.tol
                 previous[active] = value
@@ -203,8 +203,7 @@ class PGD(Attack):
                 stepped, x[moving], self.norm, self.eps, self.bounds
             )
             active = moving
-        with torch.no_grad():
-            logits = model(x_adv)
+        logits = float32_logits(model, x_adv)
         if trace is not None:
             value = self.objective(logits, labels, targets)
             correct = (logits.argmax(1) == labels).float()
