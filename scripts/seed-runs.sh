@@ -25,9 +25,12 @@ render() {  # render NAME: the HTML report and the docs page, with the findings 
 }
 
 reuse_original() {  # reuse_original FROM TO KEY: 002 §3's and §4's network is 002 §2's (the same
-    # recipe, so the study takes it as its own model KEY instead of training it again)
+    # recipe, so the study takes it as its own model KEY instead of training it again; when
+    # 002 §2's run folder is gone the study trains that network itself)
+    local from="runs/$1/models/classifier.safetensors" to="runs/$2/models/$3.safetensors"
+    [ -f "$from" ] || return 0
     mkdir -p "runs/$2/models"
-    [ -f "runs/$2/models/$3.safetensors" ] || cp "runs/$1/models/classifier.safetensors" "runs/$2/models/$3.safetensors"
+    [ -f "$to" ] || cp "$from" "$to"
 }
 
 declare -A RUNS=(
