@@ -42,8 +42,11 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && \
 		  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
+# The suite runs on every core (pytest-xdist; each worker takes its share of torch's threads);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: lint layers typecheck browser
-	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The tests marked `device` (attack contracts, a training smoke test), once per available
 # device: CPU always, CUDA too where torch sees a GPU.

@@ -11,7 +11,7 @@ first --images test images by
   autoattack      APGD-CE, APGD-T, FAB-T, Square 5,000 (ours: AutoAttack 'standard')
   strongest       autoattack with APGD-DLR after APGD-CE, 5 restarts of each APGD run (ours:
                   every defense number's source)
-  adaptive        APGD-CE x4 restarts, APGD-DLR, APGD-T over 3 targets, Square 1,000 (ours,
+  adaptive        APGD-CE x8 restarts, APGD-DLR, APGD-T over 3 targets, Square 1,000 (ours,
                   cheaper)
   reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
 

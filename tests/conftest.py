@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,15 @@ import pytest
 import torch
 
 from saddlepoint.data import load_dataset
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (make test runs one worker per core), each worker gets an equal share
+    of the cores for torch's intra-op threads instead of every worker taking them all."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 
 # Every device this machine has: CPU always, CUDA when torch sees a GPU. Tests that take the
 # ``device`` fixture run once per device; those marked ``device`` are what make test-device runs.

@@ -125,13 +125,13 @@ register_attack(
 register_attack(
     "adaptive",
     EnsemblePreset(
-        (APGD, {"loss": "ce", "restarts": 4}),
+        (APGD, {"loss": "ce", "restarts": 8}),
         (APGD, {"loss": "dlr"}),
         (APGDTargeted, {}),
         (Square, {}),
     ),
     {"early_stop": True, "target_classes": 3, "queries": 1000},
-    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE with 4 random restarts, "
+    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE with 8 random restarts, "
     "APGD-DLR, APGD-T over the top 3 targets, Square 1,000, each on still-robust points "
     "(measured beside it in bench/autoattack.py)",
 )
