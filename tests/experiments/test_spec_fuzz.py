@@ -3,6 +3,7 @@ configuration builds, or refused with a SpecError, never another exception (a tr
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,3 +53,10 @@ def test_random_experiment_files_are_accepted_whole_or_refused_in_one_line(data)
     # accepted: every configuration of the grid builds (nothing fails half-way through a run)
     for config in spec.configurations():
         build_attack(spec.attack, **{k: v for k, v in config.items() if k != "checkpoint"})
+
+
+def test_a_range_under_fixed_is_refused_in_one_line():
+    # found by the fuzz test above: a ValueError escaped instead of a SpecError
+    data = {"attack": "pgd", "fixed": {"eps": "1..4 /100"}, "checkpoints": ["m.safetensors"]}
+    with pytest.raises(SpecError, match="ranges go under grid:"):
+        parse_spec(data)

@@ -139,10 +139,13 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     for key, values in expanded.items():
         if not values:
             raise SpecError(f"grid.{key}: the list of values is empty.")
-    fixed = {
-        k: (parse_eps(v, k, "the experiment") if k in _RADII and isinstance(v, str) else v)
-        for k, v in fixed.items()
-    }
+    try:
+        fixed = {
+            k: (parse_eps(v, k, "the experiment") if k in _RADII and isinstance(v, str) else v)
+            for k, v in fixed.items()
+        }
+    except ValueError as error:  # a range such as '1..4 /100' belongs under grid:, not fixed:
+        raise SpecError(f"fixed: {error} (ranges go under grid:)") from None
     dataset = data.get("dataset") or {}
     if not isinstance(dataset, dict):
         raise SpecError("Field 'dataset' must be a mapping (split, limit, options).")
