@@ -57,6 +57,7 @@ def test_random_experiment_files_are_accepted_whole_or_refused_in_one_line(data)
 
 def test_a_range_under_fixed_is_refused_in_one_line():
     # found by the fuzz test above: a ValueError escaped instead of a SpecError
-    data = {"attack": "pgd", "fixed": {"eps": "1..4 /100"}, "checkpoints": ["m.safetensors"]}
+    data = {"attack": "pgd", "grid": {"steps": [1, 2]}, "fixed": {"eps": "1..4 /100"}}
+    data["checkpoints"] = ["m.safetensors"]
     with pytest.raises(SpecError, match="ranges go under grid:"):
         parse_spec(data)
