@@ -38,6 +38,14 @@ class SpecError(ValueError):
     """An invalid experiment file; the message names the field."""
 
 
+def _radius(section: str, name: str, text: str, hint: str = "") -> float:
+    """A radius written as text ('0.3', '8/255') in ``section``; a SpecError naming the field."""
+    try:
+        return parse_eps(text, name, "the experiment")
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"{section}.{name}: {error}{hint}") from None
+
+
 def expand_values(name: str, value: Any) -> list[Any]:
     """A grid entry as a list: lists pass through, 'a..b /d' is a range, fractions parse."""
     items = value if isinstance(value, list) else [value]
@@ -61,10 +69,7 @@ def expand_values(name: str, value: Any) -> list[Any]:
             else:
                 out += list(range(start, stop + 1))
         elif name in _RADII and isinstance(item, str):
-            try:
-                out.append(parse_eps(item, name, "the experiment"))
-            except (TypeError, ValueError) as error:
-                raise SpecError(f"grid.{name}: {error}") from None
+            out.append(_radius("grid", name, item))
         else:
             out.append(item)
     return out
@@ -139,13 +144,14 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     for key, values in expanded.items():
         if not values:
             raise SpecError(f"grid.{key}: the list of values is empty.")
-    try:
-        fixed = {
-            k: (parse_eps(v, k, "the experiment") if k in _RADII and isinstance(v, str) else v)
-            for k, v in fixed.items()
-        }
-    except ValueError as error:  # a range such as '1..4 /100' belongs under grid:, not fixed:
-        raise SpecError(f"fixed: {error} (ranges go under grid:)") from None
+    fixed = {  # a range such as '1..4 /100' belongs under grid:, hence the hint
+        k: (
+            _radius("fixed", k, v, " (ranges go under grid:)")
+            if k in _RADII and isinstance(v, str)
+            else v
+        )
+        for k, v in fixed.items()
+    }
     dataset = data.get("dataset") or {}
     if not isinstance(dataset, dict):
         raise SpecError("Field 'dataset' must be a mapping (split, limit, options).")
