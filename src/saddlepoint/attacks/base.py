@@ -193,7 +193,8 @@ class Attack:
         float32 pass when that gradient pass ran in low precision: rounding never makes a point
         count as adversarial, so an attack never stops early on a point the model still gets
         right. Under float32 it is ``hit`` itself, at no cost."""
-        if not bool(hit.any()) or not torch.is_autocast_enabled(points.device.type):
+        # autocast first: hit.any() waits for the device, which float32 runs never need
+        if not torch.is_autocast_enabled(points.device.type) or not bool(hit.any()):
             return hit
         index = hit.nonzero().squeeze(1)
         logits = float32_logits(model, points[index])
