@@ -3,11 +3,19 @@
 Each attack only sees the samples still classified correctly after the previous ones, so the
 ensemble costs little more than its first attack on a weak model. ``extras['broken_by']`` holds
 the index of the attack that broke each sample (-1: none; -2: misclassified before any attack).
+
+A member may be *focused*: it runs only on the given share of the still-robust samples whose
+smallest margin so far (true-class logit minus the best other, over every earlier member) is
+lowest. Points an attack leaves close to the boundary are the ones a stronger attack still
+breaks (measured in bench/autoattack.py); spending the expensive members on them alone is what
+makes the ``adaptive`` evaluation cheap (the idea of discarding hopeless points is from
+Adaptive Auto Attack, Liu et al. 2022).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,9 +33,28 @@ class Ensemble:
 
     name = "ensemble"
 
-    def __init__(self, attacks: Sequence[Attack]) -> None:
+    def __init__(
+        self, attacks: Sequence[Attack], shares: Sequence[float | None] | None = None
+    ) -> None:
         if not attacks:
             raise ValueError("The 'attacks' parameter of Ensemble must list at least one attack.")
+        shares = list(shares) if shares is not None else [None] * len(attacks)
+        if len(shares) != len(attacks):
+            raise ValueError(
+                f"The 'shares' parameter of Ensemble must give one entry per attack "
+                f"({len(attacks)}); got {len(shares)}."
+            )
+        for share in shares:
+            if share is not None and not 0 < share <= 1:
+                raise ValueError(
+                    f"Each entry of Ensemble's 'shares' must be None or in (0, 1]; got {share!r}."
+                )
+        if shares[0] is not None:
+            raise ValueError(
+                "The first attack of an Ensemble runs on every sample: its 'shares' entry "
+                f"must be None; got {shares[0]!r}."
+            )
+        self.shares = shares
         budgets = {(a.norm, a.eps) for a in attacks if not a.minimal}
         if len(budgets) > 1:
             raise ValueError(
@@ -37,14 +64,19 @@ class Ensemble:
         self.attacks = list(attacks)
 
     def config(self) -> dict:
-        return {"attacks": [{"name": a.name, **a.config()} for a in self.attacks]}
+        return {
+            "attacks": [
+                {"name": a.name, **a.config(), **({"share": s} if s is not None else {})}
+                for a, s in zip(self.attacks, self.shares)
+            ]
+        }
 
     def __repr__(self) -> str:
-        return f"Ensemble({self.attacks!r})"
+        return f"Ensemble({self.attacks!r}, shares={self.shares!r})"
 
     def labels(self) -> list[str]:
         """A readable name per member: 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab-t', 'square'."""
-        names = []
+        names: list[str] = []
         for attack in self.attacks:
             config = attack.config()
             name = attack.name
@@ -52,6 +84,9 @@ class Ensemble:
                 name = f"apgd-{attack.loss_name}"
             elif config.get("targeted"):
                 name = f"{name}-t"
+            share = self.shares[len(names)]
+            if share is not None:
+                name = f"{name} (closest {share:.0%})"
             names.append(name)
         return names
 
@@ -90,8 +125,13 @@ class Ensemble:
         merged = self.attacks[0](model, x, y, targets=targets)
         broken_by = torch.where(merged.clean_correct, -1, -2)
         broken_by[merged.success & merged.clean_correct] = 0
+        closest = _margin(merged.logits, merged.labels, merged.targets)
         for index, attack in enumerate(self.attacks[1:], start=1):
             todo = (~merged.success).nonzero().squeeze(1)
+            share = self.shares[index]
+            if share is not None and todo.numel() > 0:
+                keep = math.ceil(share * todo.numel())
+                todo = todo[closest[todo].argsort(stable=True)[:keep]]
             if todo.numel() == 0:
                 break
             sub_targets = targets[todo.to(targets.device)] if targets is not None else None
@@ -102,6 +142,9 @@ class Ensemble:
             merged.grad_evals[todo] += result.grad_evals
             merged.queries[todo] += result.queries
             broken_by[won] = index
+            closest[todo] = torch.minimum(
+                closest[todo], _margin(result.logits, result.labels, result.targets)
+            )
         merged.attack = self.name
         merged.seconds = time.perf_counter() - start
         merged.trace = None
@@ -119,12 +162,22 @@ class EnsemblePreset:
     hands each one to the members that take it: ``steps`` reaches the gradient attacks,
     ``queries`` the query-only ones, ``norm``, ``eps`` and the common keywords all of them. Its
     signature lists them, so the registry, the CLI and configs read it like any attack's.
+    A member given as (attack class, settings, share) is focused on that share of the
+    still-robust samples closest to the boundary (see :class:`Ensemble`).
     """
 
-    def __init__(self, *members: tuple[type[Attack], Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        *members: tuple[type[Attack], Mapping[str, Any]]
+        | tuple[type[Attack], Mapping[str, Any], float],
+    ) -> None:
         if not members:
             raise ValueError("EnsemblePreset needs at least one (attack class, settings) pair.")
-        self.members = [(attack, dict(settings)) for attack, settings in members]
+        self.members = [(member[0], dict(member[1])) for member in members]
+        self.shares: list[float | None] = [
+            float(member[2]) if len(member) > 2 else None
+            for member in members
+        ]
         fixed = {key for _, settings in self.members for key in settings}
         self._accepted = [_keywords(attack) for attack, _ in self.members]
         parameters: dict[str, inspect.Parameter] = {}
@@ -141,7 +194,10 @@ class EnsemblePreset:
         return all(attack.minimal for attack, _ in self.members)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"({attack.__name__}, {settings!r})" for attack, settings in self.members)
+        inner = ", ".join(
+            f"({attack.__name__}, {settings!r}" + (f", {share!r})" if share is not None else ")")
+            for (attack, settings), share in zip(self.members, self.shares)
+        )
         return f"EnsemblePreset({inner})"
 
     def __call__(self, **kwargs: Any) -> Ensemble:
@@ -149,7 +205,19 @@ class EnsemblePreset:
         for (attack, settings), accepted in zip(self.members, self._accepted):
             own = {key: value for key, value in kwargs.items() if key in accepted}
             built.append(attack(**{**own, **settings}))
-        return Ensemble(built)
+        return Ensemble(built, self.shares)
+
+
+def _margin(
+    logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+) -> torch.Tensor:
+    """How far each sample is from the attack's success, in logits: the true class's logit less
+    the best other (untargeted), or the best non-target logit less the target's (targeted)."""
+    logits = logits.float()
+    keep = labels if targets is None else targets
+    own = logits.gather(1, keep[:, None]).squeeze(1)
+    others = logits.scatter(1, keep[:, None], float("-inf")).amax(dim=1)
+    return own - others if targets is None else others - own
 
 
 def _takes_common(attack: type[Attack]) -> bool:

@@ -125,15 +125,17 @@ register_attack(
 register_attack(
     "adaptive",
     EnsemblePreset(
-        (APGD, {"loss": "ce", "restarts": 8}),
+        (APGD, {"loss": "ce"}),
         (APGD, {"loss": "dlr"}),
         (APGDTargeted, {}),
-        (Square, {}),
+        (APGD, {"loss": "ce", "restarts": 7}, 0.25),
+        (Square, {}, 0.25),
     ),
-    {"early_stop": True, "target_classes": 3, "queries": 1000},
-    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE with 8 random restarts, "
-    "APGD-DLR, APGD-T over the top 3 targets, Square 1,000, each on still-robust points "
-    "(measured beside it in bench/autoattack.py)",
+    {"early_stop": True, "target_classes": 3, "queries": 5000},
+    "a cheaper evaluation aiming at AutoAttack's number: APGD-CE, APGD-DLR and APGD-T over the "
+    "top 3 targets on still-robust points, then APGD-CE with 7 random restarts and Square 5,000 "
+    "on the quarter of the survivors closest to the boundary (measured beside AutoAttack in "
+    "bench/autoattack.py)",
 )
 register_attack(
     "autoattack-rand",
