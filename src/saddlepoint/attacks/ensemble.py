@@ -175,8 +175,7 @@ class EnsemblePreset:
             raise ValueError("EnsemblePreset needs at least one (attack class, settings) pair.")
         self.members = [(member[0], dict(member[1])) for member in members]
         self.shares: list[float | None] = [
-            float(member[2]) if len(member) > 2 else None
-            for member in members
+            float(member[2]) if len(member) > 2 else None for member in members
         ]
         fixed = {key for _, settings in self.members for key in settings}
         self._accepted = [_keywords(attack) for attack, _ in self.members]
