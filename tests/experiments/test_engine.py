@@ -53,8 +53,8 @@ def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
     ] == [1, 2, 3]
     configs = spec.configurations()
     assert len(configs) == 6 * 3 * 2 * 2
-    groups = plan(configs, "pgd")  # one stacked run per loss: steps, eps and starts share it
-    assert len(groups) == 2 and all(len(g) == 6 * 3 * 2 for g in groups)
+    groups = plan(configs, "pgd")  # steps, eps, starts and losses share one stacked run
+    assert len(groups) == 1 and len(groups[0]) == 6 * 3 * 2 * 2
 
 
 def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
@@ -76,32 +76,38 @@ def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
     assert again == {"total": 3, "skipped": 3, "run": 0, "stale": 0}
 
 
-def test_stacked_eps_steps_and_starts_equal_separate_attacks(tmp_path, checkpoint):
+def test_stacked_eps_steps_starts_and_losses_equal_separate_attacks(tmp_path, checkpoint):
     grid = {
         "eps": [0.05, 0.1],
         "steps": [1, 3],
         "random_start": [True, False],
         "step": [0.02, 0.03],
+        "loss": ["ce", "mse", "dlr"],
     }
     spec = load_spec(write_spec(tmp_path, checkpoint, **grid))
-    assert len(plan(spec.configurations(), "pgd")) == 1  # eps, eta, n and starts share one run
+    assert len(plan(spec.configurations(), "pgd")) == 1  # eps, eta, n, starts, losses: one run
     run_experiment(spec, tmp_path / "r.sqlite", progress=False)
     model, meta = load_checkpoint(checkpoint)
     data = load_dataset("digits", **meta["dataset"]["options"])
     x, y = data.test.images[:120], data.test.labels[:120]
     with ResultsStore(tmp_path / "r.sqlite") as store:
         rows = store.rows()
-    assert len(rows) == 16
+    assert len(rows) == 48
     for row in rows:
-        alone = PGD(
+        attack = PGD(
             eps=row["param_eps"],
             steps=row["param_steps"],
             step=row["param_step"],
             random_start=bool(row["param_random_start"]),
+            loss=row["param_loss"],
             seed=3,
-        )(model, x, y).metrics()
+        )
+        result = attack(model, x, y)
+        alone = result.metrics()
         assert row["accuracy"] == pytest.approx(alone["robust_accuracy"], abs=1e-9)
         assert row["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+        objective = float(attack.loss_fn(result.logits, result.labels).mean())
+        assert row["objective"] == pytest.approx(objective, rel=1e-5, abs=1e-7)
 
 
 def test_killed_sweep_resumes_to_the_same_rows(tmp_path, checkpoint):
@@ -335,3 +341,27 @@ def test_a_sweep_on_the_users_own_files_matches_the_same_images_by_name(tmp_path
     assert summary["run"] == 2 and summary["stale"] == 2
     with pytest.raises(SpecError, match="name .* or path .*, not both"):
         parse_spec({**spec, "dataset": {"path": "x", "name": "digits"}})
+
+
+def test_a_low_precision_grid_records_what_separate_low_precision_attacks_report(
+    tmp_path, checkpoint
+):
+    grid = {"eps": [0.1], "steps": [2, 4], "loss": ["ce", "mse"], "step": [0.03]}
+    path = write_spec(tmp_path, checkpoint, **grid)
+    spec = yaml.safe_load(path.read_text())
+    spec["fixed"]["precision"] = "bf16"
+    path.write_text(yaml.safe_dump(spec))
+    run_experiment(load_spec(path), tmp_path / "r.sqlite", progress=False)
+    model, meta = load_checkpoint(checkpoint)
+    data = load_dataset("digits", **meta["dataset"]["options"])
+    x, y = data.test.images[:120], data.test.labels[:120]
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        rows = store.rows()
+    assert len(rows) == 4
+    for row in rows:
+        kwargs = {k: row[f"param_{k}"] for k in ("eps", "steps", "loss", "step")}
+        alone = PGD(**kwargs, precision="bf16", seed=3)(model, x, y)
+        assert alone.precision == "bf16"
+        # outcomes are decided on float32 logits at each recorded iterate, as a run alone does
+        assert row["accuracy"] == pytest.approx(alone.metrics()["robust_accuracy"], abs=1e-9)
+        assert row["loss"] == pytest.approx(alone.metrics()["loss"], rel=1e-4)

@@ -2,11 +2,11 @@
 
 Configurations that differ only in the number of PGD steps share one run of max(steps) steps
 that records every step count asked for (the iterate at step k is exactly the k-step attack), so
-a grid over n = 1..8 costs 8 steps per image, not 36. Configurations that also differ in eps or
-random start join the same run as stacked copies of the data, each with its own radius and start,
-so one forward/backward pass of a full sub-batch serves several settings (chunked under
-STACK_BYTES of stacked data). The clean forward pass over the data is
-done once per checkpoint. Finished configurations are skipped on a re-run. Attacks run in the
+a grid over n = 1..8 costs 8 steps per image, not 36. Configurations that also differ in eps,
+random start, step size or loss join the same run as stacked copies of the data, each with its
+own radius, start, step size and loss, so one forward/backward pass of a full sub-batch serves
+several settings (chunked under STACK_BYTES of stacked data). The clean forward pass over the
+data is done once per checkpoint. Finished configurations are skipped on a re-run. Attacks run in the
 contiguous memory layout unless the experiment says otherwise, so rows are reproducible to the
 bit whatever the machine's timing (the measured layout choice could differ between runs).
 A stored row counts as done only while what produced it is unchanged: the checkpoint's bytes,
@@ -62,14 +62,14 @@ def _shareable(attack: str, params: dict[str, Any]) -> bool:
 
 
 # Settings that share one stacked run besides the step count (see PGD.record_settings).
-STACKED = ("steps", "eps", "random_start", "step")
+STACKED = ("steps", "eps", "random_start", "step", "loss")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STACK_BYTES = 256 * 2**20  # memory cap on one stacked copy of the data (inputs and starts)
 
 
 def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]]]:
     """Group configurations into units of work: configurations that differ only in steps, eps,
-    step size and random start share one stacked multi-step run; the rest run singly."""
+    step size, random start and loss share one stacked multi-step run; the rest run singly."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     singles = []
     for config in configs:
@@ -316,9 +316,14 @@ def _run_group(
         ]
     defaults = {**ATTACKS[attack].arguments(), **params}
 
-    def setting(config: dict[str, Any]) -> tuple[float, bool, float]:
+    def setting(config: dict[str, Any]) -> tuple[float, bool, float, str]:
         merged = {**defaults, **config}
-        return float(merged["eps"]), bool(merged["random_start"]), float(merged["step"])
+        return (
+            float(merged["eps"]),
+            bool(merged["random_start"]),
+            float(merged["step"]),
+            str(merged["loss"]),
+        )
 
     settings = sorted({setting(c) for c in group})
     steps = sorted({c["steps"] for c in group})

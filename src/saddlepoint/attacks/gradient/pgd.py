@@ -33,7 +33,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -43,7 +44,14 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
-from saddlepoint.attacks.runtime import float32_logits, memory_layout, plan_execution, to_layout
+from saddlepoint.attacks.runtime import (
+    float32_logits,
+    memory_layout,
+    plan_execution,
+    precision_scope,
+    to_layout,
+)
+from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import check_choice, check_number
@@ -171,6 +179,9 @@ class PGD(Attack):
                     correct = (logits.argmax(1) == labels).float()
                     trace[k] += torch.stack([value.sum(), correct.sum(), trace.new_tensor(n)])
                 if records is not None and k in self.record_at:
+                    if torch.is_autocast_enabled(x.device.type):  # record float32 outcomes
+                        logits = float32_logits(model, x_adv)
+                        value = self.objective(logits, labels, targets)
                     self._record(records, self.record_at.index(k), logits, value, labels)
                 stepped = x_adv + move * lp.direction(grad, self._direction)
                 x_adv = lp.project_and_clip(stepped, x, self.norm, radius, self.bounds)
@@ -231,15 +242,17 @@ class PGD(Attack):
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        settings: Sequence[tuple[float, bool] | tuple[float, bool, float]],
+        settings: Sequence[
+            tuple[float, bool] | tuple[float, bool, float] | tuple[float, bool, float, str]
+        ],
     ) -> torch.Tensor:
-        """The ``record_at`` records of this attack at several (eps, random_start) or (eps,
-        random_start, step) settings, as one stacked batch: shape (len(settings), N,
-        len(record_at), 3).
+        """The ``record_at`` records of this attack at several (eps, random_start), (eps,
+        random_start, step) or (eps, random_start, step, loss) settings, as one stacked batch:
+        shape (len(settings), N, len(record_at), 3).
 
-        Every setting's copy of the data carries its own radius, step size (the attack's when a
-        setting gives none) and start (the random start a separate run at that eps draws), and
-        the stacked rows go through the model in sub-batches
+        Every setting's copy of the data carries its own radius, step size and loss (the
+        attack's when a setting gives none) and start (the random start a separate run at that
+        eps draws), and the stacked rows go through the model in sub-batches
         of the planned size, so one forward/backward pass serves several settings while memory
         stays that of one sub-batch. Results equal separate runs' up to float rounding (exactly,
         when the sub-batches line up). Needs ``record_at``, one restart, no early stop or tol."""
@@ -252,10 +265,11 @@ class PGD(Attack):
             raise ValueError(f"{owner}.record_settings needs at least one (eps, random_start).")
         x, y, _ = self._check(model, x, y, None)
         n, shape, context = len(x), tuple(x.shape[1:]), BatchContext(0, self.seed)
-        radii, steps, starts = [], [], []
+        radii, steps, starts, loss_names = [], [], [], []
         for setting in settings:
             eps, random_start = setting[0], setting[1]
             step = parse_eps(setting[2], "step", owner) if len(setting) > 2 else self.step
+            loss_names.append(setting[3] if len(setting) > 3 else self.loss_name)
             eps = parse_eps(eps, "eps", owner)
             radii.append(torch.full((n,), eps, device=x.device, dtype=x.dtype))
             steps.append(torch.full((n,), step, device=x.device, dtype=x.dtype))
@@ -266,6 +280,11 @@ class PGD(Attack):
         stacked_x = x.repeat(len(settings), *([1] * (x.dim() - 1)))
         stacked_y, radius, start = y.repeat(len(settings)), torch.cat(radii), torch.cat(starts)
         step_sizes = torch.cat(steps)
+        names = sorted(set(loss_names))
+        loss_rows = torch.tensor(
+            [names.index(name) for name in loss_names], device=x.device
+        ).repeat_interleave(n)
+        losses = [get_loss(name) for name in names]
         records = x.new_zeros((len(stacked_x), len(self.record_at), 3))
         plan = plan_execution(
             model,
@@ -273,12 +292,22 @@ class PGD(Attack):
             len(stacked_x),
             batch_size=self.batch_size,
             memory_format=self.memory_format,
+            precision=self._precision(),
         )
         layout = plan.channels_last
-        with evaluating(model, freeze=True), torch.enable_grad(), memory_layout(model, layout):
+        with (
+            evaluating(model, freeze=True),
+            torch.enable_grad(),
+            memory_layout(model, layout),
+            precision_scope(x.device, plan.precision),
+        ):
             for first in range(0, len(stacked_x), plan.batch_size):
                 rows = slice(first, first + plan.batch_size)
-                self._ascend(  # writes its records into the view records[rows]
+                worker = self
+                if names != [self.loss_name]:  # each row ascends its own setting's loss
+                    worker = copy.copy(self)
+                    worker.loss_fn = RowLosses(losses, loss_rows[rows])
+                worker._ascend(  # writes its records into the view records[rows]
                     model,
                     to_layout(stacked_x[rows], layout),
                     stacked_y[rows],
@@ -350,3 +379,26 @@ def fgm(**kwargs: Any) -> PGD:
 def bim(**kwargs: Any) -> PGD:
     """BIM / I-FGSM (Kurakin et al., 2017): PGD from x, without a random start."""
     return PGD(**{"random_start": False, **kwargs})
+
+
+class RowLosses:
+    """Several per-sample losses over one batch, row i taking loss ``losses[index[i]]``: the
+    stacked settings of a grid ascend different losses in one pass (the gradient of the summed
+    objective is still each row's own)."""
+
+    def __init__(
+        self,
+        losses: Sequence[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+        index: torch.Tensor,
+    ) -> None:
+        self.losses, self.index = list(losses), index
+        self.present = [int(i) for i in index.unique().tolist()]  # one device sync, not per step
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if len(self.present) == 1:
+            return self.losses[self.present[0]](logits, labels)
+        values = torch.zeros(len(labels), dtype=logits.dtype, device=logits.device)
+        for i in self.present:
+            rows = self.index == i
+            values[rows] = self.losses[i](logits[rows], labels[rows]).to(values.dtype)
+        return values
