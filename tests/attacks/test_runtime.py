@@ -1,10 +1,12 @@
 import torch
 from torch import nn
 
+from saddlepoint.attacks import PGD, Square, runtime
 from saddlepoint.attacks.runtime import (
     ExecutionPlan,
     cache_friendly_batch,
     largest_activation_bytes,
+    measured_layout,
     memory_layout,
     plan_execution,
 )
@@ -49,3 +51,37 @@ def test_memory_layout_restores_the_original_tensors():
         assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
         assert model[0].weight.data_ptr() != pointer
     assert model[0].weight.data_ptr() == pointer and model[0].weight.is_contiguous()
+
+
+class LayoutSpy(nn.Module):
+    """A conv net that notes, per call, whether its input came channels_last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_convnet(channels=3)
+        self.seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(
+            x.dim() == 4
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        )
+        return self.net(x)
+
+
+def test_a_query_only_attack_takes_the_layout_a_gradient_attack_measured(monkeypatch):
+    monkeypatch.setattr(runtime, "_faster_layout", lambda *args: True)
+    model = LayoutSpy().eval()
+    x, y = torch.rand(6, 3, 6, 6), torch.arange(6) % 3
+    assert not measured_layout(model, x)
+    square = Square(eps=0.1, queries=5, seed=0)
+    before = square(model, x, y)
+    assert not any(model.seen)  # nothing measured yet: contiguous, and no probing queries
+    PGD(eps=0.1, steps=1)(model, x, y)  # measures (here: channels_last wins)
+    assert measured_layout(model, x)
+    model.seen.clear()
+    after = square(model, x, y)
+    assert model.seen and all(model.seen)
+    assert torch.equal(after.queries, before.queries)  # the layout cost it no query
+    assert torch.allclose(after.adversarial, before.adversarial, atol=1e-5)

@@ -23,6 +23,7 @@ from saddlepoint.attacks.runtime import (
     PRECISIONS,
     ExecutionPlan,
     float32_logits,
+    measured_layout,
     memory_layout,
     plan_execution,
     precision_scope,
@@ -313,10 +314,14 @@ class Attack:
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[list[BatchOutput], torch.Tensor, ExecutionPlan]:
         """Run ``_run`` over sub-batches under the measured (or configured) execution plan.
-        Query-only attacks get a fixed plan: measuring would send the model extra queries."""
+        Query-only attacks get a fixed plan (measuring would send the model extra queries) in
+        the layout an earlier gradient attack measured for the model, if one has."""
         if self.query_only:
             size = 256 if self.batch_size == "auto" else int(self.batch_size)
-            plan = ExecutionPlan(max(min(size, len(x)), 1), self.memory_format == "channels_last")
+            layout = self.memory_format == "channels_last" or (
+                self.memory_format == "auto" and measured_layout(model, x)
+            )
+            plan = ExecutionPlan(max(min(size, len(x)), 1), layout)
         else:
             plan = plan_execution(
                 model,

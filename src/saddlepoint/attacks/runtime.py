@@ -197,6 +197,18 @@ def plan_execution(
     return ExecutionPlan(max(min(plan.batch_size, n), 1), plan.channels_last, plan.precision)
 
 
+def measured_layout(model: nn.Module, sample: torch.Tensor) -> bool:
+    """Whether an earlier 'auto' plan for this model and input shape measured channels_last as
+    faster; False when none was measured. Query-only attacks take the layout from here: they
+    may not probe the model themselves, but a gradient attack before them (in an ensemble, say)
+    already has."""
+    shape, device = tuple(sample.shape[1:]), str(sample.device)
+    for key, plan in _CACHE.get(model, {}).items():
+        if key[:3] == (shape, device, sample.dtype) and key[4] == "auto" and plan.channels_last:
+            return True
+    return False
+
+
 def _probe(model: nn.Module, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed random inputs like ``sample`` and labels for timing passes."""
     generator = torch.Generator().manual_seed(0)
