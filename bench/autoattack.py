@@ -11,9 +11,9 @@ first --images test images by
   autoattack      APGD-CE, APGD-T, FAB-T, Square 5,000 (ours: AutoAttack 'standard')
   strongest       autoattack with APGD-DLR after APGD-CE, 5 restarts of each APGD run (ours:
                   every defense number's source)
-  adaptive        APGD-CE, APGD-DLR, APGD-T over 3 targets; then APGD-CE x7 restarts and
-                  Square 5,000 on the quarter of the survivors closest to the boundary (ours,
-                  cheaper)
+  adaptive        APGD-CE, APGD-DLR, APGD-T over 3 targets; then APGD-CE x7 restarts on the
+                  quarter of the survivors closest to the boundary, APGD-T over 9 targets and
+                  Square 5,000 on the closest tenth (ours, cheaper)
   reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
 
 and the table gives robust accuracy, the points robust to each of ours that the reference

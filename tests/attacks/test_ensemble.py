@@ -62,8 +62,10 @@ def test_adaptive_names_its_focused_members_and_reports_them_in_its_config():
         "apgd-dlr",
         "apgd-t",
         "apgd-ce (closest 25%)",
-        "square (closest 25%)",
+        "apgd-t (closest 10%)",
+        "square (closest 10%)",
     ]
     config = ensemble.config()["attacks"]
-    assert [member.get("share") for member in config] == [None, None, None, 0.25, 0.25]
-    assert config[3]["restarts"] == 7 and config[4]["queries"] == 5000
+    assert [member.get("share") for member in config] == [None, None, None, 0.25, 0.1, 0.1]
+    assert config[3]["restarts"] == 7 and config[5]["queries"] == 5000
+    assert config[2]["target_classes"] == 3 and config[4]["target_classes"] == 9

@@ -127,15 +127,16 @@ register_attack(
     EnsemblePreset(
         (APGD, {"loss": "ce"}),
         (APGD, {"loss": "dlr"}),
-        (APGDTargeted, {}),
+        (APGDTargeted, {"target_classes": 3}),
         (APGD, {"loss": "ce", "restarts": 7}, 0.25),
-        (Square, {}, 0.25),
+        (APGDTargeted, {"target_classes": 9}, 0.1),
+        (Square, {}, 0.1),
     ),
-    {"early_stop": True, "target_classes": 3, "queries": 5000},
+    {"early_stop": True, "queries": 5000},
     "a cheaper evaluation aiming at AutoAttack's number: APGD-CE, APGD-DLR and APGD-T over the "
-    "top 3 targets on still-robust points, then APGD-CE with 7 random restarts and Square 5,000 "
-    "on the quarter of the survivors closest to the boundary (measured beside AutoAttack in "
-    "bench/autoattack.py)",
+    "top 3 targets on still-robust points; then APGD-CE with 7 random restarts on the quarter "
+    "of the survivors closest to the boundary, APGD-T over 9 targets and Square 5,000 on the "
+    "closest tenth (measured beside AutoAttack in bench/autoattack.py)",
 )
 register_attack(
     "autoattack-rand",
