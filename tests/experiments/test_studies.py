@@ -4,6 +4,7 @@ numbers have the properties the study is about."""
 import math
 
 import pytest
+import torch
 import yaml
 
 from saddlepoint.cli.main import main
@@ -353,3 +354,30 @@ def test_a_rerun_recomputes_sections_whose_seed_data_or_model_changed(tmp_path):
     model.write_bytes(bytes(data))
     touched = run(seed=1, val_fraction=0.2)
     assert all(touched[k][0] != resplit[k][0] for k in touched)
+
+
+def test_a_study_model_stopped_mid_training_resumes_at_its_last_epoch(digits, tmp_path):
+    from saddlepoint.defenses import NoiseTraining
+    from saddlepoint.experiments.studies.base import StudyContext
+
+    class Stopped(Exception):
+        pass
+
+    class StopsAtEpoch3(NoiseTraining):
+        def start_epoch(self, model, data, epoch, epochs):
+            if epoch == 3:
+                raise Stopped
+
+    def model_of(folder, defense):
+        with RunLog(folder) as log:
+            ctx = StudyContext(log=log, data=digits, device="cpu", progress=False)
+            return ctx.model("net", "mlp", epochs=4, defense=defense, batch_size=128)[0]
+
+    whole = model_of(tmp_path / "whole", NoiseTraining(scale=0.2))
+    with pytest.raises(Stopped):
+        model_of(tmp_path / "stopped", StopsAtEpoch3(scale=0.2))
+    assert (tmp_path / "stopped" / "models" / "net.training.pt").is_file()
+    resumed = model_of(tmp_path / "stopped", NoiseTraining(scale=0.2))
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "stopped" / "models" / "net.training.pt").exists()

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from saddlepoint.data import load_dataset
+from saddlepoint.defenses import AdversarialTraining, NoiseTraining
 from saddlepoint.models import build_model
 from saddlepoint.train import TrainConfig, train_classifier, train_model
 
@@ -116,3 +117,95 @@ def test_bf16_training_learns_keeps_float32_weights_and_records_itself(digits):
     assert "precision" not in plain.to_dict() and config.to_dict()["precision"] == "bf16"
     with pytest.raises(ValueError, match="'precision' parameter of TrainConfig"):
         TrainConfig(precision="int8")
+
+
+class Killed(Exception):
+    """Stands for the process dying between two epochs."""
+
+
+def stop_before(defense, epoch_to_stop):
+    """The same defense, but the run dies when epoch ``epoch_to_stop`` begins."""
+    start_epoch = defense.start_epoch
+
+    def start(model, data, epoch, epochs):
+        if epoch == epoch_to_stop:
+            raise Killed
+        start_epoch(model, data, epoch, epochs)
+
+    defense.start_epoch = start
+    return defense
+
+
+@pytest.mark.parametrize(
+    "make_defense",
+    [
+        lambda: NoiseTraining(scale=0.2),
+        lambda: AdversarialTraining("fgsm", eps=0.1, regenerate="once"),
+    ],
+    ids=["noise (global RNG)", "adversarial, set perturbed once"],
+)
+def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(
+    digits, tmp_path, make_defense
+):
+    config = TrainConfig(epochs=4, seed=3, device="cpu", batch_size=128)  # onecycle, Adam
+
+    def fresh():
+        return build_model("mlp", in_shape=digits.shape, num_classes=10, hidden=[32])
+
+    torch.manual_seed(0)
+    whole = fresh()
+    whole_history = train_model(whole, digits, config, transform=make_defense(), progress=False)
+    state = tmp_path / "state.pt"
+    torch.manual_seed(0)
+    killed = fresh()
+    with pytest.raises(Killed):
+        train_model(
+            killed,
+            digits,
+            config,
+            transform=stop_before(make_defense(), 3),
+            progress=False,
+            resume=state,
+            resume_tag="recipe-1",
+        )
+    assert state.is_file()  # two epochs done and saved
+    torch.manual_seed(0)
+    resumed = fresh()  # a new process: fresh weights, the state file does the rest
+    history = train_model(
+        resumed,
+        digits,
+        config,
+        transform=make_defense(),
+        progress=False,
+        resume=state,
+        resume_tag="recipe-1",
+    )
+    assert [r.epoch for r in history.epochs] == [1, 2, 3, 4]
+    assert [r.train_loss for r in history.epochs] == [r.train_loss for r in whole_history.epochs]
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert not state.exists()  # finished: nothing left to resume
+
+
+def test_a_training_state_with_another_tag_is_not_resumed(digits, tmp_path):
+    config = TrainConfig(epochs=3, seed=3, device="cpu", batch_size=128)
+    state = tmp_path / "state.pt"
+    model = build_model("mlp", in_shape=digits.shape, num_classes=10, hidden=[32])
+    with pytest.raises(Killed):
+        train_model(
+            model,
+            digits,
+            config,
+            transform=stop_before(NoiseTraining(scale=0.2), 3),
+            progress=False,
+            resume=state,
+            resume_tag="old recipe",
+        )
+    model = build_model("mlp", in_shape=digits.shape, num_classes=10, hidden=[32])
+    history = train_model(
+        model, digits, config, progress=False, resume=state, resume_tag="new recipe"
+    )
+    assert len(history.epochs) == 3 and history.epochs[0].epoch == 1  # started over
+    state.write_bytes(b"truncated")  # an unreadable file is ignored too, not an error
+    history = train_model(model, digits, config, progress=False, resume=state, resume_tag="x")
+    assert len(history.epochs) == 3

@@ -101,6 +101,13 @@ class AdversarialTraining(TrainingDefense):
                 parts.append(self._perturb(model, x, labels[start : start + 1000].to(device)).cpu())
             self._epoch_set = torch.cat(parts)
 
+    def state(self) -> dict[str, torch.Tensor]:
+        # regenerate='once' keeps the set perturbed in epoch 1: a resumed run must train on it
+        return {"epoch_set": self._epoch_set} if self._epoch_set is not None else {}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self._epoch_set = state.get("epoch_set")
+
     def batch(self, model, images, labels, index):
         count = max(1, round(self.fraction * images.shape[0]))
         if self._epoch_set is not None:

@@ -28,6 +28,14 @@ class TrainingDefense:
     def start_epoch(self, model: nn.Module, data: ImageData, epoch: int, epochs: int) -> None:
         """Called before each epoch (1-based) with the model as it stands."""
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """What a resumed training needs beyond the epoch number (tensors computed in an
+        earlier epoch and kept since); nothing for most defenses."""
+        return {}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`state` returned, before training resumes."""
+
     def batch(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

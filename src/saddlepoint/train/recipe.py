@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -38,16 +39,27 @@ def train_classifier(
     dataset_options: dict[str, Any] | None = None,
     transform: TrainingDefense | BatchTransform | None = None,
     progress: bool = True,
+    resume: Path | None = None,
+    resume_tag: str = "",
 ) -> TrainedClassifier:
     """Build ``model_name`` for ``data`` (normalized with train-split statistics), train it and
-    evaluate it on the test split. Weights are initialized under ``config.seed``."""
+    evaluate it on the test split. Weights are initialized under ``config.seed``; ``resume`` and
+    ``resume_tag`` keep the loop state after each epoch (see :func:`train_model`)."""
     config = config or TrainConfig()
     args = dict(model_args or {})
     if normalize and "mean" not in args:
         args["mean"], args["std"] = channel_stats(data.train.images)
     with seeded(config.seed):
         model = build_model(model_name, in_shape=data.shape, num_classes=data.num_classes, **args)
-    history = train_model(model, data, config, transform=transform, progress=progress)
+    history = train_model(
+        model,
+        data,
+        config,
+        transform=transform,
+        progress=progress,
+        resume=resume,
+        resume_tag=resume_tag,
+    )
     test = evaluate_split(model, data.test, data.num_classes)
     metadata = {
         "dataset": {

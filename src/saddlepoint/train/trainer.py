@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 
 from saddlepoint.data.base import ImageData
 from saddlepoint.evaluate.metrics import summarize_logits
+from saddlepoint.fileio import atomic_path
 from saddlepoint.modes import predict_logits
 from saddlepoint.seeding import resolve_device, seeded
 from saddlepoint.train.config import TrainConfig
@@ -107,12 +110,20 @@ def train_model(
     *,
     transform: TrainingDefense | BatchTransform | None = None,
     progress: bool = True,
+    resume: Path | None = None,
+    resume_tag: str = "",
 ) -> History:
     """Train ``model`` on ``data.train``, validating on ``data.val`` after each epoch.
 
     Deterministic on CPU for a given ``config.seed``; the caller's RNG state is untouched.
     With ``config.patience``, training stops when validation loss has not improved for that
     many epochs and the best weights are restored. The model ends in eval mode.
+
+    With ``resume``, the whole loop state (weights, optimizer, schedule, every random state,
+    history, the defense's kept tensors) is written there atomically after each epoch, and a
+    run that finds a state file with the same ``resume_tag`` (say, a digest of the recipe)
+    continues after its last epoch, ending with the weights an uninterrupted run has. The file
+    is removed when training finishes; one with another tag is ignored and overwritten.
     """
     config = config or TrainConfig()
     defense = as_defense(transform)
@@ -126,8 +137,28 @@ def train_model(
     best_state = None
     stale = 0
     generator = torch.Generator().manual_seed(config.seed)
+    first = 1
     with seeded(config.seed, device):
-        for epoch in range(1, config.epochs + 1):
+        saved = _load_state(resume, resume_tag) if resume is not None else None
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["rng"])
+            if device.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
+            defense.load_state(saved["defense"])
+            history = History.from_dict(saved["history"])
+            best_loss, best_state, stale = saved["best_loss"], saved["best_state"], saved["stale"]
+            first = int(saved["epoch"]) + 1
+            message = f"resuming after epoch {saved['epoch']}/{config.epochs} from {resume}"
+            if progress:
+                tqdm.write(message)
+            else:
+                log.info(message)
+        for epoch in range(first, config.epochs + 1):
             start = time.perf_counter()
             defense.start_epoch(model, data, epoch, config.epochs)
             with tqdm(
@@ -171,9 +202,53 @@ def train_model(
                 if config.patience is not None and stale >= config.patience:
                     history.stopped_early = True
                     break
+            if resume is not None and epoch < config.epochs:
+                _save_state(
+                    resume,
+                    {
+                        "tag": resume_tag,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "generator": generator.get_state(),
+                        "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device)
+                        if device.type == "cuda"
+                        else None,
+                        "defense": defense.state(),
+                        "history": history.to_dict(),
+                        "best_loss": best_loss,
+                        "best_state": best_state,
+                        "stale": stale,
+                    },
+                )
+    if resume is not None:
+        resume.unlink(missing_ok=True)
     if config.patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     else:
         history.best_epoch = len(history.epochs)
     model.eval()
     return history
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the loop state atomically: a run killed while saving keeps the previous epoch's."""
+    with atomic_path(path) as temp:
+        torch.save(state, temp)
+
+
+def _load_state(path: Path, tag: str) -> dict[str, Any] | None:
+    """The saved loop state, or None when there is none, it is unreadable or has another tag."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: start over, say why
+        log.warning("ignoring the training state %s (%s); training from the start", path, error)
+        return None
+    if not isinstance(state, dict) or state.get("tag") != tag:
+        log.info("the training state %s is for other settings; training from the start", path)
+        return None
+    return state

@@ -71,6 +71,12 @@ class StudyContext:
         self.used_models[key] = content_digest(path)
         return load_checkpoint(path, device="cpu")
 
+    def _resume(self, key: str, recipe: dict[str, Any]) -> dict[str, Any]:
+        """Where model ``key``'s training keeps its state after each epoch, and the recipe's
+        digest, so a run stopped mid-training resumes at its last finished epoch."""
+        tag = hashlib.sha256(json.dumps(_plain(recipe), sort_keys=True).encode()).hexdigest()
+        return {"resume": self.folder / "models" / f"{key}.training.pt", "resume_tag": tag}
+
     def training_data(self) -> ImageData:
         if self.train_limit is None:
             return self.data
@@ -113,6 +119,7 @@ class StudyContext:
             dataset_options=self.data.options,
             transform=defense,
             progress=self.progress,
+            **self._resume(key, recipe),
         )
         metadata = {**trained.metadata, "recipe": _plain(recipe)}
         save_checkpoint(path, trained.model.cpu(), metadata)
@@ -143,7 +150,12 @@ class StudyContext:
         model, metadata = load_checkpoint(base_path, device="cpu")
         config = TrainConfig(epochs=epochs, lr=lr, schedule="constant", seed=self.seed)
         history = train_model(
-            model, self.training_data(), config, transform=defense, progress=self.progress
+            model,
+            self.training_data(),
+            config,
+            transform=defense,
+            progress=self.progress,
+            **self._resume(key, recipe),
         )
         test = evaluate_split(model.cpu(), self.data.test, self.data.num_classes)
         metadata = {
