@@ -51,8 +51,10 @@ declare -A RUNS=(
     [seed002-s2-fashion]="run seed002-s2-fashion experiments/seed002-s2-fast-gradient-cifar10.yaml --dataset fashion-mnist"
     [seed000-s4-fashion]="run seed000-s4-fashion experiments/seed000-s4-overfitting-cifar10.yaml --dataset fashion-mnist --train-limit 10000 --param images=2000"
 )
-ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed002-s3-mnist
-    seed000-s2-mnist seed000-s5-mnist seed000-s3-mnist seed002-s2-fashion seed000-s4-fashion)
+# 002 §3 last: its PGD-AT (10 epochs of 20-step PGD on 50,000 images) takes about 13 hours of a
+# core here; it resumes epoch by epoch (models/pgd-at.training.pt), so it runs across sessions
+ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-s2-mnist
+    seed000-s5-mnist seed000-s3-mnist seed002-s2-fashion seed000-s4-fashion seed002-s3-mnist)
 
 if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
     shift
