@@ -139,3 +139,32 @@ def test_demo_on_digits(capsys, tmp_path, monkeypatch):
     with RunLog(tmp_path) as log:
         assert [s.seconds for s in log.sections()] == [s.seconds for s in sections.values()]
     assert (tmp_path / "models" / "fast-at.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_an_interrupted_train_command_resumes_to_the_same_weights(capsys, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from saddlepoint.train import trainer
+
+    args = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "4", "--seed", "2"]
+    whole, stopped = tmp_path / "whole.safetensors", tmp_path / "stopped.safetensors"
+    assert run(capsys, *args, "--out", str(whole))[0] == 0
+    one_epoch = trainer._run_epoch
+    calls = []
+
+    def dies_in_epoch_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return one_epoch(*a, **k)
+
+    monkeypatch.setattr(trainer, "_run_epoch", dies_in_epoch_3)
+    assert run(capsys, *args, "--out", str(stopped))[0] == 130  # Ctrl-C in epoch 3
+    state = tmp_path / "stopped.safetensors.training.pt"
+    assert state.is_file() and not stopped.exists()
+    monkeypatch.setattr(trainer, "_run_epoch", one_epoch)
+    code, out, err = main(["train", *args[1:], "--out", str(stopped)]), *capsys.readouterr()
+    assert code == 0 and "resuming after epoch 2/4" in out + err
+    a, b = safetensors.torch.load_file(whole), safetensors.torch.load_file(stopped)
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    assert not state.exists()

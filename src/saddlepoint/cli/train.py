@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -102,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=None,
-        help="checkpoint path (default: runs/DATASET-MODEL.safetensors)",
+        help="checkpoint path (default: runs/DATASET-MODEL.safetensors). The training keeps its "
+        "state in OUT.training.pt after each epoch: after an interruption the same command "
+        "resumes at the last finished epoch (other settings start over)",
     )
     parser.add_argument("--plot", action="store_true", help="also save the training curves as PNG")
     defense = parser.add_argument_group(
@@ -227,6 +231,15 @@ def run(args: argparse.Namespace) -> int:
         outputs.append(("the training plot of --out", out.with_suffix(".png")))
     check_outputs(outputs)
     data = load_dataset(args.dataset, **options)
+    recipe = {
+        "model": args.model,
+        "model_args": model_args,
+        "normalize": not args.no_normalize,
+        "train": config.to_dict(),
+        "defense": defense.config() if defense is not None else None,
+        "dataset": args.dataset,
+        "options": options,
+    }
     result = train_classifier(
         data,
         args.model,
@@ -236,6 +249,10 @@ def run(args: argparse.Namespace) -> int:
         normalize=not args.no_normalize,
         dataset_options=options,
         progress=not args.quiet,
+        resume=out.with_name(out.name + ".training.pt"),
+        resume_tag=hashlib.sha256(
+            json.dumps(recipe, sort_keys=True, default=str).encode()
+        ).hexdigest(),
     )
     metadata = dict(result.metadata)
     if defense is not None:
