@@ -13,8 +13,9 @@ from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.main import main
 from saddlepoint.data import load_dataset
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
-from saddlepoint.experiments.engine import plan
+from saddlepoint.experiments.engine import UNIT_ROWS, plan
 from saddlepoint.experiments.spec import SpecError, parse_spec
+from saddlepoint.experiments.store import config_key
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,16 @@ def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
     ] == [1, 2, 3]
     configs = spec.configurations()
     assert len(configs) == 6 * 3 * 2 * 2
-    groups = plan(configs, "pgd")  # steps, eps, starts and losses share one stacked run
-    assert len(groups) == 1 and len(groups[0]) == 6 * 3 * 2 * 2
+    # steps, eps, starts and losses stack; a unit holds as few settings (eps, start, loss) as
+    # fill UNIT_ROWS rows for the images, each with all its step counts, so rows land as it goes
+    units = plan(configs, "pgd", images=120)
+    per_unit = -(-UNIT_ROWS // 120)
+    assert [len(u) for u in units] == [3 * per_unit, 3 * (24 - per_unit)]
+    assert sorted(config_key(c) for u in units for c in u) == sorted(map(config_key, configs))
+    for unit in units:
+        settings = {(c["eps"], c["loss"], c["random_start"]) for c in unit}
+        assert len(unit) == 3 * len(settings)  # every step count of a setting in one unit
+    assert len(plan(configs, "pgd")) == 24  # a whole split: one setting per unit
 
 
 def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
@@ -85,7 +94,7 @@ def test_stacked_eps_steps_starts_and_losses_equal_separate_attacks(tmp_path, ch
         "loss": ["ce", "mse", "dlr"],
     }
     spec = load_spec(write_spec(tmp_path, checkpoint, **grid))
-    assert len(plan(spec.configurations(), "pgd")) == 1  # eps, eta, n, starts, losses: one run
+    assert len(plan(spec.configurations(), "pgd", images=120)) == 2  # 24 settings, 18 a unit
     run_experiment(spec, tmp_path / "r.sqlite", progress=False)
     model, meta = load_checkpoint(checkpoint)
     data = load_dataset("digits", **meta["dataset"]["options"])

@@ -65,11 +65,19 @@ def _shareable(attack: str, params: dict[str, Any]) -> bool:
 STACKED = ("steps", "eps", "random_start", "step", "loss")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STACK_BYTES = 256 * 2**20  # memory cap on one stacked copy of the data (inputs and starts)
+UNIT_ROWS = 2048  # stacked rows (settings x images) a unit of work aims for: full sub-batches
 
 
-def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]]]:
+def plan(
+    configs: list[dict[str, Any]], attack: str, images: int | None = None
+) -> list[list[dict[str, Any]]]:
     """Group configurations into units of work: configurations that differ only in steps, eps,
-    step size, random start and loss share one stacked multi-step run; the rest run singly."""
+    step size, random start and loss share one stacked multi-step run; the rest run singly.
+
+    A unit's rows are stored when it finishes, so a stacked group is cut into units of as few
+    settings as fill UNIT_ROWS stacked rows for ``images`` images (one setting per unit when the
+    count is unknown, i.e. a whole split): stacking more fills no sub-batch better, and a
+    stopped sweep would lose the whole unit."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     singles = []
     for config in configs:
@@ -79,7 +87,17 @@ def plan(configs: list[dict[str, Any]], attack: str) -> list[list[dict[str, Any]
             groups[config_key(rest)].append(config)
         else:
             singles.append([config])
-    return list(groups.values()) + singles
+    per_unit = max(1, -(-UNIT_ROWS // images)) if images else 1
+    units = []
+    for group in groups.values():
+        by_setting: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for config in group:
+            setting = {k: v for k, v in config.items() if k != "steps"}
+            by_setting[config_key(setting)].append(config)
+        settings = list(by_setting.values())
+        for first in range(0, len(settings), per_unit):
+            units.append([c for chunk in settings[first : first + per_unit] for c in chunk])
+    return units + singles
 
 
 def input_digests(spec: ExperimentSpec) -> dict[str, str]:
@@ -280,7 +298,12 @@ def run_experiment(
         by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for config in todo:
             by_checkpoint[config["checkpoint"]].append(config)
-        units = [group for mine in by_checkpoint.values() for group in plan(mine, spec.attack)]
+        images = spec.dataset.get("limit")
+        units = [
+            group
+            for mine in by_checkpoint.values()
+            for group in plan(mine, spec.attack, int(images) if images else None)
+        ]
         bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
         for rows in _results(units, spec, executor, workers, address):
             for config, metrics in rows:
