@@ -9,7 +9,8 @@ smallest margin so far (true-class logit minus the best other, over every earlie
 lowest. Points an attack leaves close to the boundary are the ones a stronger attack still
 breaks (measured in bench/autoattack.py); spending the expensive members on them alone is what
 makes the ``adaptive`` evaluation cheap (the idea of discarding hopeless points is from
-Adaptive Auto Attack, Liu et al. 2022).
+Adaptive Auto Attack, Liu et al. 2022). The share is of the survivors of one call: split a
+dataset into calls and each call's closest share runs (bench/autoattack.py calls 250 at a time).
 """
 
 from __future__ import annotations
