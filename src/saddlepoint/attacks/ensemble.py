@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks.base import COMMON, Attack
+from saddlepoint.attacks.blackbox.common import margin_to_success
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import model_device
 
@@ -126,7 +127,7 @@ class Ensemble:
         merged = self.attacks[0](model, x, y, targets=targets)
         broken_by = torch.where(merged.clean_correct, -1, -2)
         broken_by[merged.success & merged.clean_correct] = 0
-        closest = _margin(merged.logits, merged.labels, merged.targets)
+        closest = margin_to_success(merged.logits.float(), merged.labels, merged.targets)
         for index, attack in enumerate(self.attacks[1:], start=1):
             todo = (~merged.success).nonzero().squeeze(1)
             share = self.shares[index]
@@ -144,7 +145,8 @@ class Ensemble:
             merged.queries[todo] += result.queries
             broken_by[won] = index
             closest[todo] = torch.minimum(
-                closest[todo], _margin(result.logits, result.labels, result.targets)
+                closest[todo],
+                margin_to_success(result.logits.float(), result.labels, result.targets),
             )
         merged.attack = self.name
         merged.seconds = time.perf_counter() - start
@@ -206,18 +208,6 @@ class EnsemblePreset:
             own = {key: value for key, value in kwargs.items() if key in accepted}
             built.append(attack(**{**own, **settings}))
         return Ensemble(built, self.shares)
-
-
-def _margin(
-    logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
-) -> torch.Tensor:
-    """How far each sample is from the attack's success, in logits: the true class's logit less
-    the best other (untargeted), or the best non-target logit less the target's (targeted)."""
-    logits = logits.float()
-    keep = labels if targets is None else targets
-    own = logits.gather(1, keep[:, None]).squeeze(1)
-    others = logits.scatter(1, keep[:, None], float("-inf")).amax(dim=1)
-    return own - others if targets is None else others - own
 
 
 def _takes_common(attack: type[Attack]) -> bool:
