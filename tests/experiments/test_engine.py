@@ -45,6 +45,16 @@ def write_spec(folder, checkpoint, **grid):
     return path
 
 
+def model_data_and_rows(checkpoint, store_path):
+    """The checkpoint's model, the 120 test images a spec from ``write_spec`` attacks, and the
+    rows the run stored: what each test compares with separately run attacks."""
+    model, meta = load_checkpoint(checkpoint)
+    data = load_dataset("digits", **meta["dataset"]["options"])
+    with ResultsStore(store_path) as store:
+        rows = store.rows()
+    return model, data.test.images[:120], data.test.labels[:120], rows
+
+
 def test_ranges_fractions_and_configurations(tmp_path, checkpoint):
     spec = load_spec(write_spec(tmp_path, checkpoint))
     assert spec.grid["eps"] == pytest.approx([0.05, 0.06, 0.07, 0.08, 0.09, 0.10])
@@ -70,11 +80,8 @@ def test_shared_step_counts_equal_separate_attacks(tmp_path, checkpoint):
     spec = load_spec(write_spec(tmp_path, checkpoint, eps=[0.1], steps=[1, 3, 6], loss=["mse"]))
     counts = run_experiment(spec, tmp_path / "r.sqlite", progress=False)
     assert counts == {"total": 3, "skipped": 0, "run": 3, "stale": 0}
-    model, meta = load_checkpoint(checkpoint)
-    data = load_dataset("digits", **meta["dataset"]["options"])
-    x, y = data.test.images[:120], data.test.labels[:120]
-    with ResultsStore(tmp_path / "r.sqlite") as store:
-        rows = {r["param_steps"]: r for r in store.rows()}
+    model, x, y, stored = model_data_and_rows(checkpoint, tmp_path / "r.sqlite")
+    rows = {r["param_steps"]: r for r in stored}
     for steps in (1, 3, 6):
         alone = PGD(eps=0.1, steps=steps, step=0.02, loss="mse", seed=3)(model, x, y)
         assert rows[steps]["accuracy"] == pytest.approx(
@@ -96,11 +103,7 @@ def test_stacked_eps_steps_starts_and_losses_equal_separate_attacks(tmp_path, ch
     spec = load_spec(write_spec(tmp_path, checkpoint, **grid))
     assert len(plan(spec.configurations(), "pgd", images=120)) == 2  # 24 settings, 18 a unit
     run_experiment(spec, tmp_path / "r.sqlite", progress=False)
-    model, meta = load_checkpoint(checkpoint)
-    data = load_dataset("digits", **meta["dataset"]["options"])
-    x, y = data.test.images[:120], data.test.labels[:120]
-    with ResultsStore(tmp_path / "r.sqlite") as store:
-        rows = store.rows()
+    model, x, y, rows = model_data_and_rows(checkpoint, tmp_path / "r.sqlite")
     assert len(rows) == 48
     for row in rows:
         attack = PGD(
@@ -361,11 +364,7 @@ def test_a_low_precision_grid_records_what_separate_low_precision_attacks_report
     spec["fixed"]["precision"] = "bf16"
     path.write_text(yaml.safe_dump(spec))
     run_experiment(load_spec(path), tmp_path / "r.sqlite", progress=False)
-    model, meta = load_checkpoint(checkpoint)
-    data = load_dataset("digits", **meta["dataset"]["options"])
-    x, y = data.test.images[:120], data.test.labels[:120]
-    with ResultsStore(tmp_path / "r.sqlite") as store:
-        rows = store.rows()
+    model, x, y, rows = model_data_and_rows(checkpoint, tmp_path / "r.sqlite")
     assert len(rows) == 4
     for row in rows:
         kwargs = {k: row[f"param_{k}"] for k in ("eps", "steps", "loss", "step")}

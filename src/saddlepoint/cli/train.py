@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from saddlepoint.cli.common import (
 )
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
-from saddlepoint.train import TrainConfig, TrainingDefense, train_classifier
+from saddlepoint.train import TrainConfig, TrainingDefense, recipe_tag, train_classifier
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +248,7 @@ def run(args: argparse.Namespace) -> int:
         dataset_options=options,
         progress=not args.quiet,
         resume=out.with_name(out.name + ".training.pt"),
-        resume_tag=hashlib.sha256(
-            json.dumps(recipe, sort_keys=True, default=str).encode()
-        ).hexdigest(),
+        resume_tag=recipe_tag(recipe),
     )
     metadata = dict(result.metadata)
     if defense is not None:

@@ -4,9 +4,10 @@ from saddlepoint.train.config import TrainConfig
 from saddlepoint.train.defense import BatchTransform, TrainingDefense
 from saddlepoint.train.history import EpochRecord, History
 from saddlepoint.train.recipe import TrainedClassifier, train_classifier
-from saddlepoint.train.trainer import make_optimizer, train_model
+from saddlepoint.train.trainer import make_optimizer, recipe_tag, train_model
 
 __all__ = [
+    "recipe_tag",
     "BatchTransform",
     "EpochRecord",
     "History",

@@ -8,8 +8,11 @@ the training loss, and prepare at the start of each epoch.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +234,12 @@ def train_model(
         history.best_epoch = len(history.epochs)
     model.eval()
     return history
+
+
+def recipe_tag(recipe: Mapping[str, Any]) -> str:
+    """A digest of everything that shapes the weights, for ``train_model``'s ``resume_tag``: a
+    saved state is resumed only by a run with the same recipe."""
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:

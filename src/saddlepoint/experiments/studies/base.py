@@ -25,7 +25,7 @@ from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
 from saddlepoint.fileio import content_digest
 from saddlepoint.runlog import RunLog, Section, Table
-from saddlepoint.train import TrainConfig, train_classifier, train_model
+from saddlepoint.train import TrainConfig, recipe_tag, train_classifier, train_model
 
 __all__ = ["Section", "StudyContext", "Table"]
 
@@ -74,8 +74,10 @@ class StudyContext:
     def _resume(self, key: str, recipe: dict[str, Any]) -> dict[str, Any]:
         """Where model ``key``'s training keeps its state after each epoch, and the recipe's
         digest, so a run stopped mid-training resumes at its last finished epoch."""
-        tag = hashlib.sha256(json.dumps(_plain(recipe), sort_keys=True).encode()).hexdigest()
-        return {"resume": self.folder / "models" / f"{key}.training.pt", "resume_tag": tag}
+        return {
+            "resume": self.folder / "models" / f"{key}.training.pt",
+            "resume_tag": recipe_tag(_plain(recipe)),
+        }
 
     def training_data(self) -> ImageData:
         if self.train_limit is None:
