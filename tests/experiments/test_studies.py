@@ -381,3 +381,47 @@ def test_a_study_model_stopped_mid_training_resumes_at_its_last_epoch(digits, tm
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
     assert not (tmp_path / "stopped" / "models" / "net.training.pt").exists()
+
+
+def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
+    """A generative study stopped during its second (mode, t) run keeps the first: the re-run
+    trains only the runs it lacks, reuses the classifiers, and records what a whole run does."""
+    import importlib
+
+    module = importlib.import_module("saddlepoint.experiments.studies.generative")
+
+    params = dict(
+        t=[0.05, 0.3],
+        modes=["alternating"],
+        classifier="cnn",
+        clean_epochs=2,
+        attacker_epochs=1,
+        width=4,
+    )
+    whole = study(tmp_path / "whole", "generative", **params)["generative"]
+
+    class Stopped(Exception):
+        pass
+
+    real, trained = module.train_generative_attack, []
+
+    def stops_at_the_second(data, config, **options):
+        trained.append(config.t)
+        if trained == [0.05, 0.3]:
+            raise Stopped
+        return real(data, config, **options)
+
+    monkeypatch.setattr(module, "train_generative_attack", stops_at_the_second)
+    with pytest.raises(Stopped):
+        study(tmp_path / "stopped", "generative", **params)
+    models = tmp_path / "stopped" / "generative" / "models"
+    assert (models / "attacker-alternating-t0.05.pt").is_file()
+    assert {p.name for p in models.glob("c*-alternating.safetensors")} == {
+        "c1-alternating.safetensors",
+        "c2-alternating.safetensors",
+    }
+    trained.clear()
+    resumed = study(tmp_path / "stopped", "generative", **params)["generative"]
+    assert trained == [0.3]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(resumed.table("history").records()) == drop(whole.table("history").records())

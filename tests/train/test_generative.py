@@ -1,6 +1,7 @@
 """The attacker-versus-classifier training games of seed 004 (moved from the attacks layer)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,46 @@ def test_seed_options_final_norm_and_c2_alongside(digits):
     before, after = (r.history[-1]["c2_clean_accuracy"] for r in runs)
     assert runs[0].history[-1]["c1_clean_accuracy"] == runs[1].history[-1]["c1_clean_accuracy"]
     assert before != after  # C2 took more clean batches; C1 and the attacker are unchanged
+
+
+@pytest.mark.parametrize("mode", ["consecutive", "alternating"])
+def test_classifiers_pretrained_apart_give_the_same_game(digits, mode):
+    """C1 and C2 trained by ``train_classifier`` from ``config.pretraining()`` (as the study
+    trains them once for every t) play the same game as the pair the run trains itself, and the
+    passed pair is left untouched (alternating mode trains C1 and C2 on)."""
+    import torch
+
+    from saddlepoint.train import train_classifier
+
+    small = ImageData(
+        digits.name,
+        digits.train.head(200),
+        digits.val.head(50),
+        digits.test.head(100),
+        digits.class_names,
+    )
+    config = GenerativeAttackConfig(
+        t=0.2,
+        mode=mode,
+        classifier="cnn",
+        classifier_epochs=2,
+        attacker_epochs=2,
+        clean_epochs=1,
+        width=4,
+        c2_alongside=True,
+        device="cpu",
+        seed=2,
+    )
+    pretraining = config.pretraining()
+    assert pretraining.epochs == (2 if mode == "consecutive" else 1)
+    pair = tuple(
+        train_classifier(small, "cnn", replace(pretraining, seed=seed), progress=False).model
+        for seed in (2, 3)
+    )
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in pair]
+    given = train_generative_attack(small, config, progress=False, classifiers=pair)
+    own = train_generative_attack(small, config, progress=False)
+    strip = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    assert strip(given.history) == strip(own.history)
+    for model, state in zip(pair, before):
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())

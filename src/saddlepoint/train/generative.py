@@ -17,9 +17,10 @@ is ``saddlepoint.attacks.generative.PerturbationGenerator``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -70,6 +71,22 @@ class GenerativeAttackConfig:
             check_number(owner, name, getattr(self, name), low=1, integer=True)
         check_number(owner, "clean_epochs", self.clean_epochs, low=0, integer=True)
 
+    @property
+    def pretraining_epochs(self) -> int:
+        """Clean epochs C1 and C2 train before the attacker starts: all of them in consecutive
+        mode, ``clean_epochs`` (at least one) in alternating mode."""
+        return self.classifier_epochs if self.mode == "consecutive" else max(self.clean_epochs, 1)
+
+    def pretraining(self) -> TrainConfig:
+        """C1's clean pre-training (C2's is the same with seed + 1); ``train_classifier`` with
+        this config builds and trains the same network as a run without ``classifiers``."""
+        return TrainConfig(
+            epochs=self.pretraining_epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            device=str(resolve_device(self.device)),
+        )
+
 
 @dataclass
 class GenerativeAttackRun:
@@ -80,6 +97,27 @@ class GenerativeAttackRun:
     c1: nn.Module
     c2: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _pretrained_classifiers(
+    data: ImageData, config: GenerativeAttackConfig, progress: bool
+) -> tuple[nn.Module, nn.Module]:
+    """C1 and C2 (seeds ``seed`` and ``seed + 1``) trained clean for the mode's pre-training."""
+    mean, std = channel_stats(data.train.images)
+    pretraining = config.pretraining()
+    pair = []
+    for seed in (config.seed, config.seed + 1):
+        with seeded(seed):
+            model = build_model(
+                config.classifier,
+                in_shape=data.shape,
+                num_classes=data.num_classes,
+                mean=mean,
+                std=std,
+            )
+        train_model(model, data, replace(pretraining, seed=seed), progress=progress)
+        pair.append(model)
+    return pair[0], pair[1]
 
 
 def _evaluate(
@@ -140,38 +178,23 @@ def _attacker_step(
 
 
 def train_generative_attack(
-    data: ImageData, config: GenerativeAttackConfig | None = None, *, progress: bool = True
+    data: ImageData,
+    config: GenerativeAttackConfig | None = None,
+    *,
+    progress: bool = True,
+    classifiers: tuple[nn.Module, nn.Module] | None = None,
 ) -> GenerativeAttackRun:
     """Train C1, C2 and the attacker as configured; evaluate on the test split after each
-    attacker epoch (rows of ``history``)."""
+    attacker epoch (rows of ``history``).
+
+    ``classifiers``: C1 and C2 already pre-trained as ``config.pretraining()`` says (seeds
+    ``seed`` and ``seed + 1``); copies are used, so one pair serves every t of a mode."""
     config = config or GenerativeAttackConfig()
     device = resolve_device(config.device)
-    mean, std = channel_stats(data.train.images)
-
-    def classifier(seed: int) -> nn.Module:
-        with seeded(seed):
-            return build_model(
-                config.classifier,
-                in_shape=data.shape,
-                num_classes=data.num_classes,
-                mean=mean,
-                std=std,
-            )
-
-    clean_epochs = (
-        config.classifier_epochs if config.mode == "consecutive" else max(config.clean_epochs, 1)
-    )
-    train_config = TrainConfig(
-        epochs=clean_epochs, batch_size=config.batch_size, seed=config.seed, device=str(device)
-    )
-    c1, c2 = classifier(config.seed), classifier(config.seed + 1)
-    train_model(c1, data, train_config, progress=progress)
-    train_model(
-        c2,
-        data,
-        TrainConfig(**{**train_config.to_dict(), "seed": config.seed + 1}),
-        progress=progress,
-    )
+    if classifiers is not None:
+        c1, c2 = (copy.deepcopy(c).to(device) for c in classifiers)
+    else:
+        c1, c2 = _pretrained_classifiers(data, config, progress)
     with seeded(config.seed + 2, device):
         attacker = PerturbationGenerator(
             data.shape,

@@ -3,17 +3,25 @@ over the intensity t."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 
+import torch
+from torch import nn
+
+from saddlepoint.attacks.generative import PerturbationGenerator
+from saddlepoint.data import ImageData
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import plot_table
+from saddlepoint.fileio import atomic_path
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
 
 SEED_SCALE = 2 * 7 * 20 * 60000  # seed 004: modes x intensities x attacker epochs x images
 
 
-def _projection(rows: list[dict], train_images: int) -> str:
+def _projection(rows: list[dict], train_images: int, test_images: int) -> str:
     """Seed 004's attacker training at full scale, projected from this run's epochs (the
     classifiers' own training comes on top)."""
     seconds = sum(float(r.get("seconds", 0.0)) for r in rows)
@@ -22,9 +30,67 @@ def _projection(rows: list[dict], train_images: int) -> str:
     per_image_epoch = seconds / (len(rows) * train_images)
     return (
         f"Measured here: {seconds:.0f} s for {len(rows)} attacker epochs on {train_images:,} "
-        f"images; seed 004 at full scale (2 modes x 7 t x 20 epochs on 60,000 images) would "
-        f"take about {per_image_epoch * SEED_SCALE / 3600:.1f} h of attacker training."
+        f"training images, each evaluated on {test_images:,} test images; seed 004 at full "
+        f"scale (2 modes x 7 t x 20 epochs on 60,000 images) would take about"
+        f" {per_image_epoch * SEED_SCALE / 3600:.1f} h of attacker training."
     )
+
+
+def _classifiers(ctx: StudyContext, config: GenerativeAttackConfig) -> tuple[nn.Module, nn.Module]:
+    """C1 and C2 pre-trained clean for ``config``'s mode, as run models (trained once for every
+    t of the mode, resumable epoch by epoch, reloaded on a re-run)."""
+    pretraining = config.pretraining()
+    pair = tuple(
+        ctx.model(
+            f"{name}-{config.mode}",
+            config.classifier,
+            epochs=pretraining.epochs,
+            seed=config.seed + offset,
+            batch_size=pretraining.batch_size,
+        )[0]
+        for offset, name in enumerate(("c1", "c2"))
+    )
+    return pair[0], pair[1]
+
+
+def _attacker_run(
+    ctx: StudyContext,
+    data: ImageData,
+    config: GenerativeAttackConfig,
+    classifiers: tuple[nn.Module, nn.Module],
+) -> tuple[list[dict], PerturbationGenerator]:
+    """One (mode, t) run on ``data`` (its training images and the test images it evaluates
+    on): its per-epoch rows and its attacker, kept in the run folder
+    (``models/attacker-MODE-tT.pt``) so a stopped study resumes at the next run."""
+    path = ctx.folder / "models" / f"attacker-{config.mode}-t{config.t:g}.pt"
+    recipe = {
+        "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        "inputs": ctx.inputs(),
+        "test_images": len(data.test),
+        "classifiers": {k: v for k, v in ctx.used_models.items() if k.endswith(config.mode)},
+    }
+    recipe = json.loads(json.dumps(recipe, default=str))
+    attacker = PerturbationGenerator(
+        ctx.data.shape,
+        t=config.t,
+        width=config.width,
+        bound=config.bound,
+        final_norm=config.final_norm,
+    )
+    if path.is_file():
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+        if kept.get("recipe") == recipe:
+            attacker.load_state_dict(kept["attacker"])
+            ctx.say(f"attacker {config.mode} t={config.t:g}: kept from an earlier run")
+            return kept["history"], attacker.eval()
+    run = train_generative_attack(data, config, progress=ctx.progress, classifiers=classifiers)
+    attacker.load_state_dict(run.attacker.cpu().state_dict())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temp:
+        torch.save(
+            {"recipe": recipe, "history": run.history, "attacker": attacker.state_dict()}, temp
+        )
+    return run.history, attacker.eval()
 
 
 def generative(
@@ -41,6 +107,7 @@ def generative(
     final_norm: bool = False,
     c2_alongside: bool = False,
     compare_t: Sequence[float] = (0.04, 0.08),
+    images: int | None = None,
 ) -> dict:
     """Train the attacker network per (mode, t); C1 (attacked) and C2 (transfer) accuracy.
 
@@ -49,7 +116,8 @@ def generative(
     tanh (seed 004's FSConv4); ``c2_alongside`` trains C2 one clean batch per attacker batch in
     alternating mode (seed 004: C2 gets as many epochs as C1). Figures: accuracy and loss per
     attacker epoch, one curve per t (seed Figs 3-5), and the two modes side by side at each t of
-    ``compare_t`` that was run (Fig 6).
+    ``compare_t`` that was run (Fig 6). ``images``: evaluate after each attacker epoch on the
+    first N test images only (all by default, as the seed).
     """
     params = {
         "t": list(t),
@@ -63,29 +131,37 @@ def generative(
         "train_limit": ctx.train_limit,
         "final_norm": final_norm,
         "c2_alongside": c2_alongside,
+        "images": images,
     }
+    data = replace(ctx.training_data(), test=ctx.data.test.head(images, "images"))
+
+    configs = [
+        GenerativeAttackConfig(
+            t=intensity,
+            mode=mode,
+            classifier=classifier,
+            classifier_epochs=classifier_epochs,
+            attacker_epochs=attacker_epochs,
+            clean_epochs=clean_epochs,
+            width=width,
+            loss=loss,
+            final_norm=final_norm,
+            c2_alongside=c2_alongside,
+            seed=ctx.seed,
+            device=ctx.device,
+        )
+        for mode in modes
+        for intensity in t
+    ]
+    first = {config.mode: config for config in reversed(configs)}  # one per mode
+    pretrained = {mode: _classifiers(ctx, config) for mode, config in first.items()}
 
     def build(section: Section) -> None:
         rows, attackers = [], {}
-        for mode in modes:
-            for intensity in t:
-                config = GenerativeAttackConfig(
-                    t=intensity,
-                    mode=mode,
-                    classifier=classifier,
-                    classifier_epochs=classifier_epochs,
-                    attacker_epochs=attacker_epochs,
-                    clean_epochs=clean_epochs,
-                    width=width,
-                    loss=loss,
-                    final_norm=final_norm,
-                    c2_alongside=c2_alongside,
-                    seed=ctx.seed,
-                    device=ctx.device,
-                )
-                run = train_generative_attack(ctx.training_data(), config, progress=ctx.progress)
-                rows += run.history
-                attackers[(mode, intensity)] = run.attacker.cpu()
+        for config in configs:
+            epochs, attacker = _attacker_run(ctx, data, config, pretrained[config.mode])
+            rows += epochs
+            attackers[(config.mode, config.t)] = attacker
         columns = list(rows[0])
         history = Table("history", columns, [[r[c] for c in columns] for r in rows], "per epoch")
         final = [r for r in rows if r["epoch"] == attacker_epochs]
@@ -178,7 +254,7 @@ def generative(
             "Consecutive: C1 is trained, frozen, and the attacker learns to fool it. Alternating: "
             "after clean epochs, attacker and C1 take turns batch by batch. C2 (same architecture, "
             "another seed, never shown attacked data) measures how the attack transfers. "
-            + _projection(rows, len(ctx.training_data().train))
+            + _projection(rows, len(data.train), len(data.test))
         )
 
     ctx.section("generative", "Generative attacker", params, build)
