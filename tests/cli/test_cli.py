@@ -4,6 +4,8 @@ import pytest
 
 from saddlepoint.checkpoint import read_metadata
 from saddlepoint.cli.main import build_parser, main
+from saddlepoint.data import DATASETS
+from saddlepoint.models import MODELS
 from saddlepoint.runlog import RunLog
 
 
@@ -72,6 +74,37 @@ def test_config_file_sets_options_and_command_line_wins(capsys, tmp_path):
     assert meta["train"]["epochs"] == 1  # the command line wins
     assert meta["train"]["batch_size"] == 32  # from the file
     assert meta["model"]["kwargs"]["hidden"] == [32]
+
+
+def test_recipe_fills_what_the_config_and_command_line_leave(tmp_path):
+    """--recipe mnist-robust stands for its measured options; a config file's values and the
+    command line's win over it, in that order; every preset is valid for `train`."""
+    from saddlepoint.cli.main import parse
+    from saddlepoint.cli.recipes import TRAIN_RECIPES
+
+    parser = build_parser()
+    args = parse(parser, ["train", "--recipe", "mnist-robust"])
+    assert (args.dataset, args.model, args.epochs, args.defense) == (
+        "mnist",
+        "mnist-cnn",
+        8,
+        "trades",
+    )
+    assert (args.defense_eps, args.defense_steps, args.defense_step, args.beta) == (
+        "0.3",
+        10,
+        "0.05",
+        6.0,
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text("epochs: 12\nbeta: 3\n")
+    args = parse(
+        parser, ["train", "--recipe", "mnist-robust", "--config", str(config), "--beta", "1"]
+    )
+    assert (args.epochs, args.beta, args.dataset) == (12, 1.0, "mnist")
+    for name in TRAIN_RECIPES:  # each preset parses and names an existing model and dataset
+        args = parse(parser, ["train", "--recipe", name])
+        assert args.model in MODELS and args.dataset in DATASETS and args.defense
 
 
 def test_bad_config_key_names_it(capsys, tmp_path):

@@ -59,13 +59,7 @@ def config_to_argv(
     parser: argparse.ArgumentParser, path: str, given: Sequence[str] = ()
 ) -> list[str]:
     """Turn a YAML config file into command-line tokens for ``parser``, to go after ``given``
-    (the command line).
-
-    Keys are option names (dashes or underscores); every value goes through the same parsing
-    and checks as the command line. Options given on the command line win: their keys are
-    skipped (repeatable options get both). Booleans work for on/off switches, lists for
-    options that take several values.
-    """
+    (the command line): see :func:`options_to_argv`."""
     file = Path(path)
     if not file.is_file():
         raise CLIError(f"The '--config' file {path!r} does not exist.")
@@ -75,6 +69,23 @@ def config_to_argv(
         raise CLIError(f"The '--config' file: {error}") from None
     if not isinstance(data, dict):
         raise CLIError(f"The '--config' file {path!r} must hold a mapping of option: value.")
+    return options_to_argv(parser, data, f"config {path!r}", given)
+
+
+def options_to_argv(
+    parser: argparse.ArgumentParser,
+    data: dict[str, Any],
+    source: str,
+    given: Sequence[str] = (),
+) -> list[str]:
+    """Turn a mapping of option: value (from ``source``, a config file or a preset) into
+    command-line tokens for ``parser``, to go after ``given``.
+
+    Keys are option names (dashes or underscores); every value goes through the same parsing
+    and checks as the command line. Options in ``given`` win: their keys are skipped
+    (repeatable options get both). Booleans work for on/off switches, lists for options that
+    take several values.
+    """
     actions = {
         action.dest: action
         for action in parser._actions  # argparse offers no public accessor
@@ -89,7 +100,7 @@ def config_to_argv(
             hint = closest(dest, actions)
             suggestion = f" Did you mean {hint!r}?" if hint else ""
             raise CLIError(
-                f"Unknown key {key!r} in config {path!r}.{suggestion} "
+                f"Unknown key {key!r} in {source}.{suggestion} "
                 f"Allowed keys: {', '.join(sorted(actions))}."
             )
         action = actions[dest]
@@ -103,15 +114,11 @@ def config_to_argv(
             continue
         if isinstance(action, argparse.BooleanOptionalAction):
             if not isinstance(value, bool):
-                raise CLIError(
-                    f"Key {key!r} in config {path!r} must be true or false. Got {value!r}."
-                )
+                raise CLIError(f"Key {key!r} in {source} must be true or false. Got {value!r}.")
             tokens.append(action.option_strings[0 if value else 1])
         elif isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             if not isinstance(value, bool):
-                raise CLIError(
-                    f"Key {key!r} in config {path!r} must be true or false. Got {value!r}."
-                )
+                raise CLIError(f"Key {key!r} in {source} must be true or false. Got {value!r}.")
             if value == isinstance(action, argparse._StoreTrueAction):
                 tokens.append(flag)
         elif isinstance(action, argparse._AppendAction):

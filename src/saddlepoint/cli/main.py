@@ -25,7 +25,7 @@ from saddlepoint.cli import (
     train,
     transfer,
 )
-from saddlepoint.cli.common import config_to_argv
+from saddlepoint.cli.common import config_to_argv, options_to_argv
 
 COMMANDS = (
     data,
@@ -82,12 +82,21 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; with --config, the file's options go first so the command line wins."""
+    """Parse ``argv``; a --config file's options and then a --recipe preset's fill in what the
+    command line leaves out (the command line wins, then the file, then the preset)."""
     args = parser.parse_args(argv)
-    if not getattr(args, "config", None):
-        return args
-    tokens = config_to_argv(args.leaf_parser, args.config, argv)
-    return parser.parse_args(argv + tokens)  # after the positionals, so nargs='+' is safe
+    tokens: list[str] = []
+    if getattr(args, "config", None):
+        tokens = config_to_argv(args.leaf_parser, args.config, argv)
+        args = parser.parse_args(argv + tokens)  # after the positionals, so nargs='+' is safe
+    recipes = getattr(args, "recipes", None)
+    if recipes and getattr(args, "recipe", None):
+        preset = recipes[args.recipe].options
+        tokens += options_to_argv(
+            args.leaf_parser, preset, f"recipe {args.recipe!r}", argv + tokens
+        )
+        args = parser.parse_args(argv + tokens)
+    return args
 
 
 GLOBAL_FLAGS = ("--quiet", "--debug")

@@ -14,6 +14,7 @@ from saddlepoint.cli.common import (
     format_table,
     parse_assignments,
 )
+from saddlepoint.cli.recipes import TRAIN_RECIPES, TrainRecipe
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
 from saddlepoint.train import TrainConfig, TrainingDefense, recipe_tag, train_classifier
@@ -29,6 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a model from the zoo on a dataset, evaluate it on the test split and "
         "save weights (safetensors) with metadata (architecture, data, training config, "
         "per-epoch history, test metrics).",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(TRAIN_RECIPES),
+        default=None,
+        help="a measured preset of the options below; options you give win. "
+        + "; ".join(
+            f"{name}: {recipe.measured} ({_recipe_flags(recipe)})"
+            for name, recipe in TRAIN_RECIPES.items()
+        ).replace("%", "%%"),
     )
     parser.add_argument(
         "--dataset", default="digits", help=f"dataset name: {', '.join(DATASETS)} (default: digits)"
@@ -162,7 +173,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="put a quantization layer in front of the model: tanh:8 (seed 000) or bits:3",
     )
     add_data_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, recipes=TRAIN_RECIPES)
+
+
+def _recipe_flags(recipe: TrainRecipe) -> str:
+    """A recipe's options as the flags they stand for."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in recipe.options.items())
 
 
 def build_cli_defense(args: argparse.Namespace) -> TrainingDefense | None:
