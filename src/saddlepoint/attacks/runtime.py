@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ from saddlepoint.autodiff import input_grad
 
 log = logging.getLogger(__name__)
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, ExecutionPlan]] = (
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[_PlanKey, ExecutionPlan]] = (
     weakref.WeakKeyDictionary()
 )
 _PROBE = 256
@@ -150,6 +151,17 @@ def cache_friendly_batch(model: nn.Module, sample: torch.Tensor) -> int:
     return size
 
 
+class _PlanKey(NamedTuple):
+    """What a cached plan was made for: input shape, device and dtype, and the settings asked."""
+
+    shape: tuple[int, ...]
+    device: str
+    dtype: torch.dtype
+    batch_size: int | str
+    memory_format: str
+    precision: str
+
+
 def plan_execution(
     model: nn.Module,
     sample: torch.Tensor,
@@ -173,7 +185,7 @@ def plan_execution(
     size = int(batch_size) if batch_size != "auto" else None
     if size is not None and fixed_layout is not None and precision != "auto":
         return ExecutionPlan(size, fixed_layout and conv, precision)
-    key = (
+    key = _PlanKey(
         tuple(sample.shape[1:]),
         str(sample.device),
         sample.dtype,
@@ -203,10 +215,12 @@ def measured_layout(model: nn.Module, sample: torch.Tensor) -> bool:
     may not probe the model themselves, but a gradient attack before them (in an ensemble, say)
     already has."""
     shape, device = tuple(sample.shape[1:]), str(sample.device)
-    for key, plan in _CACHE.get(model, {}).items():
-        if key[:3] == (shape, device, sample.dtype) and key[4] == "auto" and plan.channels_last:
-            return True
-    return False
+    return any(
+        (key.shape, key.device, key.dtype) == (shape, device, sample.dtype)
+        and key.memory_format == "auto"
+        and plan.channels_last
+        for key, plan in _CACHE.get(model, {}).items()
+    )
 
 
 def _probe(model: nn.Module, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
