@@ -10,6 +10,7 @@ import yaml
 from saddlepoint.cli.main import main
 from saddlepoint.experiments.studies import StudyError, load_study, run_study
 from saddlepoint.runlog import RunLog
+from tests.interrupt import Killed, stop_before
 
 
 def study(tmp_path, name, **params):
@@ -360,22 +361,14 @@ def test_a_study_model_stopped_mid_training_resumes_at_its_last_epoch(digits, tm
     from saddlepoint.defenses import NoiseTraining
     from saddlepoint.experiments.studies.base import StudyContext
 
-    class Stopped(Exception):
-        pass
-
-    class StopsAtEpoch3(NoiseTraining):
-        def start_epoch(self, model, data, epoch, epochs):
-            if epoch == 3:
-                raise Stopped
-
     def model_of(folder, defense):
         with RunLog(folder) as log:
             ctx = StudyContext(log=log, data=digits, device="cpu", progress=False)
             return ctx.model("net", "mlp", epochs=4, defense=defense, batch_size=128)[0]
 
     whole = model_of(tmp_path / "whole", NoiseTraining(scale=0.2))
-    with pytest.raises(Stopped):
-        model_of(tmp_path / "stopped", StopsAtEpoch3(scale=0.2))
+    with pytest.raises(Killed):
+        model_of(tmp_path / "stopped", stop_before(NoiseTraining(scale=0.2), 3))
     assert (tmp_path / "stopped" / "models" / "net.training.pt").is_file()
     resumed = model_of(tmp_path / "stopped", NoiseTraining(scale=0.2))
     for a, b in zip(whole.parameters(), resumed.parameters()):
@@ -400,19 +393,16 @@ def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
     )
     whole = study(tmp_path / "whole", "generative", **params)["generative"]
 
-    class Stopped(Exception):
-        pass
-
     real, trained = module.train_generative_attack, []
 
     def stops_at_the_second(data, config, **options):
         trained.append(config.t)
         if trained == [0.05, 0.3]:
-            raise Stopped
+            raise Killed
         return real(data, config, **options)
 
     monkeypatch.setattr(module, "train_generative_attack", stops_at_the_second)
-    with pytest.raises(Stopped):
+    with pytest.raises(Killed):
         study(tmp_path / "stopped", "generative", **params)
     models = tmp_path / "stopped" / "generative" / "models"
     assert (models / "attacker-alternating-t0.05.pt").is_file()

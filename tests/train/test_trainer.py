@@ -5,6 +5,7 @@ from saddlepoint.data import load_dataset
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining
 from saddlepoint.models import build_model
 from saddlepoint.train import TrainConfig, train_classifier, train_model
+from tests.interrupt import Killed, stop_before
 
 
 def test_default_model_reaches_95_percent_on_digits(digits):
@@ -117,23 +118,6 @@ def test_bf16_training_learns_keeps_float32_weights_and_records_itself(digits):
     assert "precision" not in plain.to_dict() and config.to_dict()["precision"] == "bf16"
     with pytest.raises(ValueError, match="'precision' parameter of TrainConfig"):
         TrainConfig(precision="int8")
-
-
-class Killed(Exception):
-    """Stands for the process dying between two epochs."""
-
-
-def stop_before(defense, epoch_to_stop):
-    """The same defense, but the run dies when epoch ``epoch_to_stop`` begins."""
-    start_epoch = defense.start_epoch
-
-    def start(model, data, epoch, epochs):
-        if epoch == epoch_to_stop:
-            raise Killed
-        start_epoch(model, data, epoch, epochs)
-
-    defense.start_epoch = start
-    return defense
 
 
 @pytest.mark.parametrize(
