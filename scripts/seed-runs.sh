@@ -54,11 +54,20 @@ declare -A RUNS=(
     # Fashion-MNIST, the closer stand-in for CIFAR-10, with the MNIST runs' reductions
     [seed002-s2-fashion]="run seed002-s2-fashion experiments/seed002-s2-fast-gradient-cifar10.yaml --dataset fashion-mnist"
     [seed000-s4-fashion]="run seed000-s4-fashion experiments/seed000-s4-overfitting-cifar10.yaml --dataset fashion-mnist --train-limit 10000 --param images=2000"
+    [seed000-s2-fashion]="run seed000-s2-fashion experiments/seed000-s2-grid-cifar10.yaml --dataset fashion-mnist --param images=1000"
+    [seed000-s3-fashion]="run seed000-s3-fashion experiments/seed000-s3-transfer-cifar10.yaml --dataset fashion-mnist --param images=2000"
+    [seed000-s5-fashion]="run seed000-s5-fashion experiments/seed000-s5-defenses-cifar10.yaml --dataset fashion-mnist --param images=1000"
+    [seed002-s4-fashion]="reuse_original seed002-s2-fashion seed002-s4-fashion target; run seed002-s4-fashion experiments/seed002-s4-blackbox-cifar10.yaml --dataset fashion-mnist --param images=1000"
+    [seed002-s3-fashion]="reuse_original seed002-s2-fashion seed002-s3-fashion classifier; run seed002-s3-fashion experiments/seed002-s3-adversarial-training-cifar10.yaml --dataset fashion-mnist"
 )
+# At CIFAR-10's radii (8/255) MNIST barely moves (the 000 §2 grid leaves 96-99%), so each
+# seed file also runs on Fashion-MNIST, where the same radii bite.
 # 002 §3 last: its PGD-AT (10 epochs of 20-step PGD on 50,000 images) takes about 13 hours of a
 # core here; it resumes epoch by epoch (models/pgd-at.training.pt), so it runs across sessions
 ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-s2-mnist
-    seed000-s5-mnist seed004-mnist seed000-s3-mnist seed002-s2-fashion seed000-s4-fashion seed002-s3-mnist)
+    seed000-s2-fashion seed000-s5-mnist seed004-mnist seed000-s3-mnist seed002-s2-fashion
+    seed000-s4-fashion seed002-s4-fashion seed000-s3-fashion seed000-s5-fashion seed002-s3-mnist
+    seed002-s3-fashion)
 
 if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
     shift
