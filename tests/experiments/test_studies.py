@@ -415,3 +415,43 @@ def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
     assert trained == [0.3]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert drop(resumed.table("history").records()) == drop(whole.table("history").records())
+
+
+def test_defenses_study_stopped_mid_section_keeps_the_finished_models_rows(tmp_path, monkeypatch):
+    """Each model's evaluation is kept as it finishes: a run killed in the third model's audit
+    re-evaluates only the last three models, and its table equals an uninterrupted run's."""
+    import importlib
+
+    module = importlib.import_module("saddlepoint.experiments.studies.training")
+    params = dict(
+        model="mlp",
+        epochs=1,
+        eps=0.1,
+        noise=0.2,
+        images=20,
+        audit_images=10,
+        strong_steps=5,
+        strong_queries=40,
+        audit_steps=5,
+        audit_queries=40,
+        attack_steps=5,
+    )
+    whole = study(tmp_path / "whole", "defenses", **params)["defenses"].table("defenses")
+    real, audited, dying = module.audit, [], [True]
+
+    def dies_in_the_third(*args, **options):
+        audited.append(1)
+        if dying[0] and len(audited) == 3:
+            raise Killed
+        return real(*args, **options)
+
+    monkeypatch.setattr(module, "audit", dies_in_the_third)
+    with pytest.raises(Killed):
+        study(tmp_path / "stopped", "defenses", **params)
+    assert len(list((tmp_path / "stopped" / "defenses" / "kept").glob("defenses-*.json"))) == 2
+    audited.clear()
+    dying[0] = False
+    resumed = study(tmp_path / "stopped", "defenses", **params)["defenses"].table("defenses")
+    assert len(audited) == 3  # the first two models' rows were kept
+    plain = lambda rows: [[None if v != v else v for v in row] for row in rows]  # noqa: E731
+    assert plain(resumed.rows) == plain(whole.rows)

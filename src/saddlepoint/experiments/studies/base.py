@@ -23,7 +23,7 @@ from torch import nn
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
-from saddlepoint.fileio import content_digest
+from saddlepoint.fileio import content_digest, write_text
 from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.train import TrainConfig, recipe_tag, train_classifier, train_model
 
@@ -168,6 +168,30 @@ class StudyContext:
         }
         save_checkpoint(path, model, metadata)
         return self._loaded(key)
+
+    def kept(self, name: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """``compute()``'s JSON value, kept in ``kept/NAME.json``: a long section stores each of
+        its parts as it finishes, so a run stopped mid-section recomputes only the parts it
+        lacks. A kept value is reused when ``params``, the run's ``inputs()`` and the bytes of
+        every model loaded so far are unchanged; otherwise it is computed again."""
+        key = json.loads(
+            json.dumps(
+                {**params, "_inputs": self.inputs(), "_models": dict(self.used_models)},
+                default=str,
+            )
+        )
+        path = self.folder / "kept" / f"{name}.json"
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text())
+            except ValueError:  # a damaged file is recomputed, not an error
+                stored = {}
+            if stored.get("params") == key:
+                return stored["value"]
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps({"params": key, "value": value}))
+        return json.loads(json.dumps(value))
 
     def store_path(self, name: str, params: dict[str, Any]) -> Path:
         """A results store for a sweep inside a study, one per parameter set (so changed

@@ -265,29 +265,30 @@ def defenses(
             net, meta = ctx.model(
                 key, model, epochs=epochs, model_args=args, defense=defense, **train_options
             )
-            naive = attack(net, x, y).metrics()["robust_accuracy"]
-            without = float("nan")
-            if isinstance(net, QuantizedModel):
-                crafted = attack(net.model, x, y).adversarial
-                without = float((predict_logits(net, crafted).argmax(1) == y).float().mean())
-            with bpda(net):
-                honest_result = attack(net, x, y)
-                robust = worst_case(
-                    {f"PGD-{attack_steps}": honest_result, STRONGEST_LABEL: strong(net, x, y)}
-                )
-                checks = audit(
-                    net,
-                    x[:audit_images],
-                    y[:audit_images],
-                    eps=eps,
-                    queries=audit_queries,
-                    steps=audit_steps,
-                    strong_steps=strong_steps,
-                    strong_queries=strong_queries,
-                )
-            failed = [c.name for c in checks.checks if not c.passed]
-            rows.append(
-                [
+
+            def evaluate(net: Any = net, meta: dict = meta, label: str = label) -> list:
+                naive = attack(net, x, y).metrics()["robust_accuracy"]
+                without = float("nan")
+                if isinstance(net, QuantizedModel):
+                    crafted = attack(net.model, x, y).adversarial
+                    without = float((predict_logits(net, crafted).argmax(1) == y).float().mean())
+                with bpda(net):
+                    honest_result = attack(net, x, y)
+                    robust = worst_case(
+                        {f"PGD-{attack_steps}": honest_result, STRONGEST_LABEL: strong(net, x, y)}
+                    )
+                    checks = audit(
+                        net,
+                        x[:audit_images],
+                        y[:audit_images],
+                        eps=eps,
+                        queries=audit_queries,
+                        steps=audit_steps,
+                        strong_steps=strong_steps,
+                        strong_queries=strong_queries,
+                    )
+                failed = [c.name for c in checks.checks if not c.passed]
+                return [
                     label,
                     meta["metrics"]["test"]["accuracy"],
                     naive,
@@ -296,7 +297,9 @@ def defenses(
                     robust.accuracy,
                     "pass" if not failed else "FAIL: " + ", ".join(failed),
                 ]
-            )
+
+            # each model's row is kept as it finishes: its evaluation can take an hour
+            rows.append(ctx.kept(f"defenses-{key}", {**params, "label": label}, evaluate))
         n = attack_steps
         columns = [
             "model",
