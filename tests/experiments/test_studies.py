@@ -415,6 +415,10 @@ def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
     assert trained == [0.3]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert drop(resumed.table("history").records()) == drop(whole.table("history").records())
+    (models / "attacker-alternating-t0.05.pt").write_bytes(b"truncated")  # damaged: retrained
+    trained.clear()
+    study(tmp_path / "stopped", "generative", **params, compare_t=[0.05])  # the section reruns
+    assert trained == [0.05]
 
 
 def test_defenses_study_stopped_mid_section_keeps_the_finished_models_rows(tmp_path, monkeypatch):

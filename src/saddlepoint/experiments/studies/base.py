@@ -186,7 +186,7 @@ class StudyContext:
                 stored = json.loads(path.read_text())
             except ValueError:  # a damaged file is recomputed, not an error
                 stored = {}
-            if stored.get("params") == key:
+            if isinstance(stored, dict) and stored.get("params") == key:
                 return stored["value"]
         value = compute()
         path.parent.mkdir(parents=True, exist_ok=True)

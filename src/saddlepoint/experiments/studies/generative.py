@@ -78,8 +78,12 @@ def _attacker_run(
         final_norm=config.final_norm,
     )
     if path.is_file():
-        kept = torch.load(path, map_location="cpu", weights_only=True)
-        if kept.get("recipe") == recipe:
+        try:
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a damaged file: train again, say why
+            ctx.say(f"ignoring the unreadable {path.name} ({error!r}); training it again")
+            kept = {}
+        if isinstance(kept, dict) and kept.get("recipe") == recipe:
             attacker.load_state_dict(kept["attacker"])
             ctx.say(f"attacker {config.mode} t={config.t:g}: kept from an earlier run")
             return kept["history"], attacker.eval()
@@ -131,6 +135,7 @@ def generative(
         "train_limit": ctx.train_limit,
         "final_norm": final_norm,
         "c2_alongside": c2_alongside,
+        "compare_t": list(compare_t),  # which Fig 6 panels are drawn
         "images": images,
     }
     data = replace(ctx.training_data(), test=ctx.data.test.head(images, "images"))
