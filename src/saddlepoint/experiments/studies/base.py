@@ -169,17 +169,18 @@ class StudyContext:
         save_checkpoint(path, model, metadata)
         return self._loaded(key)
 
+    def part_key(self, params: dict[str, Any]) -> dict[str, Any]:
+        """What a kept part of a section depends on, JSON-comparable: ``params``, the run's
+        ``inputs()`` and the bytes of every model loaded so far."""
+        key = {**params, "_inputs": self.inputs(), "_models": dict(self.used_models)}
+        return json.loads(json.dumps(key, default=str))
+
     def kept(self, name: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
         """``compute()``'s JSON value, kept in ``kept/NAME.json``: a long section stores each of
         its parts as it finishes, so a run stopped mid-section recomputes only the parts it
         lacks. A kept value is reused when ``params``, the run's ``inputs()`` and the bytes of
         every model loaded so far are unchanged; otherwise it is computed again."""
-        key = json.loads(
-            json.dumps(
-                {**params, "_inputs": self.inputs(), "_models": dict(self.used_models)},
-                default=str,
-            )
-        )
+        key = self.part_key(params)
         path = self.folder / "kept" / f"{name}.json"
         if path.is_file():
             try:

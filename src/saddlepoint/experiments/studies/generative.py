@@ -3,7 +3,6 @@ over the intensity t."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 
@@ -63,13 +62,12 @@ def _attacker_run(
     on): its per-epoch rows and its attacker, kept in the run folder
     (``models/attacker-MODE-tT.pt``) so a stopped study resumes at the next run."""
     path = ctx.folder / "models" / f"attacker-{config.mode}-t{config.t:g}.pt"
-    recipe = {
-        "config": {k: v for k, v in asdict(config).items() if k != "device"},
-        "inputs": ctx.inputs(),
-        "test_images": len(data.test),
-        "classifiers": {k: v for k, v in ctx.used_models.items() if k.endswith(config.mode)},
-    }
-    recipe = json.loads(json.dumps(recipe, default=str))
+    recipe = ctx.part_key(
+        {
+            "config": {k: v for k, v in asdict(config).items() if k != "device"},
+            "test_images": len(data.test),
+        }
+    )
     attacker = PerturbationGenerator(
         ctx.data.shape,
         t=config.t,
