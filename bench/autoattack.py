@@ -3,8 +3,8 @@
 Models (trained here when missing, into runs/bench/): an undefended MNIST CNN, the demo's
 fast-AT MNIST CNN (FGSM from a random start, 3 epochs: catastrophic overfitting makes it a
 gradient-masking test), a PGD-AT MNIST CNN (Linf 0.3, 10 steps of 0.05, 8 epochs), a TRADES
-MNIST CNN (beta 6, the same attack and epochs) and a PGD-AT Fashion-MNIST CNN (Linf 0.1, 10 steps of 0.025, 8 epochs). Each is attacked at its eps on the
-first --images test images by
+MNIST CNN (beta 6, the same attack and epochs) and a PGD-AT Fashion-MNIST CNN (Linf 0.1, 10
+steps of 0.025, 8 epochs). Each is attacked at its eps on the first --images test images by
 
   apgd-ensemble   APGD-CE then APGD-DLR (ours, the cheap option)
   apgd-strong     APGD-CE, APGD-T, APGD-DLR (ours)

@@ -7,7 +7,6 @@ from saddlepoint.train.recipe import TrainedClassifier, train_classifier
 from saddlepoint.train.trainer import make_optimizer, recipe_tag, train_model
 
 __all__ = [
-    "recipe_tag",
     "BatchTransform",
     "EpochRecord",
     "History",
@@ -15,6 +14,7 @@ __all__ = [
     "TrainedClassifier",
     "TrainingDefense",
     "make_optimizer",
+    "recipe_tag",
     "train_classifier",
     "train_model",
 ]
