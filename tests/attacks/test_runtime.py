@@ -85,3 +85,21 @@ def test_a_query_only_attack_takes_the_layout_a_gradient_attack_measured(monkeyp
     assert model.seen and all(model.seen)
     assert torch.equal(after.queries, before.queries)  # the layout cost it no query
     assert torch.allclose(after.adversarial, before.adversarial, atol=1e-5)
+
+
+def test_reproducible_plans_follow_the_rule_without_timing(monkeypatch):
+    def clock(*args):
+        raise AssertionError("timed a layout inside reproducible_plans")
+
+    monkeypatch.setattr(runtime, "_faster_layout", clock)
+    monkeypatch.setattr(runtime, "_faster_precision", clock)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    sample = torch.rand(2, 1, 6, 6)
+    conv, linear = tiny_convnet().eval(), nn.Sequential(nn.Flatten(), nn.Linear(36, 3)).eval()
+    with runtime.reproducible_plans():
+        assert plan_execution(conv, sample, 50, precision="auto") == ExecutionPlan(50, True)
+        assert not plan_execution(linear, sample, 50).channels_last
+        assert measured_layout(conv, sample)  # query-only attacks follow the same rule
+        explicit = plan_execution(conv, sample, 50, memory_format="contiguous")
+        assert not explicit.channels_last
+    assert not measured_layout(conv, sample)  # outside, only a measurement counts

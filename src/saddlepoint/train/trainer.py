@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from saddlepoint.attacks.runtime import reproducible_plans
 from saddlepoint.data.base import ImageData
 from saddlepoint.evaluate.metrics import summarize_logits
 from saddlepoint.fileio import atomic_path
@@ -118,7 +119,9 @@ def train_model(
 ) -> History:
     """Train ``model`` on ``data.train``, validating on ``data.val`` after each epoch.
 
-    Deterministic on CPU for a given ``config.seed``; the caller's RNG state is untouched.
+    Deterministic on CPU for a given ``config.seed``, across processes too (attacks inside
+    training take their memory layout from a fixed rule, not from timing); the caller's RNG
+    state is untouched.
     With ``config.patience``, training stops when validation loss has not improved for that
     many epochs and the best weights are restored. The model ends in eval mode.
 
@@ -141,7 +144,8 @@ def train_model(
     stale = 0
     generator = torch.Generator().manual_seed(config.seed)
     first = 1
-    with seeded(config.seed, device):
+    # the training attack's layout by rule, not by the clock: rounding feeds into the weights
+    with seeded(config.seed, device), reproducible_plans():
         saved = _load_state(resume, resume_tag) if resume is not None else None
         if saved is not None:
             model.load_state_dict(saved["model"])
