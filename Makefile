@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 # The layering contract in pyproject.toml: an import from a lower layer to a higher one fails
 # here, naming the importing module, the imported one and the line.
