@@ -120,6 +120,29 @@ def test_bf16_training_learns_keeps_float32_weights_and_records_itself(digits):
         TrainConfig(precision="int8")
 
 
+def test_channels_last_training_feeds_that_layout_and_hands_back_the_usual_one(digits):
+    seen = []
+
+    def spy(_module, inputs):
+        seen.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+
+    torch.manual_seed(0)
+    model = build_model("cnn", in_shape=digits.shape, num_classes=10)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    handle = conv.register_forward_pre_hook(spy)
+    config = TrainConfig(epochs=6, device="cpu", precision="bf16", memory_format="channels_last")
+    train_model(model, digits, config, progress=False)
+    handle.remove()
+    assert seen and all(seen[: len(digits.train) // 64])  # every training batch, channels-last
+    assert all(p.is_contiguous() for p in model.parameters())  # saved as usual
+    accuracy = (model(digits.test.images).argmax(1) == digits.test.labels).float().mean()
+    assert accuracy >= 0.9
+    assert config.to_dict()["memory_format"] == "channels_last"
+    assert "memory_format" not in TrainConfig().to_dict()  # older records keep their digest
+    with pytest.raises(ValueError, match="'memory_format' parameter of TrainConfig"):
+        TrainConfig(memory_format="nhwc")
+
+
 @pytest.mark.parametrize(
     "make_defense",
     [

@@ -17,6 +17,10 @@ class TrainConfig:
     'onecycle' (warm-up to ``lr`` over the first 30%, then cosine decay; Smith, 2018).
     ``precision`` 'bf16' or 'fp16' runs forward and backward under autocast with float32 master
     weights (fp16 with a gradient scaler, on CUDA); validation and metrics stay float32.
+    ``memory_format`` 'channels_last' stores a convolutional model's weights and batches
+    channels-last while training (faster on CPUs, most of all with bf16); the saved weights are
+    the same tensors in the usual layout. Float rounding differs from 'contiguous', so the two
+    give different (equally valid) models.
     """
 
     epochs: int = 10
@@ -30,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    memory_format: str = "contiguous"
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
@@ -44,10 +49,14 @@ class TrainConfig:
             check_number(owner, "patience", self.patience, low=1, integer=True)
         check_number(owner, "seed", self.seed, low=0, integer=True)
         check_choice(owner, "precision", self.precision, ["fp32", "bf16", "fp16"])
+        check_choice(owner, "memory_format", self.memory_format, ["contiguous", "channels_last"])
 
     def to_dict(self) -> dict:
-        """The settings; the precision only where it is not float32, so older records match."""
+        """The settings; precision and layout only where not the defaults, so older records
+        match."""
         values = asdict(self)
         if values["precision"] == "fp32":
             del values["precision"]
+        if values["memory_format"] == "contiguous":
+            del values["memory_format"]
         return values

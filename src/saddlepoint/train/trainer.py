@@ -76,9 +76,12 @@ def _run_epoch(
     )
     low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    channels_last = config.memory_format == "channels_last"
     for images, labels, index in batches:
         images, labels = images.to(device), labels.to(device)
         images, labels = defense.batch(model, images, labels, index)
+        if channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
         model.train()
         if low is None:
             loss, logits = defense.loss(model, images, labels)
@@ -135,6 +138,8 @@ def train_model(
     defense = as_defense(transform)
     device = resolve_device(config.device)
     model.to(device)
+    if config.memory_format == "channels_last":  # before the optimizer: its state follows
+        model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = -(-len(data.train) // config.batch_size)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
@@ -236,6 +241,8 @@ def train_model(
         model.load_state_dict(best_state)
     else:
         history.best_epoch = len(history.epochs)
+    if config.memory_format == "channels_last":
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
 
