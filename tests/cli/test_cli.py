@@ -87,9 +87,10 @@ def test_recipe_fills_what_the_config_and_command_line_leave(tmp_path):
     assert (args.dataset, args.model, args.epochs, args.defense) == (
         "mnist",
         "mnist-cnn",
-        8,
+        20,
         "trades",
     )
+    assert (args.precision, args.memory_format) == ("bf16", "channels_last")
     assert (args.defense_eps, args.defense_steps, args.defense_step, args.beta) == (
         "0.3",
         10,
