@@ -139,7 +139,7 @@ def train_model(
     device = resolve_device(config.device)
     model.to(device)
     if config.memory_format == "channels_last":  # before the optimizer: its state follows
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in the stubs
     optimizer = make_optimizer(model, config)
     steps_per_epoch = -(-len(data.train) // config.batch_size)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
@@ -242,7 +242,7 @@ def train_model(
     else:
         history.best_epoch = len(history.epochs)
     if config.memory_format == "channels_last":
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     model.eval()
     return history
 
