@@ -138,8 +138,9 @@ def train_model(
     defense = as_defense(transform)
     device = resolve_device(config.device)
     model.to(device)
-    if config.memory_format == "channels_last":  # before the optimizer: its state follows
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in the stubs
+    if config.memory_format == "channels_last":  # before the optimizer (its state follows);
+        # Module.to(memory_format=) is missing from torch's stubs
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = make_optimizer(model, config)
     steps_per_epoch = -(-len(data.train) // config.batch_size)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
