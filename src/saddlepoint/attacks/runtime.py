@@ -210,16 +210,14 @@ def plan_execution(
     conv = _has_conv(model) and sample.dim() == 4
     fixed_layout = None if memory_format == "auto" else memory_format == "channels_last"
     size = int(batch_size) if batch_size != "auto" else None
-    if size is not None and fixed_layout is not None and precision != "auto":
-        return ExecutionPlan(size, fixed_layout and conv, precision)
-    if _reproducible:
+    if _reproducible:  # the rule settles what timing would have
         if fixed_layout is None:
             fixed_layout = _rule_layout(model, sample)
         if precision == "auto":
             precision = "bf16" if native_bf16(sample.device) else "fp32"
-        if size is not None:
-            return ExecutionPlan(size, fixed_layout and conv, precision)
         memory_format = "channels_last" if fixed_layout else "contiguous"
+    if size is not None and fixed_layout is not None and precision != "auto":
+        return ExecutionPlan(size, fixed_layout and conv, precision)
     key = _PlanKey(
         tuple(sample.shape[1:]),
         str(sample.device),
