@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from saddlepoint.attacks import runtime
 from saddlepoint.data import load_dataset
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining
 from saddlepoint.models import build_model
@@ -221,8 +222,6 @@ def test_a_training_state_with_another_tag_is_not_resumed(digits, tmp_path):
 def test_adversarial_training_does_not_depend_on_which_layout_the_clock_favours(monkeypatch):
     # The layout changes float32 rounding, which adversarial training feeds into the weights;
     # a timed choice made two runs of one seed differ. Inside training a fixed rule decides.
-    from saddlepoint.attacks import runtime
-
     data = load_dataset("digits", size=28)
     small = type(data)(data.name, data.train.head(256), data.val, data.test, data.class_names)
     weights = []
