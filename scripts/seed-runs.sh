@@ -2,6 +2,8 @@
 # The seed files at the seeds' settings on the datasets this machine has, one after another;
 # each run folder resumes where it stopped, so re-running this script continues the queue.
 #   bash scripts/seed-runs.sh [NAME ...]     (default: every run below, in order)
+# A run folder missing here (a new machine) is first restored from runs-kept/NAME, the snapshot
+# that `python scripts/keep-runs.py watch NAME...` commits as a run goes (see that script).
 # Each finished run's tables and figures go to docs/studies/NAME/README.md, opened by the seed's
 # findings beside ours (docs/studies/NAME/findings.md, written by hand from the run) when there
 # is one; runs/NAME/report.html gets the same table.
@@ -12,6 +14,7 @@ sp=".venv/bin/saddlepoint"
 run() {  # run NAME FILE [study-run options...]
     local name=$1 file=$2
     shift 2
+    .venv/bin/python scripts/keep-runs.py restore "$name"
     echo "== $name: $sp study run $file --out runs/$name $* ($(date -u +%H:%M:%S))"
     "$sp" --quiet study run "$file" --out "runs/$name" "$@"
     render "$name"
@@ -28,6 +31,7 @@ reuse_original() {  # reuse_original FROM TO KEY: 002 §3's and §4's network is
     # recipe, so the study takes it as its own model KEY instead of training it again; when
     # 002 §2's run folder is gone the study trains that network itself)
     local from="runs/$1/models/classifier.safetensors" to="runs/$2/models/$3.safetensors"
+    .venv/bin/python scripts/keep-runs.py restore "$1" "$2"
     [ -f "$from" ] || return 0
     mkdir -p "runs/$2/models"
     [ -f "$to" ] || cp "$from" "$to"

@@ -1,0 +1,139 @@
+"""Keep long runs across machines: snapshot run folders into the repository, and bring them back.
+
+A session's machine is new each time, so ``runs/`` (ignored by git) does not survive it. A seed run
+that outlasts one session keeps its resumable state -- the results stores, the finished models and
+the per-epoch training checkpoints -- in ``runs-kept/NAME/``, committed as it goes; the next
+session's ``scripts/seed-runs.sh`` copies it back into ``runs/NAME/`` and the run resumes there.
+
+    python scripts/keep-runs.py snapshot NAME...            copy runs/NAME into runs-kept/NAME
+    python scripts/keep-runs.py snapshot --commit NAME...   ... and commit runs-kept/ alone
+    python scripts/keep-runs.py watch --every 900 NAME...   snapshot and commit until killed
+    python scripts/keep-runs.py restore NAME...             copy runs-kept/NAME back when runs/NAME is missing
+
+SQLite stores are copied through SQLite's backup API, so a store being written is copied whole and
+consistent; every other file is written atomically by the toolkit and is copied as it is. The HTML
+report is left out (it is rebuilt from the store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs"
+KEPT = ROOT / "runs-kept"
+SKIPPED_SUFFIXES = (".html", "-journal", "-wal", "-shm", ".tmp", ".lock")
+
+
+def _kept_files(folder: Path) -> dict[Path, Path]:
+    """Every file of a run folder worth keeping, by its path relative to the folder."""
+    files = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES) and ".tmp" not in path.name:
+            files[path.relative_to(folder)] = path
+    return files
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def snapshot(name: str) -> bool:
+    """Copy runs/NAME into runs-kept/NAME; True when anything changed."""
+    source, target = RUNS / name, KEPT / name
+    if not source.is_dir():
+        print(f"keep-runs: no run folder {source}; skipped", file=sys.stderr)
+        return False
+    changed = False
+    files = _kept_files(source)
+    for rel, path in files.items():
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if path.suffix == ".sqlite":
+                tmp.unlink()
+                _copy_sqlite(path, tmp)
+            else:
+                shutil.copyfile(path, tmp)
+            if dest.is_file() and filecmp.cmp(tmp, dest, shallow=False):
+                continue
+            os.replace(tmp, dest)
+            changed = True
+        finally:
+            tmp.unlink(missing_ok=True)
+    for path in list(target.rglob("*")) if target.is_dir() else []:
+        if path.is_file() and path.relative_to(target) not in files:
+            path.unlink()  # gone from the run (a training checkpoint once its model is final)
+            changed = True
+    return changed
+
+
+def commit(names: list[str]) -> None:
+    """Commit runs-kept/NAME for the given runs, and nothing else that may be staged."""
+    paths = [str((KEPT / name).relative_to(ROOT)) for name in names if (KEPT / name).exists()]
+    if not paths:
+        return
+    subprocess.run(["git", "add", "-A", "--", *paths], cwd=ROOT, check=True)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--quiet", "--", *paths], cwd=ROOT, check=False
+    )
+    if staged.returncode == 0:
+        return
+    message = f"runs-kept: snapshot of {', '.join(names)} ({time.strftime('%Y-%m-%d %H:%M')})"
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=True)
+
+
+def restore(name: str) -> None:
+    """Copy runs-kept/NAME into runs/NAME when the run folder is missing."""
+    source, target = KEPT / name, RUNS / name
+    if target.exists() or not source.is_dir():
+        return
+    shutil.copytree(source, target)
+    print(f"keep-runs: restored {target} from {source}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["snapshot", "watch", "restore"])
+    parser.add_argument("names", nargs="+", metavar="NAME", help="run folder names under runs/")
+    parser.add_argument("--commit", action="store_true", help="commit runs-kept/NAME after")
+    parser.add_argument(
+        "--every", type=float, default=900.0, help="watch: seconds between snapshots"
+    )
+    args = parser.parse_args(argv)
+    if args.action == "restore":
+        for name in args.names:
+            restore(name)
+        return 0
+    while True:
+        changed = [name for name in args.names if snapshot(name)]
+        if changed and (args.commit or args.action == "watch"):
+            try:
+                commit(changed)
+            except subprocess.CalledProcessError as error:  # a busy index: next round
+                print(f"keep-runs: commit failed ({error}); retried next round", file=sys.stderr)
+        if args.action == "snapshot":
+            return 0
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
