@@ -48,14 +48,15 @@ def _copy_sqlite(source: Path, target: Path) -> None:
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
+        dst.execute("pragma journal_mode=delete")  # one self-contained file, no -wal beside it
     finally:
         dst.close()
         src.close()
 
 
-def snapshot(name: str) -> bool:
+def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT) -> bool:
     """Copy runs/NAME into runs-kept/NAME; True when anything changed."""
-    source, target = RUNS / name, KEPT / name
+    source, target = runs / name, kept / name
     if not source.is_dir():
         print(f"keep-runs: no run folder {source}; skipped", file=sys.stderr)
         return False
@@ -101,9 +102,9 @@ def commit(names: list[str]) -> None:
     subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=True)
 
 
-def restore(name: str) -> None:
+def restore(name: str, runs: Path = RUNS, kept: Path = KEPT) -> None:
     """Copy runs-kept/NAME into runs/NAME when the run folder is missing."""
-    source, target = KEPT / name, RUNS / name
+    source, target = kept / name, runs / name
     if target.exists() or not source.is_dir():
         return
     shutil.copytree(source, target)

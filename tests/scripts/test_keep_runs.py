@@ -1,0 +1,61 @@
+"""scripts/keep-runs.py: a run folder survives a new machine through runs-kept/."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "keep-runs.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("keep_runs", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(path: Path) -> list[tuple]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("select value from results order by value").fetchall()
+    finally:
+        connection.close()
+
+
+def test_snapshot_and_restore_round_trip(tmp_path: Path) -> None:
+    keep = _module()
+    runs, kept = tmp_path / "runs", tmp_path / "runs-kept"
+    run = runs / "study"
+    (run / "models").mkdir(parents=True)
+    store = sqlite3.connect(run / "run.sqlite")
+    store.execute("pragma journal_mode=wal")  # as the toolkit's stores are
+    store.execute("create table results (value integer)")
+    store.executemany("insert into results values (?)", [(1,), (2,)])
+    store.commit()  # still open: committed rows sit in the WAL file, not yet in run.sqlite
+    (run / "models" / "a.training.pt").write_bytes(b"epoch 3")
+    (run / "report.html").write_text("rebuilt from the store")
+
+    assert keep.snapshot("study", runs, kept)
+    assert not keep.snapshot("study", runs, kept)  # nothing changed: nothing to commit
+    assert _rows(kept / "study" / "run.sqlite") == [(1,), (2,)]
+    assert not (kept / "study" / "report.html").exists()
+    assert sorted(p.name for p in (kept / "study").iterdir()) == ["models", "run.sqlite"]
+
+    store.execute("insert into results values (3)")
+    store.commit()
+    store.close()
+    (run / "models" / "a.training.pt").unlink()  # the model finished
+    (run / "models" / "a.safetensors").write_bytes(b"weights")
+    assert keep.snapshot("study", runs, kept)
+    assert sorted(p.name for p in (kept / "study" / "models").iterdir()) == ["a.safetensors"]
+
+    new_runs = tmp_path / "new-machine"
+    keep.restore("study", new_runs, kept)
+    assert _rows(new_runs / "study" / "run.sqlite") == [(1,), (2,), (3,)]
+    assert (new_runs / "study" / "models" / "a.safetensors").read_bytes() == b"weights"
+    (new_runs / "study" / "models" / "a.safetensors").write_bytes(b"newer")
+    keep.restore("study", new_runs, kept)  # an existing run folder is never overwritten
+    assert (new_runs / "study" / "models" / "a.safetensors").read_bytes() == b"newer"
