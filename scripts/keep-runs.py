@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"
 KEPT = ROOT / "runs-kept"
+_MISSING: set[str] = set()
 SKIPPED_SUFFIXES = (".html", "-journal", "-wal", "-shm", ".tmp", ".lock")
 
 
@@ -58,7 +59,9 @@ def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT) -> bool:
     """Copy runs/NAME into runs-kept/NAME; True when anything changed."""
     source, target = runs / name, kept / name
     if not source.is_dir():
-        print(f"keep-runs: no run folder {source}; skipped", file=sys.stderr)
+        if name not in _MISSING:  # said once: the queue has not reached it yet
+            print(f"keep-runs: no run folder {source} yet; skipped", file=sys.stderr)
+            _MISSING.add(name)
         return False
     changed = False
     files = _kept_files(source)
