@@ -2,6 +2,8 @@
 # The seed files at the seeds' settings on the datasets this machine has, one after another;
 # each run folder resumes where it stopped, so re-running this script continues the queue.
 #   bash scripts/seed-runs.sh [NAME ...]     (default: every run below, in order)
+#   bash scripts/seed-runs.sh --background   (what is left: two queues, one core each, and the
+#                                             watcher that commits their state to runs-kept/)
 # A run folder missing here (a new machine) is first restored from runs-kept/NAME, the snapshot
 # that `python scripts/keep-runs.py watch NAME...` commits as a run goes (see that script).
 # Each finished run's tables and figures go to docs/studies/NAME/README.md, opened by the seed's
@@ -74,6 +76,23 @@ ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-
     seed000-s4-fashion seed002-s4-fashion seed000-s3-fashion seed000-s5-fashion seed002-s3-mnist
     seed002-s3-fashion)
 
+# What is left, as two queues (one core each). A listed run that has finished costs little (its
+# folder comes back from runs-kept/ and every section is skipped); take it out once its report
+# and findings are in docs/studies/.
+QUEUE_A=(seed002-s2-fashion seed000-s3-mnist seed004-mnist seed002-s4-fashion seed000-s3-fashion
+    seed002-s3-fashion)
+QUEUE_B=(seed000-s5-mnist seed000-s4-fashion seed000-s5-fashion seed002-s3-mnist)
+
+if [ "${1:-}" = "--background" ]; then  # both queues and the keep-runs watcher, detached
+    mkdir -p runs/logs
+    stamp=$(date -u +%Y%m%d-%H%M)
+    OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_A[@]}" > "runs/logs/queue-a-$stamp.log" 2>&1 &
+    OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_B[@]}" > "runs/logs/queue-b-$stamp.log" 2>&1 &
+    nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${QUEUE_A[@]}" \
+        "${QUEUE_B[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
+    echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
+    exit 0
+fi
 if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
     shift
     for name in "$@"; do render "$name"; done
