@@ -49,7 +49,7 @@ declare -A RUNS=(
     [seed000-s4-mnist]="run seed000-s4-mnist experiments/seed000-s4-overfitting-cifar10.yaml --dataset mnist --train-limit 10000 --param images=2000"
     # the grid on 1,000 test images (not 10,000): about a tenth of the ~4.5 h the full grid takes
     [seed000-s2-mnist]="run seed000-s2-mnist experiments/seed000-s2-grid-cifar10.yaml --dataset mnist --param images=1000"
-    # the attacks on 1,000 validation images (not 10,000); every model trains as in the file
+    # the attacks on the first 1,000 test images (not 10,000); every model trains as in the file
     [seed000-s5-mnist]="run seed000-s5-mnist experiments/seed000-s5-defenses-cifar10.yaml --dataset mnist --param images=1000"
     # the transfer attacks on 2,000 test images (not 10,000); every surrogate trains as in the file
     [seed000-s3-mnist]="run seed000-s3-mnist experiments/seed000-s3-transfer-cifar10.yaml --dataset mnist --param images=2000"
