@@ -83,21 +83,27 @@ QUEUE_A=(seed002-s2-fashion seed000-s3-mnist seed004-mnist seed002-s4-fashion se
     seed002-s3-fashion)
 QUEUE_B=(seed000-s5-mnist seed000-s4-fashion seed000-s5-fashion seed002-s3-mnist)
 
-if [ "${1:-}" = "--background" ]; then  # both queues and the keep-runs watcher, detached
-    mkdir -p runs/logs
-    stamp=$(date -u +%Y%m%d-%H%M)
-    OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_A[@]}" > "runs/logs/queue-a-$stamp.log" 2>&1 &
-    OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_B[@]}" > "runs/logs/queue-b-$stamp.log" 2>&1 &
-    nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${QUEUE_A[@]}" \
-        "${QUEUE_B[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
-    echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
-    exit 0
-fi
-if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
-    shift
-    for name in "$@"; do render "$name"; done
-    exit 0
-fi
-for name in "${@:-${ORDER[@]}}"; do
-    eval "${RUNS[$name]}"
-done
+# The whole entry point is one function, called on the last line: bash reads a script as it runs
+# it, so an edit to this file while a queue runs could otherwise change what the queue does next.
+main() {
+    if [ "${1:-}" = "--background" ]; then  # both queues and the keep-runs watcher, detached
+        mkdir -p runs/logs
+        stamp=$(date -u +%Y%m%d-%H%M)
+        OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_A[@]}" > "runs/logs/queue-a-$stamp.log" 2>&1 &
+        OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_B[@]}" > "runs/logs/queue-b-$stamp.log" 2>&1 &
+        nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${QUEUE_A[@]}" \
+            "${QUEUE_B[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
+        echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
+        exit 0
+    fi
+    if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
+        shift
+        for name in "$@"; do render "$name"; done
+        exit 0
+    fi
+    for name in "${@:-${ORDER[@]}}"; do
+        eval "${RUNS[$name]}"
+    done
+}
+
+main "$@"; exit
