@@ -52,7 +52,7 @@ def paired(rows: list[dict], field: str, a, b, split: str | None = None) -> None
         if value != a or (key, b) not in table:
             continue
         other = table[(key, b)]
-        group = groups[dict(zip(rest, key))[split] if split else "all"]
+        group = groups[dict(zip(rest, key))[split] if split else "every setting given"]
         group[0 if accuracy < other else 1 if accuracy > other else 2] += 1
         group[3].append(100 * (other - accuracy))
     for name, (wins, losses, ties, gains) in sorted(groups.items()):
@@ -71,7 +71,7 @@ def main(run: str) -> None:
         print("  accuracy by n:          ", by(part, "steps"))
         print("  accuracy by eta (k/255):", by(part, "step_k"))
         top = [r for r in part if r["eps_k"] == (8 if norm == "linf" else 4)]
-        paired(top, "random_start", 1, 0)
+        paired(top, "random_start", 1, 0)  # at the fixed radius only
         paired(part, "random_start", 1, 0, split="eps_k")
         paired(part, "loss", "mse", "ce")
         paired(part, "loss", "mse", "ce", split="step_k")
