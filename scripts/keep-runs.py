@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -28,18 +27,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from saddlepoint.fileio import atomic_path
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"
 KEPT = ROOT / "runs-kept"
 _MISSING: set[str] = set()
-SKIPPED_SUFFIXES = (".html", "-journal", "-wal", "-shm", ".tmp", ".lock")
+# the report (rebuilt from the store), SQLite's side files (the backup reads through them) and
+# the toolkit's own half-written temporaries (atomic_path's ".part")
+SKIPPED_SUFFIXES = (".html", "-journal", "-wal", "-shm", ".part", ".lock")
 
 
 def _kept_files(folder: Path) -> dict[Path, Path]:
     """Every file of a run folder worth keeping, by its path relative to the folder."""
     files = {}
     for path in folder.rglob("*"):
-        if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES) and ".tmp" not in path.name:
+        if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES):
             files[path.relative_to(folder)] = path
     return files
 
@@ -66,23 +69,17 @@ def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT) -> bool:
     changed = False
     files = _kept_files(source)
     for rel, path in files.items():
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            if path.suffix == ".sqlite":
-                tmp.unlink()
-                _copy_sqlite(path, tmp)
-            else:
-                shutil.copyfile(path, tmp)
-            if dest.is_file() and filecmp.cmp(tmp, dest, shallow=False):
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = path
+            if path.suffix == ".sqlite":  # a consistent copy first, then compare as any file
+                copy = Path(scratch) / path.name
+                _copy_sqlite(path, copy)
+            dest = target / rel
+            if dest.is_file() and filecmp.cmp(copy, dest, shallow=False):
                 continue
-            os.replace(tmp, dest)
+            with atomic_path(dest) as temporary:
+                shutil.copyfile(copy, temporary)
             changed = True
-        finally:
-            tmp.unlink(missing_ok=True)
     for path in list(target.rglob("*")) if target.is_dir() else []:
         if path.is_file() and path.relative_to(target) not in files:
             path.unlink()  # gone from the run (a training checkpoint once its model is final)

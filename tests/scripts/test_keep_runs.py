@@ -37,6 +37,7 @@ def test_snapshot_and_restore_round_trip(tmp_path: Path) -> None:
     store.commit()  # still open: committed rows sit in the WAL file, not yet in run.sqlite
     (run / "models" / "a.training.pt").write_bytes(b"epoch 3")
     (run / "report.html").write_text("rebuilt from the store")
+    (run / ".report.html.x1y2.part").write_text("half written")  # an atomic write under way
 
     assert keep.snapshot("study", runs, kept)
     assert not keep.snapshot("study", runs, kept)  # nothing changed: nothing to commit
