@@ -256,3 +256,17 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
     assert f"dataset = {dataset['name']}" in changed
     for key, value in TINY[name].items():  # the report says what the run changed
         assert (f"params.{key} = " in changed) == (not same(study["params"].get(key), value))
+
+
+def test_the_transfer_file_keeps_all_four_depths_on_28x28_images(tmp_path):
+    # The seed's 4-block surrogate leaves a 28x28 image no pixels; the file pads to 32x32.
+    name = "seed000-s3-transfer-cifar10.yaml"
+    study = load_study(EXPERIMENTS / name)
+    dataset = _tiny_dataset(tmp_path / "data", "mnist")
+    params = {**study["params"], "images": 3, "epochs": 1, "widths": [8]}
+    run_study(
+        study, tmp_path / "run", progress=False, overrides={"dataset": dataset, "params": params}
+    )
+    with RunLog(tmp_path / "run") as log:
+        rows = next(s for s in log.sections() if s.key == "transfer").table("transfer").records()
+    assert sorted({r["value"] for r in rows if r["family"] == "depth"}) == [1, 2, 3, 4]

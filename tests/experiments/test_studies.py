@@ -459,3 +459,17 @@ def test_defenses_study_stopped_mid_section_keeps_the_finished_models_rows(tmp_p
     assert len(audited) == 3  # the first two models' rows were kept
     plain = lambda rows: [[None if v != v else v for v in row] for row in rows]  # noqa: E731
     assert plain(resumed.rows) == plain(whole.rows)
+
+
+def test_transfer_surrogate_too_deep_for_the_images_fails_first(tmp_path):
+    # Digits are 8x8: three 2x2 'valid' blocks with pooling leave nothing. The study says so
+    # before training anything, naming the parameter that mends it; padding mends it.
+    params = dict(target="cnn", depths=[1, 3], depth_width=4, widths=[4], width_depth=1)
+    params.update(epochs=1, images=10, eps=0.1, pgd_steps=2)
+    with pytest.raises(ValueError, match="surrogate_pad_to") as error:
+        study(tmp_path / "bare", "transfer", **params)
+    assert "depth 3" in str(error.value) and "8x8" in str(error.value)
+    assert not list((tmp_path / "bare").rglob("*.safetensors"))
+    sections = study(tmp_path / "padded", "transfer", surrogate_pad_to=16, **params)
+    rows = sections["transfer"].table("transfer").records()
+    assert sorted({r["value"] for r in rows if r["family"] == "depth"}) == [1, 3]

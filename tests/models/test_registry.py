@@ -83,3 +83,21 @@ def test_normalization_is_inside_the_model():
     model = build_model("mlp", in_shape=(1, 2, 2), num_classes=2, mean=[0.5], std=[0.25])
     x = torch.full((1, 1, 2, 2), 0.75)
     assert torch.allclose(model.normalize(x), torch.ones_like(x))
+
+
+def test_pad_to_is_zero_padding_in_pixel_space():
+    # The seed's 4-block surrogate on 28x28 images, padded to 32x32, is the 32x32 model applied
+    # to the image with a zero border (before normalization: black, MNIST's background).
+    with pytest.raises(ValueError, match="shrink"):
+        build_model("surrogate-cnn", in_shape=MNIST, num_classes=10, depth=4)
+    options = dict(num_classes=10, depth=4, width=8, mean=[0.13], std=[0.31])
+    padded = build_model("surrogate-cnn", in_shape=MNIST, pad_to=32, **options).eval()
+    large = build_model("surrogate-cnn", in_shape=(1, 32, 32), **options).eval()
+    large.load_state_dict(padded.state_dict())
+    x = torch.rand(5, *MNIST)
+    bordered = torch.zeros(5, 1, 32, 32)
+    bordered[:, :, 2:30, 2:30] = x
+    assert torch.allclose(padded(x), large(bordered), atol=1e-5)
+    assert params("surrogate-cnn", depth=4, pad_to=32) == 69386  # a no-op at CIFAR-10's size
+    with pytest.raises(ValueError, match="pad_to"):
+        build_model("surrogate-cnn", in_shape=MNIST, num_classes=10, pad_to=20)

@@ -37,6 +37,9 @@ class ConvNet(nn.Module):
         head: 'flatten' the last feature map, or 'gap' (global average pooling) first.
         hidden: sizes of hidden dense layers before the output (an empty list for none).
         mean, std: per-channel normalization applied inside the model (None for identity).
+        pad_to: zero-pad the input (in pixel space, before normalization) to pad_to x pad_to,
+            centred, so that an architecture made for larger images (seed 000's 4-block
+            surrogate needs CIFAR-10's 32x32) also runs on 28x28 ones; None pads nothing.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class ConvNet(nn.Module):
         hidden: int | Sequence[int] = (128,),
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        pad_to: int | None = None,
     ) -> None:
         super().__init__()
         owner = "ConvNet"
@@ -66,6 +70,7 @@ class ConvNet(nn.Module):
         check_choice(owner, "pool", pool, ["max", "avg", "none"])
         check_choice(owner, "head", head, ["flatten", "gap"])
         in_channels = int(in_shape[0])
+        self.pad = _padding(in_shape, pad_to)
         self.normalize = Normalize(mean, std or ()) if mean is not None else nn.Identity()
         layers: list[nn.Module] = []
         previous = in_channels
@@ -85,7 +90,7 @@ class ConvNet(nn.Module):
         self.features.eval()  # probe the output shape without touching batch-norm statistics
         try:
             with torch.no_grad():
-                out = self.features(torch.zeros(1, *[int(s) for s in in_shape]))
+                out = self.features(self.pad(torch.zeros(1, *[int(s) for s in in_shape])))
         except RuntimeError:
             out = torch.zeros(1, 1, 0, 0)
         self.features.train()
@@ -93,7 +98,7 @@ class ConvNet(nn.Module):
             raise ValueError(
                 f"ConvNet: {len(channels)} blocks with kernel {kernel_size}, padding {padding!r} "
                 f"and pool {pool!r} shrink a {tuple(in_shape)} input to nothing. Use fewer "
-                "blocks, 'same' padding or a larger input."
+                "blocks, 'same' padding or a larger input (pad_to)."
             )
         head_layers: list[nn.Module] = []
         if head == "gap":
@@ -111,7 +116,18 @@ class ConvNet(nn.Module):
         self.head = nn.Sequential(*head_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(self.normalize(x)))
+        return self.head(self.features(self.normalize(self.pad(x))))
+
+
+def _padding(in_shape: Sequence[int], pad_to: int | None) -> nn.Module:
+    """Zero padding of an (H, W) image to pad_to x pad_to, centred (the extra pixel of an odd
+    difference goes right and bottom); identity for None."""
+    if pad_to is None:
+        return nn.Identity()
+    height, width = int(in_shape[-2]), int(in_shape[-1])
+    check_number("ConvNet", "pad_to", pad_to, low=max(height, width), integer=True)
+    dh, dw = pad_to - height, pad_to - width
+    return nn.ZeroPad2d((dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
 
 
 class MLP(nn.Module):

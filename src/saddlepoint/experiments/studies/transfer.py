@@ -19,6 +19,7 @@ from saddlepoint.experiments.studies.common import (
     plot_table,
     record_training_curves,
 )
+from saddlepoint.models import build_model
 from saddlepoint.viz.gradcam import gradcam_figure
 
 
@@ -37,11 +38,14 @@ def transfer_study(
     fgsm_eps: float | None = None,
     pgd_step: float | None = None,
     pgd_random_start: bool = True,
+    surrogate_pad_to: int | None = None,
 ) -> dict:
     """Transfer attacks from surrogates of growing depth and width onto a reference target.
 
     FGSM runs at ``fgsm_eps`` (default eps; seed 000: 2/255), PGD at eps with ``pgd_steps``
     steps of ``pgd_step`` (default 2.5 eps / steps; seed 000: 50 steps of 2/255).
+    ``surrogate_pad_to`` zero-pads every surrogate's input to that square size (32: CIFAR-10's,
+    where the seed's 4-block surrogate still has a 1x1 map; 28x28 images leave it none).
     """
     params = {
         "target": target,
@@ -57,10 +61,14 @@ def transfer_study(
         "pgd_step": pgd_step,
         "pgd_random_start": pgd_random_start,
     }
+    if surrogate_pad_to is not None:  # absent when unset: runs from before it keep their sections
+        params["surrogate_pad_to"] = surrogate_pad_to
     x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    padding = {} if surrogate_pad_to is None else {"pad_to": surrogate_pad_to}
+    surrogates = [("depth", d, {"depth": d, "width": depth_width, **padding}) for d in depths]
+    surrogates += [("width", w, {"depth": width_depth, "width": w, **padding}) for w in widths]
+    _check_surrogates_fit(ctx.data.shape, ctx.data.num_classes, surrogates, surrogate_pad_to)
     goal, goal_meta = ctx.model("target", target, epochs=epochs)
-    surrogates = [("depth", d, {"depth": d, "width": depth_width}) for d in depths]
-    surrogates += [("width", w, {"depth": width_depth, "width": w}) for w in widths]
     fgsm_radius = eps if fgsm_eps is None else fgsm_eps
     step = 2.5 * eps / pgd_steps if pgd_step is None else pgd_step
     attacks = {
@@ -176,3 +184,23 @@ def transfer_study(
 
     ctx.section("gradcam", "Grad-CAM: clean versus adversarial", params, attention)
     return {}
+
+
+def _check_surrogates_fit(
+    shape: tuple[int, int, int],
+    num_classes: int,
+    surrogates: Sequence[tuple[str, int, dict]],
+    pad_to: int | None,
+) -> None:
+    """Build every surrogate once (no training) so that one too deep for the images fails now,
+    naming the study parameter that mends it, not after the shallower ones have trained."""
+    for _, _, args in surrogates:
+        try:
+            build_model("surrogate-cnn", in_shape=shape, num_classes=num_classes, **args)
+        except ValueError as error:
+            raise ValueError(
+                f"transfer study: the surrogate of depth {args['depth']} does not fit "
+                f"{shape[1]}x{shape[2]} images (surrogate_pad_to={pad_to!r}): {error} Set the "
+                "study parameter surrogate_pad_to (for example 32, CIFAR-10's size, with "
+                "--param surrogate_pad_to=32) or use fewer depths."
+            ) from None
