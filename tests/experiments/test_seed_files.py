@@ -151,12 +151,7 @@ SEED_VALUES: dict[str, tuple[str, str, dict[str, tuple[Any, str]]]] = {
 # as a setting of the experiment itself, except the grid's value lists, cut to the first two).
 TINY: dict[str, dict[str, Any]] = {
     "seed000-s2-grid-cifar10.yaml": {"images": 2, "epochs": 1, "eps": K[:2], "eta": K[:2]},
-    "seed000-s3-transfer-cifar10.yaml": {
-        "images": 3,
-        "epochs": 1,
-        "depths": [1, 2],
-        "widths": [8, 16],
-    },
+    "seed000-s3-transfer-cifar10.yaml": {"images": 3, "epochs": 1, "widths": [8]},
     "seed000-s4-overfitting-cifar10.yaml": {
         "images": 3,
         "overtrain_epochs": 2,
@@ -258,15 +253,17 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
         assert (f"params.{key} = " in changed) == (not same(study["params"].get(key), value))
 
 
-def test_the_transfer_file_keeps_all_four_depths_on_28x28_images(tmp_path):
-    # The seed's 4-block surrogate leaves a 28x28 image no pixels; the file pads to 32x32.
-    name = "seed000-s3-transfer-cifar10.yaml"
+
+@pytest.mark.parametrize("name", sorted(n for n, v in SEED_VALUES.items() if v[1] == "cifar10"))
+def test_the_cifar10_file_runs_on_28x28_images_too(tmp_path, name):
+    # scripts/seed-runs.sh runs every CIFAR-10 file on MNIST and Fashion-MNIST (--dataset): each
+    # must build and run at 28x28 too (seed 000 §3's 4-block surrogate once could not).
     study = load_study(EXPERIMENTS / name)
     dataset = _tiny_dataset(tmp_path / "data", "mnist")
-    params = {**study["params"], "images": 3, "epochs": 1, "widths": [8]}
+    params = {**study["params"], **TINY[name]}
     run_study(
         study, tmp_path / "run", progress=False, overrides={"dataset": dataset, "params": params}
     )
     with RunLog(tmp_path / "run") as log:
-        rows = next(s for s in log.sections() if s.key == "transfer").table("transfer").records()
-    assert sorted({r["value"] for r in rows if r["family"] == "depth"}) == [1, 2, 3, 4]
+        sections = log.sections()
+    assert sections and all(s.tables or s.figures for s in sections)
