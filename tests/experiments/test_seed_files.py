@@ -253,7 +253,6 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
         assert (f"params.{key} = " in changed) == (not same(study["params"].get(key), value))
 
 
-
 @pytest.mark.parametrize("name", sorted(n for n, v in SEED_VALUES.items() if v[1] == "cifar10"))
 def test_the_cifar10_file_runs_on_28x28_images_too(tmp_path, name):
     # scripts/seed-runs.sh runs every CIFAR-10 file on MNIST and Fashion-MNIST (--dataset): each
