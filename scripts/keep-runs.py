@@ -12,7 +12,10 @@ session's ``scripts/seed-runs.sh`` copies it back into ``runs/NAME/`` and the ru
 
 SQLite stores are copied through SQLite's backup API, so a store being written is copied whole and
 consistent; every other file is written atomically by the toolkit and is copied as it is. The HTML
-report is left out (it is rebuilt from the store).
+report is left out (it is rebuilt from the store). Files over --max-mb (default 16) are left as
+they are in runs-kept/ (neither copied nor removed): every commit of a file stays in the
+repository's history, and a wide model's per-epoch checkpoint (tens of MB, rewritten each epoch)
+would add its size each round. Take them at a session's end, once, with --max-mb 0 (no limit).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ _MISSING: set[str] = set()
 # the report (rebuilt from the store), SQLite's side files (the backup reads through them) and
 # the toolkit's own half-written temporaries (atomic_path's ".part")
 SKIPPED_SUFFIXES = (".html", "-journal", "-wal", "-shm", ".part", ".lock")
+MAX_MB = 16.0
+_LARGE: set[Path] = set()
 
 
 def _kept_files(folder: Path) -> dict[Path, Path]:
@@ -58,8 +63,9 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         src.close()
 
 
-def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT) -> bool:
-    """Copy runs/NAME into runs-kept/NAME; True when anything changed."""
+def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT, max_mb: float = MAX_MB) -> bool:
+    """Copy runs/NAME into runs-kept/NAME, leaving files over ``max_mb`` (0: no limit) as they
+    are there; True when anything changed."""
     source, target = runs / name, kept / name
     if not source.is_dir():
         if name not in _MISSING:  # said once: the queue has not reached it yet
@@ -68,7 +74,14 @@ def snapshot(name: str, runs: Path = RUNS, kept: Path = KEPT) -> bool:
         return False
     changed = False
     files = _kept_files(source)
+    large = {rel for rel, path in files.items() if max_mb and path.stat().st_size > max_mb * 2**20}
+    for rel in large:
+        if source / rel not in _LARGE:  # said once per file
+            print(f"keep-runs: {source / rel} is over {max_mb:g} MB; left out", file=sys.stderr)
+            _LARGE.add(source / rel)
     for rel, path in files.items():
+        if rel in large:
+            continue
         with tempfile.TemporaryDirectory() as scratch:
             copy = path
             if path.suffix == ".sqlite":  # a consistent copy first, then compare as any file
@@ -119,13 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--every", type=float, default=900.0, help="watch: seconds between snapshots"
     )
+    parser.add_argument(
+        "--max-mb",
+        type=float,
+        default=MAX_MB,
+        help=f"leave files over this size as they are in runs-kept/ (default {MAX_MB:g}; 0: no "
+        "limit, for one snapshot of a large checkpoint at a session's end)",
+    )
     args = parser.parse_args(argv)
+    if args.max_mb < 0:
+        parser.error(f"argument --max-mb: {args.max_mb:g} is negative; give 0 (no limit) or more")
     if args.action == "restore":
         for name in args.names:
             restore(name)
         return 0
     while True:
-        changed = [name for name in args.names if snapshot(name)]
+        changed = [name for name in args.names if snapshot(name, max_mb=args.max_mb)]
         if changed and (args.commit or args.action == "watch"):
             try:
                 commit(changed)

@@ -60,3 +60,26 @@ def test_snapshot_and_restore_round_trip(tmp_path: Path) -> None:
     (new_runs / "study" / "models" / "a.safetensors").write_bytes(b"newer")
     keep.restore("study", new_runs, kept)  # an existing run folder is never overwritten
     assert (new_runs / "study" / "models" / "a.safetensors").read_bytes() == b"newer"
+
+
+def test_large_files_are_left_as_they_are_unless_asked(tmp_path: Path) -> None:
+    # Every committed version stays in git's history: a wide model's checkpoint, rewritten each
+    # epoch, is kept only when asked (--max-mb 0), and never removed by a capped round.
+    keep = _module()
+    runs, kept = tmp_path / "runs", tmp_path / "runs-kept"
+    models = runs / "study" / "models"
+    models.mkdir(parents=True)
+    (models / "wide.training.pt").write_bytes(b"e" * 3000)
+    (models / "small.safetensors").write_bytes(b"w" * 100)
+    limit = 2000 / 2**20  # MB
+
+    assert keep.snapshot("study", runs, kept, max_mb=limit)
+    assert sorted(p.name for p in (kept / "study" / "models").iterdir()) == ["small.safetensors"]
+    assert keep.snapshot("study", runs, kept, max_mb=0)  # the session's last snapshot
+    assert (kept / "study" / "models" / "wide.training.pt").read_bytes() == b"e" * 3000
+    (models / "wide.training.pt").write_bytes(b"f" * 3000)  # the next epoch
+    assert not keep.snapshot("study", runs, kept, max_mb=limit)  # left as it is, not removed
+    assert (kept / "study" / "models" / "wide.training.pt").read_bytes() == b"e" * 3000
+    (models / "wide.training.pt").unlink()  # the model finished: its checkpoint goes
+    assert keep.snapshot("study", runs, kept, max_mb=limit)
+    assert not (kept / "study" / "models" / "wide.training.pt").exists()

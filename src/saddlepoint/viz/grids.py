@@ -108,18 +108,27 @@ def flip_map_figure(
     save_figure(fig, path)
 
 
-def generative_figure(attackers: dict, images: torch.Tensor, path: str | os.PathLike[str]) -> None:
-    """Per (mode, t) key of ``attackers`` (trained attacker networks): a row of originals, the perturbations and the attacked images (seed 004's
-    figure 2)."""
-    keys = list(attackers)
+def attacked_examples(attacker: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """A trained attacker network's output on ``images`` (evaluation mode, no gradients, on
+    the attacker's device), returned on the CPU."""
+    device = next(attacker.parameters()).device
+    with torch.no_grad():
+        return attacker.eval()(images.to(device)).cpu()
+
+
+def generative_figure(
+    attacked_by: dict, images: torch.Tensor, path: str | os.PathLike[str]
+) -> None:
+    """Per (mode, t) key of ``attacked_by`` (the attacker's output on ``images``, see
+    ``attacked_examples``): a row of originals, the perturbations and the attacked images (seed
+    004's figure 2)."""
+    keys = list(attacked_by)
     n = images.shape[0]
     fig, axes = plt.subplots(
         len(keys), 3 * n, figsize=(1.0 * 3 * n, 1.15 * len(keys)), squeeze=False
     )
     for row, key in enumerate(keys):
-        attacker = attackers[key].eval()
-        with torch.no_grad():
-            attacked = attacker(images)
+        attacked = attacked_by[key]
         delta = attacked - images
         for col in range(n):
             for offset, picture, cmap in (

@@ -15,7 +15,7 @@ from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import plot_table
 from saddlepoint.fileio import atomic_path
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
-from saddlepoint.viz.grids import generative_figure
+from saddlepoint.viz.grids import attacked_examples, generative_figure
 
 SEED_SCALE = 2 * 7 * 20 * 60000  # seed 004: modes x intensities x attacker epochs x images
 
@@ -52,22 +52,17 @@ def _classifiers(ctx: StudyContext, config: GenerativeAttackConfig) -> tuple[nn.
     return pair[0], pair[1]
 
 
-def _attacker_run(
+def _trained_attacker(
     ctx: StudyContext,
     data: ImageData,
     config: GenerativeAttackConfig,
     classifiers: tuple[nn.Module, nn.Module],
+    recipe: dict,
 ) -> tuple[list[dict], PerturbationGenerator]:
-    """One (mode, t) run on ``data`` (its training images and the test images it evaluates
-    on): its per-epoch rows and its attacker, kept in the run folder
-    (``models/attacker-MODE-tT.pt``) so a stopped study resumes at the next run."""
+    """One (mode, t) run's per-epoch rows and attacker: reloaded from
+    ``models/attacker-MODE-tT.pt`` when that file holds this recipe, else trained and saved
+    there."""
     path = ctx.folder / "models" / f"attacker-{config.mode}-t{config.t:g}.pt"
-    recipe = ctx.part_key(
-        {
-            "config": {k: v for k, v in asdict(config).items() if k != "device"},
-            "test_images": len(data.test),
-        }
-    )
     attacker = PerturbationGenerator(
         ctx.data.shape,
         t=config.t,
@@ -93,6 +88,33 @@ def _attacker_run(
             {"recipe": recipe, "history": run.history, "attacker": attacker.state_dict()}, temp
         )
     return run.history, attacker.eval()
+
+
+def _attacker_run(
+    ctx: StudyContext,
+    data: ImageData,
+    config: GenerativeAttackConfig,
+    classifiers: tuple[nn.Module, nn.Module],
+    examples: torch.Tensor,
+) -> tuple[list[dict], torch.Tensor]:
+    """One (mode, t) run on ``data`` (its training images and the test images it evaluates
+    on): its per-epoch rows and its attacker's output on ``examples`` (the figure's images).
+    Both are a kept part of the run (``kept/attacker-MODE-tT.json``, small), so a stopped or
+    moved study resumes at the next run even without the attacker's weights, which stay in
+    ``models/attacker-MODE-tT.pt`` (tens of MB at the seed's width)."""
+    part = {
+        "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        "test_images": len(data.test),
+    }
+
+    def compute() -> dict:
+        history, attacker = _trained_attacker(ctx, data, config, classifiers, ctx.part_key(part))
+        return {"history": history, "examples": attacked_examples(attacker, examples).tolist()}
+
+    kept = ctx.kept(
+        f"attacker-{config.mode}-t{config.t:g}", {**part, "examples": len(examples)}, compute
+    )
+    return kept["history"], torch.tensor(kept["examples"], dtype=examples.dtype)
 
 
 def generative(
@@ -160,11 +182,12 @@ def generative(
     pretrained = {mode: _classifiers(ctx, config) for mode, config in first.items()}
 
     def build(section: Section) -> None:
-        rows, attackers = [], {}
+        rows, attacked = [], {}
+        examples = ctx.data.test.images[:6]
         for config in configs:
-            epochs, attacker = _attacker_run(ctx, data, config, pretrained[config.mode])
+            epochs, outputs = _attacker_run(ctx, data, config, pretrained[config.mode], examples)
             rows += epochs
-            attackers[(config.mode, config.t)] = attacker
+            attacked[(config.mode, config.t)] = outputs
         columns = list(rows[0])
         history = Table("history", columns, [[r[c] for c in columns] for r in rows], "per epoch")
         final = [r for r in rows if r["epoch"] == attacker_epochs]
@@ -248,8 +271,8 @@ def generative(
                     title=f"C1 attacked accuracy per epoch at t = {value:g}: both modes",
                 )
         generative_figure(
-            attackers,
-            ctx.data.test.images[:6],
+            attacked,
+            examples,
             ctx.figure(section, "attacks-per-t.png", "original | perturbation | attacked, per t"),
         )
         section.text = (
