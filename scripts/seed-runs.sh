@@ -57,6 +57,12 @@ declare -A RUNS=(
     # as in the file: about 2.5 h of a core instead of ~35 h of two; the report projects the
     # full scale from the epochs it ran, and a stopped run resumes at its next (mode, t)
     [seed004-mnist]="run seed004-mnist experiments/seed004-generative-mnist.yaml --train-limit 2000 --param images=2000"
+    # Two checks of seed004-mnist's weak attackers (C1 keeps 95.5% at t = 0.08 where the seed's
+    # falls to ~20%), at t = 0.08, consecutive mode, everything else as that run: the CW margin
+    # instead of the seed's cross-entropy (is it the loss?), and 10,000 training images instead
+    # of 2,000, five times the attacker's updates (is it the reduction?)
+    [seed004-check-cw]="run seed004-check-cw experiments/seed004-generative-mnist.yaml --train-limit 2000 --param images=2000 --param loss=cw --param 't=[0.08]' --param 'modes=[consecutive]' --param 'compare_t=[0.08]'"
+    [seed004-check-10k]="run seed004-check-10k experiments/seed004-generative-mnist.yaml --train-limit 10000 --param images=2000 --param 't=[0.08]' --param 'modes=[consecutive]' --param 'compare_t=[0.08]'"
     # Fashion-MNIST, the closer stand-in for CIFAR-10, with the MNIST runs' reductions
     [seed002-s2-fashion]="run seed002-s2-fashion experiments/seed002-s2-fast-gradient-cifar10.yaml --dataset fashion-mnist"
     [seed000-s4-fashion]="run seed000-s4-fashion experiments/seed000-s4-overfitting-cifar10.yaml --dataset fashion-mnist --train-limit 10000 --param images=2000"
@@ -72,14 +78,15 @@ declare -A RUNS=(
 # 002 §3 last: its PGD-AT (10 epochs of 20-step PGD on 50,000 images) takes about 13 hours of a
 # core here; it resumes epoch by epoch (models/pgd-at.training.pt), so it runs across sessions
 ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-s2-mnist
-    seed000-s2-fashion seed000-s5-mnist seed004-mnist seed000-s3-mnist seed002-s2-fashion
+    seed000-s2-fashion seed000-s5-mnist seed004-mnist seed004-check-cw seed004-check-10k
+    seed000-s3-mnist seed002-s2-fashion
     seed000-s4-fashion seed002-s4-fashion seed000-s3-fashion seed000-s5-fashion seed002-s3-mnist
     seed002-s3-fashion)
 
 # What is left, as two queues (one core each). A listed run that has finished costs little (its
 # folder comes back from runs-kept/ and every section is skipped); take it out once its report
 # and findings are in docs/studies/.
-QUEUE_A=(seed000-s3-mnist seed004-mnist seed002-s4-fashion seed000-s3-fashion
+QUEUE_A=(seed004-mnist seed004-check-10k seed002-s4-fashion seed000-s3-mnist seed000-s3-fashion
     seed002-s3-fashion)
 QUEUE_B=(seed000-s5-mnist seed000-s4-fashion seed000-s5-fashion seed002-s3-mnist)
 
