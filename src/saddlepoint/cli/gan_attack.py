@@ -11,8 +11,9 @@ from pathlib import Path
 from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table, positive_int
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
+from saddlepoint.modes import predict_logits
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
-from saddlepoint.viz.grids import attacked_examples, generative_figure
+from saddlepoint.viz.grids import generative_figure
 from saddlepoint.viz.plots import line_plot
 
 SEED004_T = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             logx=len(ts) > 1,
         )
     examples = data.test.images[:6]
-    attacked = {key: attacked_examples(a, examples) for key, a in attackers.items()}
+    attacked = {key: predict_logits(a, examples) for key, a in attackers.items()}  # outputs
     generative_figure(attacked, examples, out / "attacks-per-t.png")
     print(
         format_table(

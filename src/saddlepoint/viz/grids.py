@@ -108,19 +108,11 @@ def flip_map_figure(
     save_figure(fig, path)
 
 
-def attacked_examples(attacker: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """A trained attacker network's output on ``images`` (evaluation mode, no gradients, on
-    the attacker's device), returned on the CPU."""
-    device = next(attacker.parameters()).device
-    with torch.no_grad():
-        return attacker.eval()(images.to(device)).cpu()
-
-
 def generative_figure(
     attacked_by: dict, images: torch.Tensor, path: str | os.PathLike[str]
 ) -> None:
-    """Per (mode, t) key of ``attacked_by`` (the attacker's output on ``images``, see
-    ``attacked_examples``): a row of originals, the perturbations and the attacked images (seed
+    """Per (mode, t) key of ``attacked_by`` (the attacker network's output on ``images``, for
+    example ``modes.predict_logits(attacker, images)``): a row of originals, the perturbations and the attacked images (seed
     004's figure 2)."""
     keys = list(attacked_by)
     n = images.shape[0]

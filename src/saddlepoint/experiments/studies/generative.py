@@ -14,8 +14,9 @@ from saddlepoint.data import ImageData
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import plot_table
 from saddlepoint.fileio import atomic_path
+from saddlepoint.modes import predict_logits
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
-from saddlepoint.viz.grids import attacked_examples, generative_figure
+from saddlepoint.viz.grids import generative_figure
 
 SEED_SCALE = 2 * 7 * 20 * 60000  # seed 004: modes x intensities x attacker epochs x images
 
@@ -109,7 +110,8 @@ def _attacker_run(
 
     def compute() -> dict:
         history, attacker = _trained_attacker(ctx, data, config, classifiers, ctx.part_key(part))
-        return {"history": history, "examples": attacked_examples(attacker, examples).tolist()}
+        attacked = predict_logits(attacker, examples)  # the attacker's outputs: attacked images
+        return {"history": history, "examples": attacked.tolist()}
 
     kept = ctx.kept(
         f"attacker-{config.mode}-t{config.t:g}", {**part, "examples": len(examples)}, compute
