@@ -2,6 +2,7 @@
 numbers have the properties the study is about."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,20 +181,20 @@ def test_blackbox(tmp_path):
 
 
 def test_generative(tmp_path):
-    final = (
-        study(
-            tmp_path,
-            "generative",
-            t=[0.05, 0.3],
-            modes=["consecutive"],
-            classifier="cnn",
-            classifier_epochs=3,
-            attacker_epochs=1,
-            width=8,
-        )["generative"]
-        .table("final")
-        .records()
-    )
+    section = study(
+        tmp_path,
+        "generative",
+        t=[0.05, 0.3],
+        modes=["consecutive"],
+        classifier="cnn",
+        classifier_epochs=3,
+        attacker_epochs=1,
+        width=8,
+    )["generative"]
+    final = section.table("final").records()
+    figures = {Path(path).name for path, _ in section.figures}
+    # seed Fig 4: the attacked loss of the targeted C1 and of the untargeted C2, each its own plot
+    assert {"generative-consecutive-c1-loss.png", "generative-consecutive-c2-loss.png"} <= figures
     assert [r["t"] for r in final] == [0.05, 0.3]
     assert final[1]["c1_attacked_accuracy"] < final[1]["c1_clean_accuracy"]
 
@@ -232,6 +233,28 @@ def test_study_files_and_errors(tmp_path, capsys):
         path.write_text(yaml.safe_dump(bad))
         with pytest.raises(StudyError, match=message):
             load_study(path)
+
+
+def test_redo_builds_a_recorded_section_again_and_names_an_unknown_one(tmp_path, capsys):
+    path, out = tmp_path / "s.yaml", str(tmp_path / "run")
+    params = {"queries": 20, "images": 10, "eps": [0.1], "model": "mlp", "epochs": 1}
+    path.write_text(yaml.safe_dump({"study": "blackbox", "params": {**params, "heatmaps": 0}}))
+    assert main(["--quiet", "study", "run", str(path), "--out", out]) == 0
+    with RunLog(tmp_path / "run") as log:
+        keys = [section.key for section in log.sections()]
+    capsys.readouterr()
+    assert main(["study", "run", str(path), "--out", out]) == 0
+    assert capsys.readouterr().out.count("already done, skipped") == len(keys)
+    assert main(["study", "run", str(path), "--out", out, "--redo", keys[0]]) == 0
+    said = capsys.readouterr().out
+    assert f"built again on request (--redo {keys[0]})" in said
+    assert said.count("already done, skipped") == len(keys) - 1
+    assert main(["--quiet", "study", "run", str(path), "--out", out, "--redo", "nosuch"]) != 0
+    error = capsys.readouterr().err
+    assert "--redo" in error and "'nosuch'" in error and keys[0] in error
+    spec = {"study": "blackbox", "params": {**params, "heatmaps": -1}}
+    with pytest.raises(ValueError, match="'heatmaps' parameter of blackbox.*Got -1"):
+        run_study(spec, tmp_path / "bad", progress=False)
 
 
 def test_every_shipped_study_file_is_valid():

@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override one of the study's params (repeatable; YAML values, e.g. images=1000 "
         "or epochs=2): the documented way to run a seed file reduced",
     )
+    run.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        metavar="SECTION",
+        help="build this section again though it is recorded from the same inputs, e.g. after "
+        "a change to its figures (repeatable; its models and kept parts are reused)",
+    )
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="the registered studies")
     listing.set_defaults(handler=_list)
@@ -104,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     if changed:
         overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
-    run_study(study, out, progress=not args.quiet, overrides=overrides)
+    run_study(study, out, progress=not args.quiet, overrides=overrides, redo=args.redo)
     print(f"report: {render_report(out)}")
     return 0
 

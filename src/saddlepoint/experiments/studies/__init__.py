@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from saddlepoint.data import ImageData, load_dataset
@@ -181,9 +181,12 @@ def run_study(
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
     data: ImageData | None = None,
+    redo: Collection[str] = (),
 ) -> dict[str, Any]:
     """Run a checked study mapping into the run folder ``out``; returns the study's summary.
-    ``data``, when the caller has already loaded the study's dataset, saves loading it again."""
+    ``data``, when the caller has already loaded the study's dataset, saves loading it again.
+    ``redo``: section keys to build again though recorded (after a change to their figures or
+    tables); a key the study has no section of is an error once the study has run."""
     changed = _changes(study.get("params") or {}, overrides or {})
     study = check_study({**study, **(overrides or {})})
     options = dict(study["dataset"].get("options") or {})
@@ -204,8 +207,16 @@ def run_study(
             progress=progress,
             train_limit=study.get("train_limit"),
             dataset_options=options,
+            redo=frozenset(redo),
         )
-        return STUDIES[study["study"]](ctx, **study["params"]) or {}
+        summary = STUDIES[study["study"]](ctx, **study["params"]) or {}
+    unknown = sorted(set(redo) - set(ctx.built))
+    if unknown:
+        raise StudyError(
+            f"redo (--redo) {unknown[0]!r}: study {study['study']!r} has no such section; "
+            f"its sections are {', '.join(ctx.built) or 'none'}."
+        )
+    return summary
 
 
 __all__ = [

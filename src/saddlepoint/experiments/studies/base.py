@@ -44,6 +44,10 @@ class StudyContext:
     # model files loaded so far in this run, with their content digests: a section depends on
     # every model loaded before or while it is built (studies load models before their sections)
     used_models: dict[str, str] = field(default_factory=dict)
+    # sections to build again even if recorded from the same inputs (a new figure or table in
+    # the code): their models and kept parts are reused, so only the cheap work reruns
+    redo: frozenset[str] = frozenset()
+    built: list[str] = field(default_factory=list)  # every section key met in this run
 
     @property
     def folder(self) -> Path:
@@ -218,8 +222,11 @@ class StudyContext:
         ``inputs()``, the same bytes in each model file it used), or built now by
         ``build(section)`` (which fills its text, tables and figures) and recorded."""
         full = {**params, "_inputs": self.inputs()}
+        self.built.append(key)
         stored = self.log.params(key)
-        if stored is not None:
+        if stored is not None and key in self.redo:
+            self.say(f"{title}: built again on request (--redo {key})")
+        elif stored is not None:
             models = stored.pop("_models", {})
             changed = [
                 name

@@ -9,7 +9,7 @@ from typing import Any
 from saddlepoint.attacks import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import ATTACK_COLUMNS, attack_row, plot_table
-from saddlepoint.validation import check_choice
+from saddlepoint.validation import check_choice, check_number
 from saddlepoint.viz.grids import flip_map_figure
 
 RULES = {
@@ -44,6 +44,7 @@ def blackbox(
     """
     check_choice("blackbox", "norm", norm, ["linf", "l2"])
     check_choice("blackbox", "rule", rule, ["kept", "stop"])
+    check_number("blackbox", "heatmaps", heatmaps, low=0, integer=True)  # 0: no flip maps
     params = {
         "model": model,
         "epochs": epochs,
@@ -123,12 +124,15 @@ def blackbox(
     def pixels(section: Section) -> None:
         sweep = PixelSweep(colour=colour)(net, x, y)
         names = ctx.data.class_names
-        flip_map_figure(
-            x[:heatmaps],
-            sweep.extras["flip_map"][:heatmaps],
-            ctx.figure(section, "flip-maps.png", "positions where one pixel flips the prediction"),
-            labels=[names[int(v)] for v in y[:heatmaps]],
-        )
+        if heatmaps:
+            flip_map_figure(
+                x[:heatmaps],
+                sweep.extras["flip_map"][:heatmaps],
+                ctx.figure(
+                    section, "flip-maps.png", "positions where one pixel flips the prediction"
+                ),
+                labels=[names[int(v)] for v in y[:heatmaps]],
+            )
         popsize = min(100, max(4, queries // 4))  # DE needs queries > popsize
         evolved = OnePixel(popsize=popsize, queries=queries)(net, x[:100], y[:100])
         section.tables.append(

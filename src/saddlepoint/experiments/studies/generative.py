@@ -248,15 +248,20 @@ def generative(
                     by="t",
                     title=f"{model.upper()} attacked test accuracy per epoch ({mode}), per t",
                 )
-            plot_table(
-                mine,
-                ctx.figure(section, f"{mode}-loss.png", f"C1 attacked loss per epoch, {mode}"),
-                x="epoch",
-                y="c1_attacked_loss",
-                by="t",
-                logy=True,
-                title=f"C1 attacked test loss per epoch ({mode}, log scale)",
-            )
+            for model in ("c1", "c2"):  # seed Fig 4: the targeted and the untargeted loss
+                plot_table(
+                    mine,
+                    ctx.figure(
+                        section,
+                        f"{mode}-{model}-loss.png",
+                        f"{model.upper()} attacked loss per epoch, {mode}",
+                    ),
+                    x="epoch",
+                    y=f"{model}_attacked_loss",
+                    by="t",
+                    logy=True,
+                    title=f"{model.upper()} attacked test loss per epoch ({mode}, log scale)",
+                )
         if len(modes) > 1:
             for value in [v for v in compare_t if v in t]:
                 both = Table(
