@@ -54,8 +54,8 @@ declare -A RUNS=(
     # the transfer attacks on 2,000 test images (not 10,000); every surrogate trains as in the file
     [seed000-s3-mnist]="run seed000-s3-mnist experiments/seed000-s3-transfer-cifar10.yaml --dataset mnist --param images=2000"
     # seed 004 on 2,000 training and 2,000 test images (not 50,000 / 10,000), every epoch and t
-    # as in the file: about 2.5 h of a core instead of ~35 h of two; the report projects the
-    # full scale from the epochs it ran, and a stopped run resumes at its next (mode, t)
+    # as in the file: 2.4 h of a core (two runs sharing two cores) instead of ~71; the report
+    # projects the full scale from the epochs it ran; a stopped run resumes at its next (mode, t)
     [seed004-mnist]="run seed004-mnist experiments/seed004-generative-mnist.yaml --train-limit 2000 --param images=2000"
     # Two checks of seed004-mnist's weak attackers (C1 keeps 95.5% at t = 0.08 where the seed's
     # falls to ~20%), at t = 0.08, consecutive mode, everything else as that run: the CW margin
