@@ -19,6 +19,23 @@ def test_output_respects_intensity_and_bounds(shape, bound):
     assert float(attacked.min()) >= 0 and float(attacked.max()) <= 1
 
 
+def test_unclipped_generator_leaves_the_bounds_but_the_attack_still_clips():
+    """clip=False (a reading of seed 004) keeps x + perturbation as it is: on a black image a
+    negative perturbation stays negative; GenerativeAttack's outputs are clipped all the same."""
+    torch.manual_seed(0)
+    clipped = PerturbationGenerator((1, 8, 8), t=0.1, width=4)
+    unclipped = PerturbationGenerator((1, 8, 8), t=0.1, width=4, clip=False)
+    unclipped.load_state_dict(clipped.state_dict())
+    x = torch.zeros(2, 1, 8, 8)
+    with torch.no_grad():
+        delta = unclipped.perturbation(x)
+        assert torch.equal(unclipped(x), x + delta)
+        assert float(unclipped(x).min()) < 0 <= float(clipped(x).min())
+        assert torch.equal(clipped(x), (x + delta).clamp(0, 1))
+    result = GenerativeAttack(unclipped)(tiny_convnet(1), x, torch.zeros(2, dtype=torch.long))
+    assert float(result.adversarial.min()) >= 0
+
+
 def test_generative_attack_applies_the_attacker_inside_its_ball():
     torch.manual_seed(0)
     generator = PerturbationGenerator((1, 6, 6), t=0.1, width=4)

@@ -1,6 +1,7 @@
 """Each seed study at a tiny size on digits: it runs, records its tables and figures, and its
 numbers have the properties the study is about."""
 
+import json
 import math
 from pathlib import Path
 
@@ -195,6 +196,26 @@ def test_generative(tmp_path):
     figures = {Path(path).name for path, _ in section.figures}
     # seed Fig 4: the attacked loss of the targeted C1 and of the untargeted C2, each its own plot
     assert {"generative-consecutive-c1-loss.png", "generative-consecutive-c2-loss.png"} <= figures
+    # clip=False (a reading of seed 004) is a run of its own; the default leaves the kept part's
+    # settings as they were before the option, so runs kept then still resume
+    kept = tmp_path / "generative" / "kept"
+    assert (
+        "clip"
+        not in json.loads((kept / "attacker-consecutive-t0.3.json").read_text())["params"]["config"]
+    )
+    study(
+        tmp_path / "noclip",
+        "generative",
+        t=[0.3],
+        modes=["consecutive"],
+        classifier="cnn",
+        classifier_epochs=3,
+        attacker_epochs=1,
+        width=8,
+        clip=False,
+    )
+    part = tmp_path / "noclip" / "generative" / "kept" / "attacker-consecutive-t0.3.json"
+    assert json.loads(part.read_text())["params"]["config"]["clip"] is False
     assert [r["t"] for r in final] == [0.05, 0.3]
     assert final[1]["c1_attacked_accuracy"] < final[1]["c1_clean_accuracy"]
 

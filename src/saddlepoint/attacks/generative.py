@@ -5,7 +5,10 @@ stride-2 convolutions down (64-128-256-512 filters at ``width`` = 64; batch-norm
 LeakyReLU), four 5x5 stride-2 transposed convolutions up (batch-norm and ReLU, then tanh). Output
 paddings are derived from the input size, so any image size and channel count work. The
 perturbation is bounded by the intensity t, by clamping to [-t, t] or by scaling tanh by t, and
-attacked images are clipped to the bounds.
+attacked images are clipped to the bounds (``clip=False`` leaves them unclipped, up to t outside
+the bounds: seed 004 adds the perturbation to the image and says nothing of clipping, so this is
+offered to test that reading; it is not a valid-image threat model, and ``GenerativeAttack``
+always clips).
 
 ``GenerativeAttack`` applies a trained attacker to a batch like any other attack (Linf threat
 model with eps = t; one forward pass of the attacker, no gradient). Training the attacker against
@@ -45,12 +48,13 @@ class PerturbationGenerator(nn.Module):
         bound: str = "scale",
         bounds: tuple[float, float] = (0.0, 1.0),
         final_norm: bool = False,
+        clip: bool = True,
     ) -> None:
         super().__init__()
         check_number("PerturbationGenerator", "t", t, low=0, low_open=True)
         check_number("PerturbationGenerator", "width", width, low=1, integer=True)
         self.bound = check_choice("PerturbationGenerator", "bound", bound, ["scale", "clamp"])
-        self.t, self.bounds = float(t), bounds
+        self.t, self.bounds, self.clip = float(t), bounds, bool(clip)
         channels, height, wide = (int(s) for s in in_shape)
         filters = [width, 2 * width, 4 * width, 8 * width]
         heights, widths = _halvings(height, 4), _halvings(wide, 4)
@@ -84,8 +88,10 @@ class PerturbationGenerator(nn.Module):
         return self.t * raw if self.bound == "scale" else raw.clamp(-self.t, self.t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The attacked images: x plus the bounded perturbation, clipped to the bounds."""
-        return (x + self.perturbation(x)).clamp(*self.bounds)
+        """The attacked images: x plus the bounded perturbation, clipped to the bounds (unless
+        built with ``clip=False``)."""
+        attacked = x + self.perturbation(x)
+        return attacked.clamp(*self.bounds) if self.clip else attacked
 
 
 class GenerativeAttack(Attack):

@@ -102,6 +102,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="alternating mode: train C2 one clean batch per attacker batch, so it gets as many "
         "epochs as C1 (seed 004)",
     )
+    parser.add_argument(
+        "--clip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clip attacked images to [0, 1]; --no-clip leaves them up to t outside, a reading "
+        "of seed 004 (which does not say it clips), not a valid-image threat model",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("runs/gan-attack"), help="output folder")
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 lr=args.lr,
                 final_norm=args.final_norm,
                 c2_alongside=args.c2_alongside,
+                clip=args.clip,
                 seed=args.seed,
                 device=args.device,
             )

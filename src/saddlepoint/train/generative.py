@@ -59,6 +59,7 @@ class GenerativeAttackConfig:
     loss: str = "cw"
     final_norm: bool = False
     c2_alongside: bool = False
+    clip: bool = True  # False: attacked images are not clipped to [0, 1] (a reading of seed 004)
     seed: int = 0
     device: str = "auto"
 
@@ -202,6 +203,7 @@ def train_generative_attack(
             width=config.width,
             bound=config.bound,
             final_norm=config.final_norm,
+            clip=config.clip,
         ).to(device)
     attack_optimizer = torch.optim.Adam(attacker.parameters(), lr=config.lr)
     c1_optimizer = (

@@ -70,6 +70,7 @@ def _trained_attacker(
         width=config.width,
         bound=config.bound,
         final_norm=config.final_norm,
+        clip=config.clip,
     )
     if path.is_file():
         try:
@@ -103,8 +104,12 @@ def _attacker_run(
     Both are a kept part of the run (``kept/attacker-MODE-tT.json``, small), so a stopped or
     moved study resumes at the next run even without the attacker's weights, which stay in
     ``models/attacker-MODE-tT.pt`` (tens of MB at the seed's width)."""
+    settings = asdict(config)
+    del settings["device"]
+    if config.clip:  # the default, and every run before the option: their kept parts stay valid
+        del settings["clip"]
     part = {
-        "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        "config": settings,
         "test_images": len(data.test),
     }
 
@@ -132,6 +137,7 @@ def generative(
     loss: str = "cw",
     final_norm: bool = False,
     c2_alongside: bool = False,
+    clip: bool = True,
     compare_t: Sequence[float] = (0.04, 0.08),
     images: int | None = None,
 ) -> dict:
@@ -140,7 +146,9 @@ def generative(
     ``loss`` 'ce' is seed 004's objective (the attacker minimises C1's negative cross-entropy);
     'cw' a clamped margin. ``final_norm`` batch-normalises the attacker's last layer before its
     tanh (seed 004's FSConv4); ``c2_alongside`` trains C2 one clean batch per attacker batch in
-    alternating mode (seed 004: C2 gets as many epochs as C1). Figures: accuracy and loss per
+    alternating mode (seed 004: C2 gets as many epochs as C1); ``clip`` false leaves the attacked
+    images unclipped, up to t outside [0, 1] (seed 004 does not say it clips; offered to test
+    that reading, not a valid-image threat model). Figures: accuracy and loss per
     attacker epoch, one curve per t (seed Figs 3-5), and the two modes side by side at each t of
     ``compare_t`` that was run (Fig 6). ``images``: evaluate after each attacker epoch on the
     first N test images only (all by default, as the seed).
@@ -160,6 +168,8 @@ def generative(
         "compare_t": list(compare_t),  # which Fig 6 panels are drawn
         "images": images,
     }
+    if not clip:  # recorded only when set, so sections recorded before the option stay valid
+        params["clip"] = False
     data = replace(ctx.training_data(), test=ctx.data.test.head(images, "images"))
 
     configs = [
@@ -174,6 +184,7 @@ def generative(
             loss=loss,
             final_norm=final_norm,
             c2_alongside=c2_alongside,
+            clip=clip,
             seed=ctx.seed,
             device=ctx.device,
         )
