@@ -37,7 +37,12 @@ def test_report_is_self_contained_and_escaped(tmp_path):
 
 
 def test_markdown_rendering(tmp_path):
+    (tmp_path / "doc" / "figures").mkdir(parents=True)
+    (tmp_path / "doc" / "figures" / "gone.png").write_bytes(b"a figure the run no longer draws")
+    (tmp_path / "doc" / "figures" / "notes.txt").write_text("not ours")
     out = render_markdown(make_run(tmp_path / "run"), tmp_path / "doc")
+    assert not (tmp_path / "doc" / "figures" / "gone.png").exists()
+    assert (tmp_path / "doc" / "figures" / "notes.txt").is_file()
     text = out.read_text()
     assert "# A <test> run" in text and "## First section" in text
     assert "| pgd <40> | 0.1235 |" in text and "![figure a.png](figures/a.png)" in text

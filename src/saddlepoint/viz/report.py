@@ -189,6 +189,9 @@ def _markdown_table(table: Table, limit: int) -> list[str]:
     return [*lines, ""]
 
 
+_IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
+
+
 def render_markdown(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -198,7 +201,9 @@ def render_markdown(
 ) -> Path:
     """Write the run in ``folder`` as Markdown (``out/README.md``, figures copied beside it):
     for documentation folders, where a page should diff well and images stay files.
-    ``preface`` (Markdown) goes after the header, before the sections."""
+    ``preface`` (Markdown) goes after the header, before the sections. Images left in
+    ``out/figures`` by an earlier render that this one does not draw are removed (other files
+    there are left alone), so the folder holds what the page shows."""
     folder, out = Path(folder), Path(out)
     if not (folder / RUN_FILE).is_file():
         raise FileNotFoundError(f"{folder} is not a run folder: it has no {RUN_FILE}.")
@@ -210,6 +215,7 @@ def render_markdown(
     lines += [f"{k}: {v}  " for k, v in meta.items() if k != "title"] + [""]
     if preface:
         lines += [preface.strip(), ""]
+    drawn = set()
     for section in sections:
         lines += [f"## {section.title}", "", section.text, ""]
         for table in section.tables:
@@ -217,7 +223,11 @@ def render_markdown(
         for path, caption in section.figures:
             name = Path(path).name
             shutil.copyfile(folder / path, out / "figures" / name)
+            drawn.add(name)
             lines += [f"![{caption or name}](figures/{name})", ""]
+    for stale in (out / "figures").iterdir():
+        if stale.suffix.lower() in _IMAGE_SUFFIXES and stale.name not in drawn:
+            stale.unlink()
     target = out / "README.md"
     write_text(target, "\n".join(lines))
     return target
