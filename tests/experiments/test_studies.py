@@ -203,7 +203,7 @@ def test_generative(tmp_path):
         "clip"
         not in json.loads((kept / "attacker-consecutive-t0.3.json").read_text())["params"]["config"]
     )
-    study(
+    unclipped = study(
         tmp_path / "noclip",
         "generative",
         t=[0.3],
@@ -213,7 +213,8 @@ def test_generative(tmp_path):
         attacker_epochs=1,
         width=8,
         clip=False,
-    )
+    )["generative"]
+    assert "not clipped" in unclipped.text and "not clipped" not in section.text
     part = tmp_path / "noclip" / "generative" / "kept" / "attacker-consecutive-t0.3.json"
     assert json.loads(part.read_text())["params"]["config"]["clip"] is False
     assert [r["t"] for r in final] == [0.05, 0.3]

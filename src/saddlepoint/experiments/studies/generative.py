@@ -298,6 +298,12 @@ def generative(
             "Consecutive: C1 is trained, frozen, and the attacker learns to fool it. Alternating: "
             "after clean epochs, attacker and C1 take turns batch by batch. C2 (same architecture, "
             "another seed, never shown attacked data) measures how the attack transfers. "
+            + (
+                ""
+                if clip
+                else "Attacked images are not clipped to the pixel range (clip = false): a pixel "
+                "may end up to t outside it, a reading of seed 004 rather than a valid image. "
+            )
             + _projection(rows, len(data.train), len(data.test))
         )
 
