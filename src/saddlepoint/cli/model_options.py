@@ -110,7 +110,8 @@ def add_model_arguments(
         type=bounds,
         metavar="LOW,HIGH",
         help="the model's inputs live in [LOW, HIGH] (e.g. 0,255): [0, 1] pixels are mapped "
-        "there before the model (and before --input-normalization); eps stays in [0, 1] units",
+        "there before the model (and before --input-normalization); eps stays in [0, 1] units. "
+        "A negative LOW needs '=': --bounds=-1,1",
     )
     if dataset:
         parser.add_argument(
