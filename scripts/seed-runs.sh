@@ -29,24 +29,25 @@ render() {  # render NAME: the HTML report and the docs page, with the findings 
     "$sp" report "runs/$1" --markdown "docs/studies/$1" "${preface[@]}"
 }
 
+copy_missing() {  # copy_missing FILE TARGET: copy a model file over unless it is absent or the
+    # target exists already (a study trains what it lacks, and keeps what it has)
+    [ -f "$1" ] && [ ! -f "$2" ] && { mkdir -p "$(dirname "$2")"; cp "$1" "$2"; }
+    return 0
+}
+
 reuse_original() {  # reuse_original FROM TO KEY: 002 §3's and §4's network is 002 §2's (the same
     # recipe, so the study takes it as its own model KEY instead of training it again; when
     # 002 §2's run folder is gone the study trains that network itself)
-    local from="runs/$1/models/classifier.safetensors" to="runs/$2/models/$3.safetensors"
     .venv/bin/python scripts/keep-runs.py restore "$1" "$2"
-    [ -f "$from" ] || return 0
-    mkdir -p "runs/$2/models"
-    [ -f "$to" ] || cp "$from" "$to"
+    copy_missing "runs/$1/models/classifier.safetensors" "runs/$2/models/$3.safetensors"
 }
 
 reuse_classifiers() {  # reuse_classifiers FROM TO: seed 004's pre-trained C1 and C2 (the study
     # takes a model file whose recorded recipe is its own, and trains it otherwise)
     .venv/bin/python scripts/keep-runs.py restore "$1" "$2"
-    mkdir -p "runs/$2/models"
     for file in "runs/$1"/models/c[12]-*.{json,safetensors}; do
-        [ -f "$file" ] && { [ -f "runs/$2/models/${file##*/}" ] || cp "$file" "runs/$2/models/"; }
+        copy_missing "$file" "runs/$2/models/${file##*/}"
     done
-    return 0
 }
 
 declare -A RUNS=(
