@@ -182,43 +182,26 @@ def test_blackbox(tmp_path):
 
 
 def test_generative(tmp_path):
-    section = study(
-        tmp_path,
-        "generative",
-        t=[0.05, 0.3],
-        modes=["consecutive"],
-        classifier="cnn",
-        classifier_epochs=3,
-        attacker_epochs=1,
-        width=8,
-    )["generative"]
+    small = dict(modes=["consecutive"], classifier="cnn", classifier_epochs=3, attacker_epochs=1)
+    section = study(tmp_path, "generative", t=[0.05, 0.3], width=8, **small)["generative"]
     final = section.table("final").records()
+    assert [r["t"] for r in final] == [0.05, 0.3]
+    assert final[1]["c1_attacked_accuracy"] < final[1]["c1_clean_accuracy"]
     figures = {Path(path).name for path, _ in section.figures}
     # seed Fig 4: the attacked loss of the targeted C1 and of the untargeted C2, each its own plot
     assert {"generative-consecutive-c1-loss.png", "generative-consecutive-c2-loss.png"} <= figures
+
+    def kept_config(folder):  # the settings a (mode, t) run's kept part is keyed by
+        part = folder / "generative" / "kept" / "attacker-consecutive-t0.3.json"
+        return json.loads(part.read_text())["params"]["config"]
+
     # clip=False (a reading of seed 004) is a run of its own; the default leaves the kept part's
     # settings as they were before the option, so runs kept then still resume
-    kept = tmp_path / "generative" / "kept"
-    assert (
-        "clip"
-        not in json.loads((kept / "attacker-consecutive-t0.3.json").read_text())["params"]["config"]
-    )
-    unclipped = study(
-        tmp_path / "noclip",
-        "generative",
-        t=[0.3],
-        modes=["consecutive"],
-        classifier="cnn",
-        classifier_epochs=3,
-        attacker_epochs=1,
-        width=8,
-        clip=False,
-    )["generative"]
+    assert "clip" not in kept_config(tmp_path)
+    noclip = tmp_path / "noclip"
+    unclipped = study(noclip, "generative", t=[0.3], width=8, clip=False, **small)["generative"]
     assert "not clipped" in unclipped.text and "not clipped" not in section.text
-    part = tmp_path / "noclip" / "generative" / "kept" / "attacker-consecutive-t0.3.json"
-    assert json.loads(part.read_text())["params"]["config"]["clip"] is False
-    assert [r["t"] for r in final] == [0.05, 0.3]
-    assert final[1]["c1_attacked_accuracy"] < final[1]["c1_clean_accuracy"]
+    assert kept_config(noclip)["clip"] is False
 
 
 def test_study_files_and_errors(tmp_path, capsys):
