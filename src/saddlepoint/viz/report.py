@@ -189,9 +189,6 @@ def _markdown_table(table: Table, limit: int) -> list[str]:
     return [*lines, ""]
 
 
-_IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
-
-
 def render_markdown(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -226,7 +223,7 @@ def render_markdown(
             drawn.add(name)
             lines += [f"![{caption or name}](figures/{name})", ""]
     for stale in (out / "figures").iterdir():
-        if stale.suffix.lower() in _IMAGE_SUFFIXES and stale.name not in drawn:
+        if stale.suffix.lower() in _MIME and stale.name not in drawn:
             stale.unlink()
     target = out / "README.md"
     write_text(target, "\n".join(lines))
