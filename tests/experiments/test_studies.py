@@ -11,7 +11,7 @@ import yaml
 
 from saddlepoint.cli.main import main
 from saddlepoint.experiments.studies import StudyError, load_study, run_study
-from saddlepoint.runlog import RunLog
+from saddlepoint.runlog import RunLog, Section
 from tests.interrupt import Killed, stop_before
 
 
@@ -244,6 +244,11 @@ def test_redo_builds_a_recorded_section_again_and_names_an_unknown_one(tmp_path,
     path, out = tmp_path / "s.yaml", str(tmp_path / "run")
     params = {"queries": 20, "images": 10, "eps": [0.1], "model": "mlp", "epochs": 1}
     path.write_text(yaml.safe_dump({"study": "blackbox", "params": {**params, "heatmaps": 0}}))
+    # nothing recorded yet: named before any training, and the folder is left as it was
+    assert main(["--quiet", "study", "run", str(path), "--out", out, "--redo", "nosuch"]) != 0
+    error = capsys.readouterr().err
+    assert "'nosuch' is not recorded" in error and "no section yet" in error
+    assert not (tmp_path / "run").exists()
     assert main(["--quiet", "study", "run", str(path), "--out", out]) == 0
     with RunLog(tmp_path / "run") as log:
         keys = [section.key for section in log.sections()]
@@ -256,7 +261,11 @@ def test_redo_builds_a_recorded_section_again_and_names_an_unknown_one(tmp_path,
     assert said.count("already done, skipped") == len(keys) - 1
     assert main(["--quiet", "study", "run", str(path), "--out", out, "--redo", "nosuch"]) != 0
     error = capsys.readouterr().err
-    assert "--redo" in error and "'nosuch'" in error and keys[0] in error
+    assert "--redo" in error and "'nosuch' is not recorded" in error and keys[0] in error
+    with RunLog(tmp_path / "run") as log:  # a section an older version of the study recorded
+        log.add(Section("retired", "Retired"))
+    assert main(["--quiet", "study", "run", str(path), "--out", out, "--redo", "retired"]) != 0
+    assert "'retired' is no section of study 'blackbox'" in capsys.readouterr().err
     spec = {"study": "blackbox", "params": {**params, "heatmaps": -1}}
     with pytest.raises(ValueError, match="'heatmaps' parameter of blackbox.*Got -1"):
         run_study(spec, tmp_path / "bad", progress=False)

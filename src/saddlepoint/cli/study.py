@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="SECTION",
-        help="build this section again though it is recorded from the same inputs, e.g. after "
-        "a change to its figures (repeatable; its models and kept parts are reused)",
+        help="build this recorded section again though its inputs are unchanged, e.g. after "
+        "a change to its figures (repeatable; its models and kept parts are reused; a key the "
+        "run folder has not recorded is refused before anything runs)",
     )
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="the registered studies")

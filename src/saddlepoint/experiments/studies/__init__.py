@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 from saddlepoint.data import ImageData, load_dataset
@@ -28,7 +29,7 @@ from saddlepoint.experiments.studies.robust_nets import adversarial_training_stu
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
 from saddlepoint.fileio import read_yaml
-from saddlepoint.runlog import RunLog
+from saddlepoint.runlog import RUN_FILE, RunLog
 from saddlepoint.validation import closest
 
 
@@ -186,11 +187,14 @@ def run_study(
     """Run a checked study mapping into the run folder ``out``; returns the study's summary.
     ``data``, when the caller has already loaded the study's dataset, saves loading it again.
     ``redo``: section keys to build again though recorded (after a change to their figures or
-    tables); a key the study has no section of is an error once the study has run."""
+    tables); a key not recorded in ``out`` is an error before anything runs (a section not yet
+    recorded is built anyway), and one the study no longer builds is an error after it ran."""
     changed = _changes(study.get("params") or {}, overrides or {})
     study = check_study({**study, **(overrides or {})})
     options = dict(study["dataset"].get("options") or {})
     options.setdefault("seed", study.get("seed", 0))
+    if redo:
+        _check_redo(redo, _recorded(out), f"is not recorded in {out}, which holds")
     if data is None:
         data = load_dataset(study["dataset"]["name"], **options)
     with RunLog(out) as log:
@@ -210,13 +214,26 @@ def run_study(
             redo=frozenset(redo),
         )
         summary = STUDIES[study["study"]](ctx, **study["params"]) or {}
-    unknown = sorted(set(redo) - set(ctx.built))
+    _check_redo(redo, ctx.built, f"is no section of study {study['study']!r}, which has")
+    return summary
+
+
+def _recorded(out: str | os.PathLike[str]) -> list[str]:
+    """The section keys recorded in run folder ``out`` (none where it holds no run yet)."""
+    if not (Path(out) / RUN_FILE).is_file():
+        return []
+    with RunLog(out) as log:
+        return [section.key for section in log.sections()]
+
+
+def _check_redo(redo: Collection[str], sections: Collection[str], why: str) -> None:
+    """Name the first ``redo`` key outside ``sections``, with the keys that are there."""
+    unknown = sorted(set(redo) - set(sections))
     if unknown:
         raise StudyError(
-            f"redo (--redo) {unknown[0]!r}: study {study['study']!r} has no such section; "
-            f"its sections are {', '.join(ctx.built) or 'none'}."
+            f"redo (--redo) {unknown[0]!r} {why} "
+            f"{', '.join(sections) or 'no section yet (a run builds every section it lacks)'}."
         )
-    return summary
 
 
 __all__ = [
