@@ -97,7 +97,8 @@ register_attack(
     "apgd-strong",
     EnsemblePreset((APGD, {"loss": "ce"}), (APGDTargeted, {}), (APGD, {"loss": "dlr"})),
     {"early_stop": True},  # a broken sample stays broken: stopping it changes no number
-    "APGD-CE, then APGD-T, then APGD-DLR on still-robust points: the strongest evaluation here",
+    "APGD-CE, then APGD-T, then APGD-DLR on still-robust points (one run each; 'strongest' adds "
+    "restarts, FAB-T and Square)",
 )
 register_attack(
     "autoattack",

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from saddlepoint.fileio import atomic_path
 from saddlepoint.viz.style import plt, save_figure
 
 
@@ -33,6 +34,7 @@ def line_plot(
     ax.legend(fontsize=8)
     path = Path(path)
     if svg:
-        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
+        with atomic_path(path.with_suffix(".svg")) as temp:
+            fig.savefig(temp, format="svg", bbox_inches="tight")
     save_figure(fig, path)
     return path

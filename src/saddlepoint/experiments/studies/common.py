@@ -133,6 +133,55 @@ def plot_table(
     save_figure(fig, path)
 
 
+def bar_table(
+    table: Table,
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    columns: Sequence[str],
+    names: Sequence[str] | None = None,
+    ylabel: str = "accuracy",
+    title: str = "",
+) -> None:
+    """Grouped bars from a recorded table: one group per row (named by column ``label``), one
+    bar per entry of ``columns`` (legend ``names``, default the column names); a missing or NaN
+    cell draws no bar, so a column that applies to some rows only stays readable."""
+    records = table.records()
+    names = list(names or columns)
+    if len(names) != len(columns):
+        raise ValueError(f"bar_table: {len(names)} names for {len(columns)} columns.")
+    width = 0.8 / max(len(columns), 1)
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(records)), 4.0))
+    for i, (column, name) in enumerate(zip(columns, names)):
+        xs, heights = [], []
+        for j, record in enumerate(records):
+            value = record.get(column)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            xs.append(j + (i - (len(columns) - 1) / 2) * width)
+            heights.append(float(value))
+        ax.bar(xs, heights, width=width, label=name)
+    ax.set_xticks(range(len(records)))
+    ax.set_xticklabels([str(r[label]) for r in records], fontsize=7, rotation=25, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.0 if all(h <= 1 for h in _cells(records, columns)) else None)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path)
+
+
+def _cells(records: list[dict[str, Any]], columns: Sequence[str]) -> list[float]:
+    """The numeric, non-NaN cells of ``columns``."""
+    return [
+        float(r[c])
+        for r in records
+        for c in columns
+        if isinstance(r.get(c), int | float) and not math.isnan(float(r[c]))
+    ]
+
+
 def record_pgd_curves(
     ctx: Any, section: Any, rows: list[list[Any]], *, prefix: str = "", note: str = ""
 ) -> None:
