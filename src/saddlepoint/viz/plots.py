@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from saddlepoint.fileio import atomic_path
 from saddlepoint.viz.style import plt, save_figure
 
 
@@ -34,7 +33,6 @@ def line_plot(
     ax.legend(fontsize=8)
     path = Path(path)
     if svg:
-        with atomic_path(path.with_suffix(".svg")) as temp:
-            fig.savefig(temp, format="svg", bbox_inches="tight")
+        save_figure(fig, path.with_suffix(".svg"), close=False)
     save_figure(fig, path)
     return path

@@ -106,7 +106,7 @@ def plot_table(
     groups: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in table.records():
         value = record[y]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             continue
         groups[tuple(record[k] for k in keys)][record[x]].append(float(value))
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -152,19 +152,21 @@ def bar_table(
         raise ValueError(f"bar_table: {len(names)} names for {len(columns)} columns.")
     width = 0.8 / max(len(columns), 1)
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(records)), 4.0))
+    tallest = 0.0
     for i, (column, name) in enumerate(zip(columns, names)):
         xs, heights = [], []
         for j, record in enumerate(records):
-            value = record.get(column)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            value: Any = record.get(column)
+            if _missing(value):
                 continue
             xs.append(j + (i - (len(columns) - 1) / 2) * width)
             heights.append(float(value))
         ax.bar(xs, heights, width=width, label=name)
+        tallest = max([tallest, *heights])
     ax.set_xticks(range(len(records)))
     ax.set_xticklabels([str(r[label]) for r in records], fontsize=7, rotation=25, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1.0 if all(h <= 1 for h in _cells(records, columns)) else None)
+    ax.set_ylim(0, 1.0 if tallest <= 1 else None)
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
@@ -172,14 +174,9 @@ def bar_table(
     save_figure(fig, path)
 
 
-def _cells(records: list[dict[str, Any]], columns: Sequence[str]) -> list[float]:
-    """The numeric, non-NaN cells of ``columns``."""
-    return [
-        float(r[c])
-        for r in records
-        for c in columns
-        if isinstance(r.get(c), int | float) and not math.isnan(float(r[c]))
-    ]
+def _missing(value: Any) -> bool:
+    """A table cell with nothing to draw: None or NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def record_pgd_curves(

@@ -339,8 +339,9 @@ def defenses(
             f"(straight-through), so BPDA PGD-{n} attacks the model itself. The robust-accuracy "
             f"column is the per-sample worst case of BPDA PGD-{n} and {STRONGEST_LABEL}, each "
             "attack of it run on the images the previous ones left: the number to quote, since a "
-            "cross-entropy attack alone overstates the robustness of fast adversarial training. The audit runs under BPDA too. For models without a quantizer "
-            "the naive and BPDA columns agree."
+            "cross-entropy attack alone overstates the robustness of fast adversarial training. "
+            "The audit runs under BPDA too. For models without a quantizer the naive and BPDA "
+            "columns agree."
         )
 
     ctx.section("defenses", "Defenses, naive and honest", params, build)
