@@ -65,6 +65,28 @@ def _accuracy(attack: Attack | Ensemble | None, net: nn.Module, split: Split) ->
     return correct / total
 
 
+def training_time(
+    trained: Sequence[tuple[str, dict[str, Any]]], images: int, full_images: int
+) -> str:
+    """A sentence with each model's measured training time (perturbing the training set each
+    epoch included) and, when it trained on fewer than ``full_images`` images, the time it would
+    take on all of them (epoch time grows with the images, so a reduced run says what the full
+    one costs)."""
+    parts = []
+    for label, meta in trained:
+        epochs = meta.get("history", {}).get("epochs", [])
+        seconds = sum(float(e.get("seconds", 0.0)) for e in epochs)
+        if seconds <= 0:
+            continue
+        part = f"{label} {seconds / 3600:.2f} h"
+        if 0 < images < full_images:
+            part += f" (about {seconds * full_images / images / 3600:.1f} h on all {full_images:,})"
+        parts.append(part)
+    if not parts:
+        return ""
+    return f"Training time measured here on {images:,} training images: " + ", ".join(parts) + "."
+
+
 def fast_gradient(
     ctx: StudyContext,
     *,
@@ -235,7 +257,7 @@ def adversarial_training_study(
 
     def build(section: Section) -> None:
         strong = strongest_attack("linf", fgsm_eps, seed=ctx.seed)
-        models, rows, history = [], [], []
+        models, rows, history, trained = [], [], [], []
         test = splits["test"]
         sx, sy = test.images[:strong_images], test.labels[:strong_images]
         for label, n, defense in plans:
@@ -243,6 +265,7 @@ def adversarial_training_study(
             net, meta = ctx.model(key, model, epochs=n, defense=defense, **options)
             models.append(model_row(label, net, meta))
             history += history_rows(label, meta)
+            trained.append((label, meta))
             for split, data in splits.items():
                 row: list[Any] = [label, split, len(data), _accuracy(None, net, data)]
                 row += [_accuracy(attack, net, data) for attack in attacks.values()]
@@ -269,8 +292,9 @@ def adversarial_training_study(
             f"perturbed against the current weights ({fraction:.0%} of the images; Linf eps "
             f"{fgsm_eps:g}; PGD {pgd_steps} steps of {pgd_step:g} from x). The last column is the "
             "strongest evaluation the toolkit has, on the first test images: FGSM and a "
-            "20-step PGD overstate the robustness of FGSM-trained networks."
-        )
+            "20-step PGD overstate the robustness of FGSM-trained networks. "
+            + training_time(trained, len(ctx.training_data().train), len(ctx.data.train))
+        ).strip()
 
     ctx.section("table3", "Adversarial training, perturbed afresh each epoch", params, build)
     return {}
