@@ -192,7 +192,23 @@ def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(
     assert [r.train_loss for r in history.epochs] == [r.train_loss for r in whole_history.epochs]
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
-    assert not state.exists()  # finished: nothing left to resume
+    # the state stays until the caller has saved the model: a process that dies before that
+    # gets the finished weights back without training an epoch again
+    assert state.is_file()
+    torch.manual_seed(0)
+    again = fresh()
+    history = train_model(
+        again,
+        digits,
+        config,
+        transform=stop_before(make_defense(), 1),  # a fresh start would raise
+        progress=False,
+        resume=state,
+        resume_tag="recipe-1",
+    )
+    assert [r.train_loss for r in history.epochs] == [r.train_loss for r in whole_history.epochs]
+    for a, b in zip(whole.parameters(), again.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_a_training_state_with_another_tag_is_not_resumed(digits, tmp_path):

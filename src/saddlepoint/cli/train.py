@@ -263,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "options": options,
     }
+    state = out.with_name(out.name + ".training.pt")  # the loop state, for a stopped run
     result = train_classifier(
         data,
         args.model,
@@ -272,13 +273,14 @@ def run(args: argparse.Namespace) -> int:
         normalize=not args.no_normalize,
         dataset_options=options,
         progress=not args.quiet,
-        resume=out.with_name(out.name + ".training.pt"),
+        resume=state,
         resume_tag=recipe_tag(recipe),
     )
     metadata = dict(result.metadata)
     if defense is not None:
         metadata["defense"] = defense.config()
     save_checkpoint(out, result.model, metadata)
+    state.unlink(missing_ok=True)  # kept until the model is saved
     if args.plot:
         result.history.plot(out.with_suffix(".png"))
     test = result.test_metrics

@@ -131,8 +131,10 @@ def train_model(
     With ``resume``, the whole loop state (weights, optimizer, schedule, every random state,
     history, the defense's kept tensors) is written there atomically after each epoch, and a
     run that finds a state file with the same ``resume_tag`` (say, a digest of the recipe)
-    continues after its last epoch, ending with the weights an uninterrupted run has. The file
-    is removed when training finishes; one with another tag is ignored and overwritten.
+    continues after its last epoch, ending with the weights an uninterrupted run has. The last
+    epoch is kept too and the file stays: the caller removes it once it has saved the trained
+    model, so a process that dies in between (evaluating, saving) returns to the finished
+    weights without training again. A file with another tag is ignored and overwritten.
     """
     config = config or TrainConfig()
     defense = as_defense(transform)
@@ -215,7 +217,7 @@ def train_model(
                 if config.patience is not None and stale >= config.patience:
                     history.stopped_early = True
                     break
-            if resume is not None and epoch < config.epochs:
+            if resume is not None:
                 _save_state(
                     resume,
                     {
@@ -236,8 +238,6 @@ def train_model(
                         "stale": stale,
                     },
                 )
-    if resume is not None:
-        resume.unlink(missing_ok=True)
     if config.patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     else:

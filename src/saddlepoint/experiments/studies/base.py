@@ -129,6 +129,7 @@ class StudyContext:
         )
         metadata = {**trained.metadata, "recipe": _plain(recipe)}
         save_checkpoint(path, trained.model.cpu(), metadata)
+        self._resume(key, recipe)["resume"].unlink(missing_ok=True)  # kept until now
         return self._loaded(key)
 
     def finetune(
@@ -171,6 +172,7 @@ class StudyContext:
             "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
         }
         save_checkpoint(path, model, metadata)
+        self._resume(key, recipe)["resume"].unlink(missing_ok=True)  # kept until now
         return self._loaded(key)
 
     def part_key(self, params: dict[str, Any]) -> dict[str, Any]:
