@@ -75,13 +75,15 @@ class StudyContext:
         self.used_models[key] = content_digest(path)
         return load_checkpoint(path, device="cpu")
 
+    def _state_path(self, key: str) -> Path:
+        """Where model ``key``'s training keeps its state after each epoch (removed once the
+        model itself is saved)."""
+        return self.folder / "models" / f"{key}.training.pt"
+
     def _resume(self, key: str, recipe: dict[str, Any]) -> dict[str, Any]:
-        """Where model ``key``'s training keeps its state after each epoch, and the recipe's
-        digest, so a run stopped mid-training resumes at its last finished epoch."""
-        return {
-            "resume": self.folder / "models" / f"{key}.training.pt",
-            "resume_tag": recipe_tag(_plain(recipe)),
-        }
+        """The training state's file and the recipe's digest, so a run stopped mid-training
+        resumes at its last finished epoch."""
+        return {"resume": self._state_path(key), "resume_tag": recipe_tag(_plain(recipe))}
 
     def training_data(self) -> ImageData:
         if self.train_limit is None:
@@ -129,7 +131,7 @@ class StudyContext:
         )
         metadata = {**trained.metadata, "recipe": _plain(recipe)}
         save_checkpoint(path, trained.model.cpu(), metadata)
-        self._resume(key, recipe)["resume"].unlink(missing_ok=True)  # kept until now
+        self._state_path(key).unlink(missing_ok=True)  # kept until the model was saved
         return self._loaded(key)
 
     def finetune(
@@ -172,7 +174,7 @@ class StudyContext:
             "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
         }
         save_checkpoint(path, model, metadata)
-        self._resume(key, recipe)["resume"].unlink(missing_ok=True)  # kept until now
+        self._state_path(key).unlink(missing_ok=True)  # kept until the model was saved
         return self._loaded(key)
 
     def part_key(self, params: dict[str, Any]) -> dict[str, Any]:
