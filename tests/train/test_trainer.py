@@ -45,6 +45,30 @@ def test_early_stopping_restores_best_weights():
     assert abs(now["loss"] - best.val_loss) < 1e-5
 
 
+def test_a_run_that_stopped_early_resumes_as_finished(tmp_path):
+    # the state is written at the stopping epoch too: a process that dies before the model is
+    # saved gets the best weights back without training (or repeating the stopping epoch)
+    data = load_dataset("digits", val_fraction=0.3, test_fraction=0.3)
+    small = type(data)(data.name, data.train.head(60), data.val, data.test, data.class_names)
+    config = TrainConfig(epochs=40, lr=0.01, patience=3, batch_size=16, device="cpu")
+    state = tmp_path / "state.pt"
+
+    def run(transform=None):
+        torch.manual_seed(0)
+        model = build_model("mlp", in_shape=small.shape, num_classes=10, hidden=[256])
+        history = train_model(
+            model, small, config, transform=transform, progress=False, resume=state, resume_tag="t"
+        )
+        return model, history
+
+    model, history = run()
+    assert history.stopped_early and len(history.epochs) < 40
+    again, resumed = run(stop_before(NoiseTraining(scale=0.1), 1))  # would raise on any epoch
+    assert resumed.to_dict() == history.to_dict()
+    for a, b in zip(model.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_history_is_complete_and_plottable(digits, tmp_path):
     result = train_classifier(digits, "mlp", TrainConfig(epochs=2, device="cpu"), progress=False)
     history = result.history

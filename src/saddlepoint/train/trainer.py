@@ -132,9 +132,9 @@ def train_model(
     history, the defense's kept tensors) is written there atomically after each epoch, and a
     run that finds a state file with the same ``resume_tag`` (say, a digest of the recipe)
     continues after its last epoch, ending with the weights an uninterrupted run has. The last
-    epoch is kept too and the file stays: the caller removes it once it has saved the trained
-    model, so a process that dies in between (evaluating, saving) returns to the finished
-    weights without training again. A file with another tag is ignored and overwritten.
+    epoch (or the one early stopping ends on) is kept too and the file stays: the caller removes
+    it once it has saved the trained model, so a process that dies in between (evaluating,
+    saving) returns to the finished weights without training again. A file with another tag is ignored and overwritten.
     """
     config = config or TrainConfig()
     defense = as_defense(transform)
@@ -167,7 +167,8 @@ def train_model(
             defense.load_state(saved["defense"])
             history = History.from_dict(saved["history"])
             best_loss, best_state, stale = saved["best_loss"], saved["best_state"], saved["stale"]
-            first = int(saved["epoch"]) + 1
+            # a run that stopped early is finished: nothing is left to train
+            first = config.epochs + 1 if history.stopped_early else int(saved["epoch"]) + 1
             message = f"resuming after epoch {saved['epoch']}/{config.epochs} from {resume}"
             if progress:
                 tqdm.write(message)
@@ -216,8 +217,7 @@ def train_model(
                 stale += 1
                 if config.patience is not None and stale >= config.patience:
                     history.stopped_early = True
-                    break
-            if resume is not None:
+            if resume is not None:  # the stopping epoch too, so a resumed run does not redo it
                 _save_state(
                     resume,
                     {
@@ -238,6 +238,8 @@ def train_model(
                         "stale": stale,
                     },
                 )
+            if history.stopped_early:
+                break
     if config.patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     else:
