@@ -523,3 +523,46 @@ def test_transfer_surrogate_too_deep_for_the_images_fails_first(tmp_path):
     sections = study(tmp_path / "padded", "transfer", surrogate_pad_to=16, **params)
     rows = sections["transfer"].table("transfer").records()
     assert sorted({r["value"] for r in rows if r["family"] == "depth"}) == [1, 3]
+
+
+def test_adversarial_training_study_stopped_mid_section_keeps_the_finished_rows(
+    tmp_path, monkeypatch
+):
+    """Each (network, split) row of seed 002's Table 3 is kept as it finishes: a run killed in
+    the second network's strongest evaluation recomputes only the rows it lacks, and its table
+    equals an uninterrupted run's."""
+    import importlib
+
+    module = importlib.import_module("saddlepoint.experiments.studies.robust_nets")
+    params = dict(
+        model="mlp", epochs=1, at_epochs=1, train_images=30, test_images=30, strong_images=10
+    )
+    whole = study(tmp_path / "whole", "adversarial-training", **params)["table3"].table("table3")
+    real, evaluated, dying = module.strongest_attack, [], [True]
+
+    def counted(*args, **options):
+        attack = real(*args, **options)
+
+        def run(*inputs):
+            evaluated.append(1)
+            if dying[0] and len(evaluated) == 2:
+                raise Killed
+            return attack(*inputs)
+
+        return run
+
+    monkeypatch.setattr(module, "strongest_attack", counted)
+    with pytest.raises(Killed):
+        study(tmp_path / "stopped", "adversarial-training", **params)
+    kept = tmp_path / "stopped" / "adversarial-training" / "kept"
+    assert sorted(p.name for p in kept.glob("table3-*.json")) == [
+        "table3-classifier-test.json",
+        "table3-classifier-train.json",
+        "table3-fgsm-at-train.json",
+    ]
+    evaluated.clear()
+    dying[0] = False
+    resumed = study(tmp_path / "stopped", "adversarial-training", **params)["table3"]
+    assert len(evaluated) == 2  # FGSM-AT's and PGD-AT's test rows; the original's was kept
+    plain = lambda rows: [[None if v != v else v for v in row] for row in rows]  # noqa: E731
+    assert plain(resumed.table("table3").rows) == plain(whole.rows)

@@ -4,6 +4,7 @@ adversarial training with the training set perturbed afresh each epoch (§3)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -255,11 +256,23 @@ def adversarial_training_study(
         "PGD": PGD(norm="linf", eps=fgsm_eps, **pgd),
     }
 
+    strong = strongest_attack("linf", fgsm_eps, seed=ctx.seed)
+    test = splits["test"]
+    sx, sy = test.images[:strong_images], test.labels[:strong_images]
+
+    def evaluate(label: str, net: nn.Module, split: str, data: Split) -> list[Any]:
+        """One row of Table 3: ``net`` on ``split`` clean and under each attack; on the test
+        split also the strongest evaluation."""
+        row: list[Any] = [label, split, len(data), _accuracy(None, net, data)]
+        row += [_accuracy(attack, net, data) for attack in attacks.values()]
+        if split == "test":
+            row.append(float(strong(net, sx, sy).metrics()["robust_accuracy"]))
+        else:
+            row.append(float("nan"))
+        return row
+
     def build(section: Section) -> None:
-        strong = strongest_attack("linf", fgsm_eps, seed=ctx.seed)
         models, rows, history, trained = [], [], [], []
-        test = splits["test"]
-        sx, sy = test.images[:strong_images], test.labels[:strong_images]
         for label, n, defense in plans:
             key = "classifier" if label == "original" else label.lower()
             net, meta = ctx.model(key, model, epochs=n, defense=defense, **options)
@@ -267,13 +280,17 @@ def adversarial_training_study(
             history += history_rows(label, meta)
             trained.append((label, meta))
             for split, data in splits.items():
-                row: list[Any] = [label, split, len(data), _accuracy(None, net, data)]
-                row += [_accuracy(attack, net, data) for attack in attacks.values()]
-                if split == "test":
-                    row.append(float(strong(net, sx, sy).metrics()["robust_accuracy"]))
-                else:
-                    row.append(float("nan"))
-                rows.append(row)
+                # each row is kept as it finishes: the strongest evaluation of a network that
+                # resists the attack takes about an hour of a core, and a stopped run (a
+                # session's end) recomputes only the rows it lacks
+                part = {**params, "network": label, "split": split}
+                rows.append(
+                    ctx.kept(
+                        f"table3-{key}-{split}",
+                        part,
+                        partial(evaluate, label, net, split, data),
+                    )
+                )
         section.tables.append(Table("models", MODEL_COLUMNS, models, "the three networks"))
         columns = [
             "network",
