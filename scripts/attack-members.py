@@ -1,11 +1,14 @@
-"""Robust accuracy of saved models under each member of the strongest evaluation, one at a time.
+"""Robust accuracy of saved models under the strongest evaluation's kinds of attack, one at a time.
 
 The strongest evaluation reports the per-sample worst case of its members; when it lands far
-below a study's PGD number, this says which attack gets there, and whether a query-only one
-(Square, which sees no gradient) does too: then the gap is the model's, not an artefact of a
-gradient approximation such as BPDA. Quantized models are attacked through BPDA (identity).
+below a study's PGD number, this says which kind of attack gets there, and whether a query-only
+one (Square, which sees no gradient) does too: then the gap is the model's, not an artefact of a
+gradient approximation such as BPDA. Each attack runs once with its registry defaults (APGD-CE
+and APGD-DLR without the ensemble's 5 restarts), beside a 100-step PGD at eps/4. Quantized
+models are attacked through BPDA (identity).
 
-    python scripts/attack-members.py runs/seed000-s5-fashion/models/{quantized-and-,}adversarial-training.safetensors \
+    python scripts/attack-members.py \
+        runs/seed000-s5-fashion/models/{quantized-and-,}adversarial-training.safetensors \
         --eps 0.05 --images 200 --seed-pgd 8,0.1
 """
 
@@ -30,7 +33,7 @@ def main() -> None:
     parser.add_argument(
         "--seed-pgd",
         default=None,
-        help="STEPS,STEP: also the study's own PGD from x's random start, e.g. 8,0.1",
+        help="STEPS,STEP: also the study's own PGD (one run from a random start), e.g. 8,0.1",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)

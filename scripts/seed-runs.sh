@@ -42,20 +42,18 @@ reuse_original() {  # reuse_original FROM TO KEY: 002 §4's network is 002 §2's
     copy_missing "runs/$1/models/classifier.safetensors" "runs/$2/models/$3.safetensors"
 }
 
-reuse_classifiers() {  # reuse_classifiers FROM TO: seed 004's pre-trained C1 and C2 (the study
+reuse_models() {  # reuse_models FROM TO [PATTERN]: the models of run FROM whose names match
+    # PATTERN (default: all), for a run that changes only what is done with them (the study
     # takes a model file whose recorded recipe is its own, and trains it otherwise)
     .venv/bin/python scripts/keep-runs.py restore "$1" "$2"
-    for file in "runs/$1"/models/c[12]-*.{json,safetensors}; do
+    local file
+    for file in "runs/$1"/models/${3:-*}.{json,safetensors}; do
         copy_missing "$file" "runs/$2/models/${file##*/}"
     done
 }
 
-reuse_models() {  # reuse_models FROM TO: every model of run FROM, for a check that changes only
-    # the attacks (the study reloads a model whose recorded recipe is its own)
-    .venv/bin/python scripts/keep-runs.py restore "$1" "$2"
-    for file in "runs/$1"/models/*.{json,safetensors}; do
-        copy_missing "$file" "runs/$2/models/${file##*/}"
-    done
+reuse_classifiers() {  # reuse_classifiers FROM TO: seed 004's pre-trained C1 and C2
+    reuse_models "$1" "$2" 'c[12]-*'
 }
 
 declare -A RUNS=(

@@ -134,7 +134,8 @@ def train_model(
     continues after its last epoch, ending with the weights an uninterrupted run has. The last
     epoch (or the one early stopping ends on) is kept too and the file stays: the caller removes
     it once it has saved the trained model, so a process that dies in between (evaluating,
-    saving) returns to the finished weights without training again. A file with another tag is ignored and overwritten.
+    saving) returns to the finished weights without training again. A file with another tag is
+    ignored and overwritten.
     """
     config = config or TrainConfig()
     defense = as_defense(transform)
