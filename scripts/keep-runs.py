@@ -116,11 +116,22 @@ def commit(names: list[str]) -> None:
 
 
 def restore(name: str, runs: Path = RUNS, kept: Path = KEPT) -> None:
-    """Copy runs-kept/NAME into runs/NAME when the run folder is missing."""
+    """Copy runs-kept/NAME into runs/NAME when the run folder is missing.
+
+    The copy is made in a hidden folder beside runs/NAME and renamed into place whole: a watcher
+    snapshotting at the same moment must never see a half-restored folder, or it would mirror it
+    into runs-kept/ and delete every file not yet copied back (this happened once)."""
     source, target = kept / name, runs / name
     if target.exists() or not source.is_dir():
         return
-    shutil.copytree(source, target)
+    runs.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.restoring-", dir=runs))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     print(f"keep-runs: restored {target} from {source}")
 
 

@@ -83,3 +83,37 @@ def test_large_files_are_left_as_they_are_unless_asked(tmp_path: Path) -> None:
     (models / "wide.training.pt").unlink()  # the model finished: its checkpoint goes
     assert keep.snapshot("study", runs, kept, max_mb=limit)
     assert not (kept / "study" / "models" / "wide.training.pt").exists()
+
+
+def test_restore_is_never_seen_half_done(tmp_path: Path, monkeypatch) -> None:
+    # A watcher's snapshot during a restore once mirrored a half-copied run folder into
+    # runs-kept/ and deleted the models not yet copied back. The restore is now copied beside
+    # runs/NAME and renamed into place, so a snapshot taken mid-copy finds no run folder at all.
+    keep = _module()
+    runs, kept = tmp_path / "runs", tmp_path / "runs-kept"
+    models = kept / "study" / "models"
+    models.mkdir(parents=True)
+    for index in range(5):
+        (models / f"m{index}.safetensors").write_bytes(bytes([index]) * 10)
+    real_copy = keep.shutil.copy2
+    seen = []
+
+    def copy_then_snapshot(source, target, **kwargs):
+        result = real_copy(source, target, **kwargs)
+        seen.append(keep.snapshot("study", runs, kept))  # the watcher, racing the restore
+        return result
+
+    real_copytree = keep.shutil.copytree
+
+    def copytree(source, target, *args, **kwargs):
+        if args:  # shutil's own recursion into a sub-folder passes its arguments on
+            return real_copytree(source, target, *args, **kwargs)
+        return real_copytree(source, target, copy_function=copy_then_snapshot, **kwargs)
+
+    monkeypatch.setattr(keep.shutil, "copytree", copytree)
+    keep.restore("study", runs, kept)
+    assert seen == [False] * 5  # no run folder to mirror while copying
+    assert sorted(p.name for p in models.iterdir()) == [f"m{i}.safetensors" for i in range(5)]
+    restored = runs / "study" / "models"
+    assert sorted(p.name for p in restored.iterdir()) == [f"m{i}.safetensors" for i in range(5)]
+    assert [p.name for p in runs.iterdir()] == ["study"]  # no staging folder left behind
