@@ -114,23 +114,31 @@ ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-
     seed000-s4-fashion seed002-s4-fashion seed000-s3-fashion seed000-s5-fashion seed002-s3-mnist
     seed002-s3-fashion)
 
-# What is left, as two queues (one core each). A listed run that has finished costs little (its
-# folder comes back from runs-kept/ and every section is skipped); take it out once its report
-# and findings are in docs/studies/.
-# 002 §3 Fashion-MNIST follows 000 §3 on queue A: queue B's 002 §3 MNIST has the most hours left.
-QUEUE_A=(seed000-s3-fashion seed002-s3-fashion)
+# What is left, as queues of one core each (OMP_NUM_THREADS=1). A listed run that has finished
+# costs little (its folder comes back from runs-kept/ and every section is skipped); take it out
+# once its report and findings are in docs/studies/. An empty queue starts nothing. Three queues
+# on two cores share them: the runs finish no sooner each, but no core idles at the end while
+# one long queue is left (002 §3 Fashion-MNIST has the most hours left).
+QUEUE_A=(seed000-s3-fashion)
 QUEUE_B=(seed002-s3-mnist)
+QUEUE_C=(seed002-s3-fashion)
 
 # The whole entry point is one function, called on the last line: bash reads a script as it runs
 # it, so an edit to this file while a queue runs could otherwise change what the queue does next.
 main() {
-    if [ "${1:-}" = "--background" ]; then  # both queues and the keep-runs watcher, detached
+    if [ "${1:-}" = "--background" ]; then  # the queues and the keep-runs watcher, detached
         mkdir -p runs/logs
         stamp=$(date -u +%Y%m%d-%H%M)
-        OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_A[@]}" > "runs/logs/queue-a-$stamp.log" 2>&1 &
-        OMP_NUM_THREADS=1 nohup bash "$0" "${QUEUE_B[@]}" > "runs/logs/queue-b-$stamp.log" 2>&1 &
+        for queue in a b c; do
+            declare -n names="QUEUE_${queue^^}"
+            if [ "${#names[@]}" -gt 0 ]; then
+                OMP_NUM_THREADS=1 nohup bash "$0" "${names[@]}" \
+                    > "runs/logs/queue-$queue-$stamp.log" 2>&1 &
+            fi
+            unset -n names
+        done
         nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${QUEUE_A[@]}" \
-            "${QUEUE_B[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
+            "${QUEUE_B[@]}" "${QUEUE_C[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
         echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
         exit 0
     fi
