@@ -114,7 +114,7 @@ ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-
     seed000-s4-fashion seed002-s4-fashion seed000-s3-fashion seed000-s5-fashion seed002-s3-mnist
     seed002-s3-fashion)
 
-# What is left, as queues of one core each (OMP_NUM_THREADS=1). A listed run that has finished
+# What is left, as queues of one thread each (OMP_NUM_THREADS=1). A listed run that has finished
 # costs little (its folder comes back from runs-kept/ and every section is skipped); take it out
 # once its report and findings are in docs/studies/. An empty queue starts nothing. Three queues
 # on two cores share them: the runs finish no sooner each, but no core idles at the end while
@@ -137,8 +137,11 @@ main() {
             fi
             unset -n names
         done
-        nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${QUEUE_A[@]}" \
-            "${QUEUE_B[@]}" "${QUEUE_C[@]}" > "runs/logs/keep-$stamp.log" 2>&1 &
+        watched=("${QUEUE_A[@]}" "${QUEUE_B[@]}" "${QUEUE_C[@]}")
+        if [ "${#watched[@]}" -gt 0 ]; then
+            nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${watched[@]}" \
+                > "runs/logs/keep-$stamp.log" 2>&1 &
+        fi
         echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
         exit 0
     fi
