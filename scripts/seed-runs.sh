@@ -129,15 +129,16 @@ main() {
     if [ "${1:-}" = "--background" ]; then  # the queues and the keep-runs watcher, detached
         mkdir -p runs/logs
         stamp=$(date -u +%Y%m%d-%H%M)
+        watched=()
         for queue in a b c; do
             declare -n names="QUEUE_${queue^^}"
             if [ "${#names[@]}" -gt 0 ]; then
                 OMP_NUM_THREADS=1 nohup bash "$0" "${names[@]}" \
                     > "runs/logs/queue-$queue-$stamp.log" 2>&1 &
+                watched+=("${names[@]}")
             fi
             unset -n names
         done
-        watched=("${QUEUE_A[@]}" "${QUEUE_B[@]}" "${QUEUE_C[@]}")
         if [ "${#watched[@]}" -gt 0 ]; then
             nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${watched[@]}" \
                 > "runs/logs/keep-$stamp.log" 2>&1 &
