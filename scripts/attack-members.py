@@ -1,11 +1,12 @@
-"""Robust accuracy of saved models under the strongest evaluation's kinds of attack, one at a time.
+"""Robust accuracy of saved models under each member of the strongest evaluation, one at a time.
 
 The strongest evaluation reports the per-sample worst case of its members; when it lands far
 below a study's PGD number, this says which kind of attack gets there, and whether a query-only
 one (Square, which sees no gradient) does too: then the gap is the model's, not an artefact of a
-gradient approximation such as BPDA. Each attack runs once with its registry defaults (APGD-CE
-and APGD-DLR without the ensemble's 5 restarts), beside a 100-step PGD at eps/4. Quantized
-models are attacked through BPDA (identity).
+gradient approximation such as BPDA. The members are taken from ``strongest_attack`` itself, with
+its own settings (restarts included), so this list can never drift from the evaluation every
+defense number comes from; each runs alone on every image, beside a 100-step PGD at eps/4 and,
+optionally, the study's own PGD. Quantized models are attacked through BPDA (identity).
 
     python scripts/attack-members.py \
         runs/seed000-s5-fashion/models/{quantized-and-,}adversarial-training.safetensors \
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -23,9 +26,44 @@ from saddlepoint.attacks import build_attack
 from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.data import load_dataset
 from saddlepoint.defenses import bpda
+from saddlepoint.evaluate.robustness import strongest_attack
 
 
-def main() -> None:
+def attacks_to_run(eps: float, seed_pgd: str | None = None, **overrides: Any) -> list[Any]:
+    """The study's PGD (``STEPS,STEP``, one run from a random start) when asked, a 100-step PGD
+    at eps/4, then the strongest evaluation's members in its order. ``overrides`` reach the
+    members as they reach the ensemble (``steps``, ``queries``): for quick checks only."""
+    attacks = []
+    if seed_pgd:
+        steps, step = seed_pgd.split(",")
+        attacks.append(
+            build_attack(
+                "pgd", norm="linf", eps=eps, seed=0, steps=int(steps), step=float(step), restarts=1
+            )
+        )
+    attacks.append(build_attack("pgd", norm="linf", eps=eps, seed=0, steps=100, step=eps / 4))
+    attacks += strongest_attack("linf", eps, seed=0, **overrides).attacks
+    return attacks
+
+
+def member_rows(
+    checkpoints: Sequence[str], attacks: Sequence[Any], images: int
+) -> Iterator[tuple[str, str, dict, float, float]]:
+    """(checkpoint, attack name, its settings, robust accuracy, seconds) per model and attack."""
+    for path in checkpoints:
+        net, meta = load_checkpoint(path, device="cpu")
+        net.eval()
+        dataset = meta["dataset"]
+        data = load_dataset(dataset["name"], **dataset.get("options", {}))
+        x, y = data.test.images[:images], data.test.labels[:images]
+        for attack in attacks:
+            start = time.perf_counter()
+            with bpda(net):
+                accuracy = attack(net, x, y).metrics()["robust_accuracy"]
+            yield path, attack.name, attack.config(), accuracy, time.perf_counter() - start
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help=".safetensors files of one dataset")
     parser.add_argument("--eps", type=float, required=True, help="Linf radius")
@@ -35,33 +73,13 @@ def main() -> None:
         default=None,
         help="STEPS,STEP: also the study's own PGD (one run from a random start), e.g. 8,0.1",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    plans: list[tuple[str, dict]] = []
-    if args.seed_pgd:
-        steps, step = args.seed_pgd.split(",")
-        plans.append(("pgd", {"steps": int(steps), "step": float(step), "restarts": 1}))
-    plans += [
-        ("pgd", {"steps": 100, "step": args.eps / 4}),
-        ("apgd", {}),
-        ("apgd-dlr", {}),
-        ("apgd-t", {}),
-        ("fab-t", {}),
-        ("square", {"queries": 5000}),
-    ]
-    for path in args.checkpoints:
-        net, meta = load_checkpoint(path, device="cpu")
-        net.eval()
-        dataset = meta["dataset"]
-        data = load_dataset(dataset["name"], **dataset.get("options", {}))
-        x, y = data.test.images[: args.images], data.test.labels[: args.images]
-        for name, options in plans:
-            attack = build_attack(name, norm="linf", eps=args.eps, seed=0, **options)
-            start = time.perf_counter()
-            with bpda(net):
-                accuracy = attack(net, x, y).metrics()["robust_accuracy"]
-            seconds = time.perf_counter() - start
-            print(f"{path}\t{name}\t{options}\t{accuracy:.3f}\t{seconds:.0f}s", flush=True)
+    attacks = attacks_to_run(args.eps, args.seed_pgd)
+    for path, name, config, accuracy, seconds in member_rows(
+        args.checkpoints, attacks, args.images
+    ):
+        print(f"{path}\t{name}\t{config}\t{accuracy:.3f}\t{seconds:.0f}s", flush=True)
 
 
 if __name__ == "__main__":
