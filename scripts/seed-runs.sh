@@ -2,8 +2,9 @@
 # The seed files at the seeds' settings on the datasets this machine has, one after another;
 # each run folder resumes where it stopped, so re-running this script continues the queue.
 #   bash scripts/seed-runs.sh [NAME ...]     (default: every run below, in order)
-#   bash scripts/seed-runs.sh --background   (what is left: two queues, one core each, and the
-#                                             watcher that commits their state to runs-kept/)
+#   bash scripts/seed-runs.sh --background   (what is left: the queues below, one thread each,
+#                                             and the watcher that commits their state to
+#                                             runs-kept/; add --dry-run to print, not start, them)
 # A run folder missing here (a new machine) is first restored from runs-kept/NAME, the snapshot
 # that `python scripts/keep-runs.py watch NAME...` commits as a run goes (see that script).
 # Each finished run's tables and figures go to docs/studies/NAME/README.md, opened by the seed's
@@ -127,23 +128,40 @@ QUEUE_C=(seed002-s3-fashion)
 # it, so an edit to this file while a queue runs could otherwise change what the queue does next.
 main() {
     if [ "${1:-}" = "--background" ]; then  # the queues and the keep-runs watcher, detached
-        mkdir -p runs/logs
-        stamp=$(date -u +%Y%m%d-%H%M)
+        local dry="" queue name
+        [ "${2:-}" = "--dry-run" ] && dry=1
         watched=()
+        for queue in a b c; do  # check every queue before starting any
+            declare -n names="QUEUE_${queue^^}"
+            for name in "${names[@]}"; do
+                [ -n "${RUNS[$name]:-}" ] || { echo "seed-runs: QUEUE_${queue^^} names" \
+                    "'$name', which is no run here; runs: ${ORDER[*]}" >&2; exit 2; }
+                [[ " ${watched[*]} " != *" $name "* ]] || { echo "seed-runs:" \
+                    "'$name' is in two queues: two processes would share one run folder" >&2
+                    exit 2; }
+                watched+=("$name")
+            done
+            unset -n names
+        done
+        stamp=$(date -u +%Y%m%d-%H%M)
+        [ -n "$dry" ] || mkdir -p runs/logs
         for queue in a b c; do
             declare -n names="QUEUE_${queue^^}"
-            if [ "${#names[@]}" -gt 0 ]; then
+            if [ "${#names[@]}" -gt 0 ] && [ -n "$dry" ]; then
+                echo "queue $queue: ${names[*]}"
+            elif [ "${#names[@]}" -gt 0 ]; then
                 OMP_NUM_THREADS=1 nohup bash "$0" "${names[@]}" \
                     > "runs/logs/queue-$queue-$stamp.log" 2>&1 &
-                watched+=("${names[@]}")
             fi
             unset -n names
         done
-        if [ "${#watched[@]}" -gt 0 ]; then
+        if [ -n "$dry" ]; then
+            echo "watcher: ${watched[*]}"
+        elif [ "${#watched[@]}" -gt 0 ]; then
             nohup .venv/bin/python scripts/keep-runs.py watch --every 900 "${watched[@]}" \
                 > "runs/logs/keep-$stamp.log" 2>&1 &
+            echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
         fi
-        echo "queues and watcher started; logs: runs/logs/*-$stamp.log"
         exit 0
     fi
     if [ "${1:-}" = "--render" ]; then  # re-render finished runs (after editing findings.md)
@@ -152,6 +170,10 @@ main() {
         exit 0
     fi
     for name in "${@:-${ORDER[@]}}"; do
+        [ -n "${RUNS[$name]:-}" ] || {
+            echo "seed-runs: no run named '$name'; runs: ${ORDER[*]}" >&2
+            exit 2
+        }
         eval "${RUNS[$name]}"
     done
 }
