@@ -123,7 +123,7 @@ ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-
 # one long queue is left (002 §3 Fashion-MNIST has the most hours left).
 QUEUE_A=(seed000-s3-fashion)
 QUEUE_B=()
-QUEUE_C=(seed002-s3-fashion)
+QUEUE_C=()
 
 # The whole entry point is one function, called on the last line: bash reads a script as it runs
 # it, so an edit to this file while a queue runs could otherwise change what the queue does next.
