@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -11,16 +10,11 @@ from saddlepoint.checkpoint import save_checkpoint
 from saddlepoint.data import load_dataset
 from saddlepoint.evaluate.robustness import strongest_attack
 from saddlepoint.models import build_model
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "attack-members.py"
+from tests.scripts import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("attack_members", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("attack-members.py")
 
 
 def test_members_are_the_strongest_evaluations_own() -> None:

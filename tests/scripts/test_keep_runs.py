@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "keep-runs.py"
+from tests.scripts import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("keep_runs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("keep-runs.py")
 
 
 def _rows(path: Path) -> list[tuple]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "retrain-variant.py"
+from tests.scripts import load_script
 
 RECIPE = {
     "architecture": "mlp",
@@ -32,11 +31,7 @@ RECIPE = {
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("retrain_variant", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("retrain-variant.py")
 
 
 def test_one_setting_changes_and_nothing_else() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "seed-runs.sh"
+from tests.scripts import SCRIPTS
+
+SCRIPT = SCRIPTS / "seed-runs.sh"
 
 
 def _bash(*args: str) -> subprocess.CompletedProcess[str]:
