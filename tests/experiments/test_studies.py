@@ -525,6 +525,45 @@ def test_transfer_surrogate_too_deep_for_the_images_fails_first(tmp_path):
     assert sorted({r["value"] for r in rows if r["family"] == "depth"}) == [1, 3]
 
 
+def test_transfer_study_stopped_mid_section_keeps_the_finished_surrogates_rows(
+    tmp_path, monkeypatch
+):
+    """Each surrogate's transfer rows are kept as they finish: a run killed in the second
+    surrogate's attacks recomputes only the surrogates it lacks (not the models section's
+    training, not the first surrogate), and its table equals an uninterrupted run's."""
+    import importlib
+
+    module = importlib.import_module("saddlepoint.experiments.studies.transfer")
+    params = dict(target="cnn", depths=[1], depth_width=4, widths=[4, 8], width_depth=1)
+    params.update(epochs=1, images=20, eps=0.1, pgd_steps=2)
+    whole = study(tmp_path / "whole", "transfer", **params)["transfer"]
+    real, attacked, dying = module.transfer_attack, [], [True]
+
+    def dies_in_the_third(*args, **options):
+        attacked.append(1)
+        if dying[0] and len(attacked) == 3:  # FGSM on the second surrogate
+            raise Killed
+        return real(*args, **options)
+
+    monkeypatch.setattr(module, "transfer_attack", dies_in_the_third)
+    with pytest.raises(Killed):
+        study(tmp_path / "stopped", "transfer", **params)
+    kept = tmp_path / "stopped" / "transfer" / "kept"
+    assert [p.name for p in kept.glob("transfer-*.json")] == ["transfer-depth-1.json"]
+    attacked.clear()
+    dying[0] = False
+    resumed = study(tmp_path / "stopped", "transfer", **params)["transfer"]
+    assert len(attacked) == 4  # FGSM and PGD on width 4 (shared with depth 1's) and width 8
+    assert sorted(p.name for p in kept.glob("transfer-*.json")) == [
+        "transfer-depth-1.json",
+        "transfer-whitebox.json",
+        "transfer-width-4.json",
+        "transfer-width-8.json",
+    ]
+    for name in ("transfer", "whitebox"):
+        assert resumed.table(name).rows == whole.table(name).rows
+
+
 def test_adversarial_training_study_stopped_mid_section_keeps_the_finished_rows(
     tmp_path, monkeypatch
 ):

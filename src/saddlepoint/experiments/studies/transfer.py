@@ -9,6 +9,9 @@ measure how well the attack transfers. Grad-CAM maps show where the target looks
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+
+from torch import nn
 
 from saddlepoint.attacks import PGD, build_attack, transfer_attack
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
@@ -115,15 +118,16 @@ def transfer_study(
             "target loss",
             "transfer rate",
         ]
-        rows = []
-        for family, value, args in surrogates:
-            net, _ = surrogate(args)
+        # every surrogate is loaded before the first kept part, so each part's key names the
+        # same model files whether this run also built the models section or resumed after it
+        nets = [surrogate(args)[0] for _, _, args in surrogates]
+
+        def attacked(net: nn.Module) -> list[list]:
+            rows = []
             for name, attack in attacks.items():
                 m = transfer_attack(attack, net, goal, x, y).metrics()
                 rows.append(
                     [
-                        family,
-                        value,
                         name,
                         m["surrogate_accuracy"],
                         m["target_accuracy"],
@@ -131,11 +135,24 @@ def transfer_study(
                         m["transfer_rate"],
                     ]
                 )
-        white = []
-        for name, attack in attacks.items():
-            m = attack(goal, x, y).metrics()
-            accuracy = m["robust_accuracy"]
-            white.append(["target itself", 0, name, accuracy, accuracy, m["loss"], 1.0])
+            return rows
+
+        def whitebox() -> list[list]:
+            rows = []
+            for name, attack in attacks.items():
+                m = attack(goal, x, y).metrics()
+                accuracy = m["robust_accuracy"]
+                rows.append(["target itself", 0, name, accuracy, accuracy, m["loss"], 1.0])
+            return rows
+
+        # each surrogate's rows are kept as they finish (PGD-50 on the widest takes minutes):
+        # a run stopped mid-section recomputes only the surrogates it lacks
+        rows = []
+        for (family, value, args), net in zip(surrogates, nets, strict=True):
+            part = {**params, "surrogate": args}
+            kept = ctx.kept(f"transfer-{family}-{value}", part, partial(attacked, net))
+            rows += [[family, value, *row] for row in kept]
+        white = ctx.kept("transfer-whitebox", params, whitebox)
         caption = (
             f"Linf: FGSM eps {fgsm_radius:g}; PGD eps {eps:g}, {pgd_steps} steps of {step:.4g}"
             f"{' from a random start' if pgd_random_start else ' from x'}; {len(y)} test images"
