@@ -121,7 +121,7 @@ ORDER=(seed003-mnist seed002-s2-mnist seed002-s4-mnist seed000-s4-mnist seed000-
 # once its report and findings are in docs/studies/. An empty queue starts nothing. Three queues
 # on two cores share them: the runs finish no sooner each, but no core idles at the end while
 # one long queue is left (002 §3 Fashion-MNIST has the most hours left).
-QUEUE_A=(seed000-s3-fashion)
+QUEUE_A=()
 QUEUE_B=()
 QUEUE_C=()
 
@@ -144,6 +144,11 @@ main() {
             done
             unset -n names
         done
+        if [ "${#watched[@]}" -eq 0 ]; then
+            echo "seed-runs: every queue is empty (QUEUE_A, QUEUE_B and QUEUE_C in $0):" \
+                "nothing to start; name runs there, or run one: bash $0 NAME" >&2
+            exit 0
+        fi
         stamp=$(date -u +%Y%m%d-%H%M)
         [ -n "$dry" ] || mkdir -p runs/logs
         for queue in a b c; do
