@@ -178,7 +178,7 @@ def transfer_study(
                     logx=family == "width",
                     title=f"Target {metric} vs surrogate {family} ({label})",
                 )
-        best = min(rows, key=lambda r: float(r[4]))  # type: ignore[arg-type]  # a number column
+        best = min(rows, key=lambda r: float(r[4]))  # column 4: target acc
         section.text = (
             f"Clean target accuracy {goal_meta['metrics']['test']['accuracy']:.4f}. The most "
             f"transferable examples came from the surrogate of {best[0]} {best[1]} with {best[2]}: "
