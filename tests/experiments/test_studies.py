@@ -560,8 +560,10 @@ def test_transfer_study_stopped_mid_section_keeps_the_finished_surrogates_rows(
         "transfer-width-4.json",
         "transfer-width-8.json",
     ]
-    for name in ("transfer", "whitebox"):
-        assert resumed.table(name).rows == whole.table(name).rows
+    for name in ("transfer", "whitebox"):  # losses to float rounding: the sub-batch size an
+        # attack picks by timing changes the order of a sum
+        for got, want in zip(resumed.table(name).rows, whole.table(name).rows, strict=True):
+            assert got[:3] == want[:3] and got[3:] == pytest.approx(want[3:], rel=1e-5)
 
 
 def test_adversarial_training_study_stopped_mid_section_keeps_the_finished_rows(
