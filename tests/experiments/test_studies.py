@@ -95,6 +95,7 @@ def test_transfer(tmp_path):
     assert all(r["target acc"] >= pgd_white for r in rows)  # white-box is the strongest
     assert all(r["surrogate acc"] <= r["target acc"] for r in rows if r["attack"] != "FGSM")
     assert sections["gradcam"].figures
+    assert "PGD fools (test images " in sections["gradcam"].text
 
 
 def test_overfitting(tmp_path):

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, build_attack, transfer_attack
+from saddlepoint.attacks import PGD, Attack, Ensemble, build_attack, transfer_attack
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import (
     MODEL_COLUMNS,
@@ -189,18 +190,67 @@ def transfer_study(
 
     def attention(section: Section) -> None:
         pgd = attacks[f"PGD-{pgd_steps}"]
-        result = pgd(goal, x[:4], y[:4])
+        picked, adversarial, fooled = fooled_examples(pgd, goal, x, y, count=4)
         gradcam_figure(
             goal,
-            result.inputs,
-            result.adversarial,
+            x[picked],
+            adversarial,
             ctx.figure(section, "gradcam.png", "Grad-CAM of the target, clean vs PGD"),
             class_names=ctx.data.class_names,
         )
-        section.text = "Where the target looks (last conv layer) before and after a PGD attack."
+        which = ", ".join(str(i) for i in picked)
+        section.text = (
+            "Where the target looks (last conv layer) before and after a PGD attack, on the "
+            f"first test images it classifies correctly and PGD fools (test images {which})"
+        )
+        if fooled < len(picked):
+            section.text += (
+                f"; only {fooled} of the {len(y)} test images attacked are read correctly and "
+                "fooled, so the rest are the first others (not fooled, or wrong before the attack)"
+            )
+        section.text += "."
 
-    ctx.section("gradcam", "Grad-CAM: clean versus adversarial", params, attention)
+    # the images shown are ones the attack fools, as in the seed's Figs 21/22 (runs recorded
+    # with the first four test images, fooled or not, rebuild this section)
+    ctx.section(
+        "gradcam",
+        "Grad-CAM: clean versus adversarial",
+        {**params, "gradcam_images": "first fooled"},
+        attention,
+    )
     return {}
+
+
+def fooled_examples(
+    attack: Attack | Ensemble,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    count: int,
+    chunk: int = 100,
+) -> tuple[list[int], torch.Tensor, int]:
+    """The first ``count`` images that ``model`` classifies correctly and ``attack`` fools
+    (attacked ``chunk`` at a time, stopping once enough are found): their indices, their
+    adversarial images, and how many are fooled. When fewer are, the first correctly classified
+    images that held fill the list, then the first misclassified ones."""
+    fooled: dict[int, torch.Tensor] = {}
+    held: dict[int, torch.Tensor] = {}
+    wrong: dict[int, torch.Tensor] = {}
+    for start in range(0, len(y), chunk):
+        result = attack(model, x[start : start + chunk], y[start : start + chunk])
+        for offset, (correct, success) in enumerate(
+            zip(result.clean_correct.tolist(), result.success.tolist(), strict=True)
+        ):
+            kind = (fooled if success else held) if correct else wrong
+            kind[start + offset] = result.adversarial[offset]
+        if len(fooled) >= count:
+            break
+    picked: dict[int, torch.Tensor] = {}
+    for kind in (fooled, held, wrong):
+        picked.update(list(kind.items())[: count - len(picked)])
+    order = sorted(picked)
+    return order, torch.stack([picked[i] for i in order]), min(len(fooled), count)
 
 
 def _check_surrogates_fit(
