@@ -30,6 +30,7 @@ from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoi
 from saddlepoint.data import load_dataset
 from saddlepoint.defenses import AdversarialTraining
 from saddlepoint.evaluate.robustness import strongest_attack
+from saddlepoint.experiments.studies.robust_nets import table3_accuracies
 from saddlepoint.train import TrainConfig, train_classifier
 
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "schedule", "seed")
@@ -84,20 +85,16 @@ def train_variant(recipe: dict[str, Any], progress: bool = False) -> tuple[torch
 def table3_row(
     net: torch.nn.Module, recipe: dict[str, Any], eps: float, pgd: tuple[int, float], strong: int
 ) -> dict[str, float]:
-    """Clean, FGSM, PGD (from x) over the whole test set; the strongest on its first images."""
+    """Clean, FGSM, PGD (from x) over the whole test set; the strongest on its first images:
+    the study's own Table 3 evaluation (``table3_accuracies``)."""
     data = load_dataset(recipe["data"]["dataset"], **recipe["data"]["options"])
-    x, y = data.test.images, data.test.labels
     attacks = {
         "FGSM": build_attack("fgsm", eps=eps),
         f"PGD-{pgd[0]}": PGD(norm="linf", eps=eps, steps=pgd[0], step=pgd[1], random_start=False),
     }
-    with torch.no_grad():
-        row = {"clean": float((net(x).argmax(1) == y).float().mean())}
-    for name, attack in attacks.items():
-        row[name] = float(attack(net, x, y).metrics()["robust_accuracy"])
-    found = strongest_attack("linf", eps, seed=0)(net, x[:strong], y[:strong])
-    row[f"strongest ({strong})"] = float(found.metrics()["robust_accuracy"])
-    return row
+    strongest = strongest_attack("linf", eps, seed=recipe.get("seed", 0))
+    cells = table3_accuracies(net, data.test, attacks, strongest, strong)
+    return dict(zip(["clean", *attacks, f"strongest ({strong})"], cells, strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,7 +3,7 @@ adversarial training with the training set perturbed afresh each epoch (§3)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -64,6 +64,26 @@ def _accuracy(attack: Attack | Ensemble | None, net: nn.Module, split: Split) ->
             correct += float(attack(net, x, y).metrics()["robust_accuracy"]) * len(y)
         total += len(y)
     return correct / total
+
+
+def table3_accuracies(
+    net: nn.Module,
+    split: Split,
+    attacks: Mapping[str, Attack | Ensemble],
+    strong: Attack | Ensemble | None = None,
+    strong_images: int = 0,
+) -> list[float]:
+    """Seed 002's Table 3 cells for ``net`` on ``split``: clean accuracy, accuracy under each of
+    ``attacks`` over the whole split, and under ``strong`` on its first ``strong_images`` images
+    (NaN when ``strong`` is None, as for the seed's training-set rows)."""
+    cells = [_accuracy(None, net, split)]
+    cells += [_accuracy(attack, net, split) for attack in attacks.values()]
+    if strong is None:
+        cells.append(float("nan"))
+    else:
+        x, y = split.images[:strong_images], split.labels[:strong_images]
+        cells.append(float(strong(net, x, y).metrics()["robust_accuracy"]))
+    return cells
 
 
 def training_time(
@@ -257,19 +277,13 @@ def adversarial_training_study(
     }
 
     strong = strongest_attack("linf", fgsm_eps, seed=ctx.seed)
-    test = splits["test"]
-    sx, sy = test.images[:strong_images], test.labels[:strong_images]
 
     def evaluate(label: str, net: nn.Module, split: str, data: Split) -> list[Any]:
         """One row of Table 3: ``net`` on ``split`` clean and under each attack; on the test
         split also the strongest evaluation."""
-        row: list[Any] = [label, split, len(data), _accuracy(None, net, data)]
-        row += [_accuracy(attack, net, data) for attack in attacks.values()]
-        if split == "test":
-            row.append(float(strong(net, sx, sy).metrics()["robust_accuracy"]))
-        else:
-            row.append(float("nan"))
-        return row
+        evaluation = strong if split == "test" else None
+        cells = table3_accuracies(net, data, attacks, evaluation, strong_images)
+        return [label, split, len(data), *cells]
 
     def build(section: Section) -> None:
         models, rows, history, trained = [], [], [], []
