@@ -10,9 +10,9 @@ from tests.scripts import SCRIPTS
 SCRIPT = SCRIPTS / "seed-runs.sh"
 
 
-def _bash(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False
+        ["bash", str(script), *args], capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -29,12 +29,6 @@ def _with_queues(tmp_path: Path, **queues: str) -> Path:
     return copy
 
 
-def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(script), *args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def test_background_dry_run_starts_one_queue_per_list_and_watches_them_all(tmp_path: Path) -> None:
     script = _with_queues(tmp_path, a="seed003-mnist seed002-s2-mnist", c="seed004-mnist")
     done = _run(script, "--background", "--dry-run")
@@ -47,7 +41,7 @@ def test_background_dry_run_starts_one_queue_per_list_and_watches_them_all(tmp_p
 
 
 def test_the_scripts_own_queues_pass_the_checks() -> None:
-    done = _bash("--background", "--dry-run")
+    done = _run(SCRIPT, "--background", "--dry-run")
     assert done.returncode == 0, done.stderr
 
 
@@ -59,7 +53,7 @@ def test_empty_queues_say_so_and_start_nothing(tmp_path: Path) -> None:
 
 
 def test_an_unknown_run_name_is_refused_with_the_names_allowed() -> None:
-    done = _bash("no-such-run")
+    done = _run(SCRIPT, "no-such-run")
     assert done.returncode == 2
     assert "'no-such-run'" in done.stderr and "seed003-mnist" in done.stderr
 
