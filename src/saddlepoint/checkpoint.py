@@ -1,16 +1,21 @@
 """Checkpoints: weights in safetensors, metadata as JSON in the same file's header.
 
-Loading never unpickles anything: the model is rebuilt from the metadata's registry name and
-arguments, then the tensors are copied in. A model brought in by ``saddlepoint import`` is rebuilt
-the same way from its factory reference (``package.module:function``; importing it runs that
-code) or from the exported program the file carries. A human-readable ``.json`` twin is written
-beside it.
+Loading never unpickles anything and never runs code the file names. A saddlepoint model is
+rebuilt from the metadata's registry name and arguments (first on torch's "meta" device, so
+declared shapes that do not match the weights present fail before any memory is allocated),
+then the tensors are copied in. A model brought in by ``saddlepoint import`` is rebuilt from the
+exported program the file carries (checked against an allow-list,
+:mod:`saddlepoint.models.exported`), or from its factory reference (``package.module:function``)
+only when the caller trusts that module by name (``trust_factory``; ``--trust-factory`` on the
+command line): the file alone never makes saddlepoint import anything. A human-readable
+``.json`` twin is written beside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +100,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    trust_factory: Iterable[str] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from the metadata, load its weights; returns (model in eval mode, meta)."""
+    """Rebuild the model from the metadata, load its weights; returns (model in eval mode, meta).
+
+    ``trust_factory`` names the modules (``package.module`` or ``path/file.py``) whose factories
+    an imported checkpoint may call; any other factory it names is refused before importing."""
     target = resolve_device(device)  # a bad device string fails before any reading
     meta = read_metadata(path)
     spec = meta.get("model")
@@ -112,18 +122,29 @@ def load_checkpoint(
         for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
             tensors[key] = handle.get_tensor(key)
     if spec["name"] in (EXTERNAL, EXPORTED):
-        imported = rebuild(spec, tensors, str(path))
+        imported = rebuild(spec, tensors, str(path), trust_factory)
         imported.to(target).eval()
         return imported, meta
-    model = build_model(
-        spec["name"], in_shape=spec["in_shape"], num_classes=spec["num_classes"], **spec["kwargs"]
-    )
-    problem = weights_mismatch(model.state_dict(), tensors)
+    if not isinstance(spec["kwargs"], dict):
+        raise ValueError(f"{path}: its metadata's model kwargs are not a JSON object.")
+
+    def build() -> nn.Module:
+        return build_model(
+            spec["name"],
+            in_shape=spec["in_shape"],
+            num_classes=spec["num_classes"],
+            **spec["kwargs"],
+        )
+
+    with torch.device("meta"):  # shapes only: a declared 8000x8000 layer costs nothing here
+        outline = build()
+    problem = weights_mismatch(outline.state_dict(), tensors)
     if problem:
         raise ValueError(
             f"{path}: the weights do not match the architecture its metadata describes "
             f"({spec['name']}); {problem}."
         )
+    model = build()
     model.load_state_dict(tensors, strict=True)
     model.to(target).eval()
     return model, meta

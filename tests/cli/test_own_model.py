@@ -123,7 +123,8 @@ def test_import_makes_a_checkpoint_every_command_takes(capsys, own, tmp_path):
     meta = json.loads(out_path.with_suffix(".json").read_text())
     assert meta["model"]["name"] == "external" and meta["model"]["kwargs"] == {"hidden": 24}
     assert len(meta["imported"]["weights_sha256"]) == 64
-    code, out, err = run(capsys, "evaluate", out_path)
+    trust = ["--trust-factory", folder / "usernet.py"]  # the checkpoint names this code
+    code, out, err = run(capsys, "evaluate", out_path, *trust)
     assert code == 0, err
     assert _accuracy(out) == pytest.approx(imported, abs=1e-4)  # test split, all 359 images
     experiment = tmp_path / "grid.yaml"  # a sweep file takes the imported checkpoint by path
@@ -134,7 +135,7 @@ def test_import_makes_a_checkpoint_every_command_takes(capsys, own, tmp_path):
     for executor in ("local", "processes"):
         store = tmp_path / f"store-{executor}"
         code, out, err = run(
-            capsys, "sweep", "run", experiment, "--out", store, "--executor", executor
+            capsys, "sweep", "run", experiment, "--out", store, "--executor", executor, *trust
         )
         assert code == 0, err
         code, out, err = run(capsys, "sweep", "top", experiment, "--out", store, "--k", "2")
@@ -155,6 +156,7 @@ def test_import_makes_a_checkpoint_every_command_takes(capsys, own, tmp_path):
         "0.1",
         "--limit",
         "40",
+        *trust,
     )
     assert code == 0, err
     assert "transfer rate" in out

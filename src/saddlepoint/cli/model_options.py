@@ -113,12 +113,27 @@ def add_model_arguments(
         "there before the model (and before --input-normalization); eps stays in [0, 1] units. "
         "A negative LOW needs '=': --bounds=-1,1",
     )
+    add_trust_argument(parser)
     if dataset:
         parser.add_argument(
             "--dataset",
             default=None,
             help="a built-in dataset (a checkpoint defaults to the one it records)",
         )
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """--trust-factory: the modules whose factories an imported checkpoint may call."""
+    parser.add_argument(
+        "--trust-factory",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a checkpoint that `import` made from a factory records the factory's name; it is "
+        "loaded only if you trust that code by naming its module here (package.module or "
+        "path/file.py, as given to --model; repeatable). The file alone never makes saddlepoint "
+        "import anything",
+    )
 
 
 def own_model_given(args: argparse.Namespace) -> bool:
@@ -145,7 +160,9 @@ def load_model_data(
 
     name = getattr(args, "dataset", None)
     if not own_model_given(args):
-        model, meta = load_checkpoint(args.checkpoint, device=device)
+        model, meta = load_checkpoint(
+            args.checkpoint, device=device, trust_factory=args.trust_factory
+        )
         return model, meta, checkpoint_dataset(args, meta, name)
     target = resolve_device(device)
     if name is None and getattr(args, "data", None) is None:

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from saddlepoint.cli.common import format_table, positive_int
+from saddlepoint.cli.model_options import add_trust_argument
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.engine import current_rows
 from saddlepoint.fileio import write_text
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--workers", type=positive_int, default=2, help="processes (or local Ray CPUs) to use"
     )
+    add_trust_argument(run)
     run.set_defaults(handler=run_sweep)
     status = commands.add_parser("status", help="how many configurations are done")
     status.add_argument("experiment", type=Path)
@@ -109,6 +111,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         progress=not args.quiet,
+        trust_factory=args.trust_factory,
     )
     stale = (
         f" ({counts['stale']} of them replace rows computed from another checkpoint file, data "

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     target_data = meta.get("dataset", {}).get("name")
     surrogates = []
     for path in args.surrogate:
-        model, surrogate_meta = load_checkpoint(path)
+        model, surrogate_meta = load_checkpoint(path, trust_factory=args.trust_factory)
         surrogate_data = surrogate_meta.get("dataset", {}).get("name")
         if target_data is not None and surrogate_data != target_data:
             raise ValueError(

@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,13 @@ from tqdm.auto import tqdm
 
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.registry import ATTACKS
-from saddlepoint.checkpoint import load_checkpoint
+from saddlepoint.checkpoint import load_checkpoint, read_metadata
 from saddlepoint.data import load_dataset
 from saddlepoint.data.files import load_files
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
 from saddlepoint.fileio import content_digest
+from saddlepoint.models.external import EXTERNAL, factory_source_digest
 from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
 
@@ -103,6 +104,7 @@ def plan(
 def input_digests(spec: ExperimentSpec) -> dict[str, str]:
     """Per checkpoint of ``spec``, a digest of what determines its rows besides their
     configuration: the checkpoint file's bytes (a retrained model at the same path differs), the
+    source of the factory an imported checkpoint is built by (found, not imported), the
     experiment's data selection (name, split, limit, loader options), the attack's registry entry
     (class or ensemble members, preset arguments) and its class's revision."""
     entry = ATTACKS[spec.attack]
@@ -119,6 +121,7 @@ def input_digests(spec: ExperimentSpec) -> dict[str, str]:
             ) from None
         record = {
             "checkpoint": content,
+            "factory": _factory_digest(path),
             "dataset": spec.dataset,
             "files": _files_fingerprint(spec.data_path()),
             "attack": attack,  # the registry entry: an edited preset makes old rows stale
@@ -127,6 +130,15 @@ def input_digests(spec: ExperimentSpec) -> dict[str, str]:
         text = json.dumps(record, sort_keys=True, default=str)
         digests[checkpoint] = hashlib.sha256(text.encode()).hexdigest()[:24]
     return digests
+
+
+def _factory_digest(path: Path) -> str | None:
+    """The digest of the factory's source for an imported checkpoint built by one (None for
+    the others): rows stay current only while the code that builds the model is unchanged."""
+    spec = read_metadata(path).get("model") or {}
+    if not isinstance(spec, dict) or spec.get("name") != EXTERNAL:
+        return None
+    return factory_source_digest(str(spec.get("factory")))
 
 
 def _files_fingerprint(path: Path | None) -> str | None:
@@ -177,7 +189,7 @@ def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor,
 _LOADED: dict[str, tuple] = {}  # per process: what was loaded -> (model, x, y, clean accuracy)
 
 
-def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
+def _load(spec: ExperimentSpec, checkpoint: str, trust_factory: tuple[str, ...]) -> tuple:
     """The model and data of ``checkpoint``, with its clean accuracy: loaded once per process
     while the file and the data selection stay the same (a file rewritten since is reloaded)."""
     path = spec.checkpoint_path(checkpoint)
@@ -188,16 +200,18 @@ def _load(spec: ExperimentSpec, checkpoint: str) -> tuple:
     )
     if identity not in _LOADED:
         _LOADED.clear()
-        model, meta = load_checkpoint(path)
+        model, meta = load_checkpoint(path, trust_factory=trust_factory)
         x, y = _data_for(spec, meta)
         clean = predict_logits(model, x)
         _LOADED[identity] = (model, x, y, float((clean.argmax(1) == y).float().mean()))
     return _LOADED[identity]
 
 
-def _unit(spec: ExperimentSpec, group: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
+def _unit(
+    spec: ExperimentSpec, group: list[dict[str, Any]], trust_factory: tuple[str, ...] = ()
+) -> list[tuple[dict, dict]]:
     """Run one unit of work; returns its (configuration, metrics) rows for the driver to store."""
-    model, x, y, clean_accuracy = _load(spec, group[0]["checkpoint"])
+    model, x, y, clean_accuracy = _load(spec, group[0]["checkpoint"], trust_factory)
     start = time.perf_counter()
     rows = _run_group(spec.attack, group, model, x, y)
     seconds = (time.perf_counter() - start) / len(group)
@@ -224,11 +238,12 @@ def _results(
     executor: str,
     workers: int,
     address: str | None,
+    trust: tuple[str, ...] = (),
 ) -> Iterator[list[tuple[dict, dict]]]:
     """Yield each unit's rows as it finishes, from the chosen executor."""
     if executor == "local":
         for group in units:
-            yield _unit(spec, group)
+            yield _unit(spec, group, trust)
     elif executor == "processes":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -241,7 +256,7 @@ def _results(
             "initargs": (os.getpid(),),
         }
         with ProcessPoolExecutor(**pool_options) as pool:
-            for future in as_completed([pool.submit(_unit, spec, group) for group in units]):
+            for future in as_completed([pool.submit(_unit, spec, group, trust) for group in units]):
                 yield future.result()
     else:
         try:
@@ -256,7 +271,7 @@ def _results(
             ray.init(include_dashboard=False, log_to_driver=False, **options)
         try:
             task = ray.remote(num_cpus=1)(_unit)
-            pending = [task.remote(spec, group) for group in units]
+            pending = [task.remote(spec, group, trust) for group in units]
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 yield ray.get(ready[0])
@@ -273,15 +288,18 @@ def run_experiment(
     workers: int = 2,
     address: str | None = None,
     progress: bool = True,
+    trust_factory: Iterable[str] = (),
 ) -> dict[str, int]:
     """Run every configuration of ``spec`` not yet current in the store at ``store_path`` (absent,
     or stored from other inputs, see ``input_digests``): in this
     process ('local'), a pool of ``workers`` processes ('processes'), or Ray tasks ('ray': a
     local Ray with ``workers`` CPUs, or the cluster at ``address`` such as 'auto'; workers must
     see the checkpoint and data paths). Rows are gathered into the store by this process, one
-    transaction each, and are the same whatever the executor."""
+    transaction each, and are the same whatever the executor. ``trust_factory`` names the
+    modules whose factories imported checkpoints may call (see ``load_checkpoint``)."""
     check_choice("run_experiment", "executor", executor, ["local", "processes", "ray"])
     configs = list({config_key(c): c for c in spec.configurations()}.values())  # grid duplicates
+    trust = tuple(str(t) for t in trust_factory)
     digests = input_digests(spec)
     counts = {"total": len(configs), "skipped": 0, "run": 0, "stale": 0}
     with ResultsStore(store_path) as store:
@@ -305,7 +323,7 @@ def run_experiment(
             for group in plan(mine, spec.attack, int(images) if images else None)
         ]
         bar = tqdm(total=len(todo), desc=spec.name, unit="config", disable=not progress)
-        for rows in _results(units, spec, executor, workers, address):
+        for rows in _results(units, spec, executor, workers, address, trust):
             for config, metrics in rows:
                 store.add(config, metrics, digests[config["checkpoint"]])
             counts["run"] += len(rows)

@@ -1,12 +1,14 @@
 """Models that come from outside saddlepoint: the user's own code, their weights, exported programs.
 
-Three routes in, all refusing anything that would need a full unpickle:
+Three routes in, none of which lets a file choose the code that runs:
 
 * a factory named ``package.module:callable`` or ``path/to/file.py:callable`` (called with the
   user's keyword arguments) plus weights from ``.safetensors`` or a state dict that
-  ``torch.load(..., weights_only=True)`` reads;
-* a ``torch.export`` program (``.pt2``), checked entry by entry before torch opens it, because
-  ``torch.export.load`` falls back to full unpickling for some payloads;
+  ``torch.load(..., weights_only=True)`` reads. A checkpoint records the factory's name, and
+  loading it calls that factory only when the user trusts its module by name
+  (``trust_factory``); a standard-library callable is never a factory;
+* a ``torch.export`` program (``.pt2``), checked against an allow-list and loaded from a
+  canonical copy (:mod:`saddlepoint.models.exported`);
 * either one wrapped in an :class:`InputAdapter`, so attacks keep working on [0, 1] pixels while
   the model sees its own input range and normalization.
 
@@ -19,24 +21,26 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import io
 import json
 import os
 import pickle
 import re
 import sys
-import warnings
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from saddlepoint.fileio import content_digest
+from saddlepoint.models.exported import exported_tensor, load_exported, read_exported
+
 EXTERNAL = "external"
 EXPORTED = "exported"
 EXPORTED_KEY = "exported_program"  # the .pt2 bytes, stored as a uint8 tensor in a checkpoint
+# Never a model factory, whatever a file or a typo names: the interpreter's own modules.
+_NOT_FACTORIES = frozenset(sys.stdlib_module_names) | {"builtins", "__main__"}
 
 
 class InputAdapter(nn.Module):
@@ -161,6 +165,7 @@ def resolve_factory(reference: str) -> Callable[..., nn.Module]:
                 del sys.modules[name]
                 raise
     else:
+        _refuse_standard_library(reference, module_part)
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as error:
@@ -179,15 +184,82 @@ def resolve_factory(reference: str) -> Callable[..., nn.Module]:
         )
     if not callable(factory):
         raise ValueError(f"--model {reference!r}: {attribute!r} is not callable.")
+    _refuse_standard_library(reference, str(getattr(factory, "__module__", None) or ""))
     return factory
+
+
+def _refuse_standard_library(reference: str, module: str) -> None:
+    """A factory builds a model; a callable of Python's own library (os.system, subprocess.run,
+    builtins.eval, or one re-exported under another name) never does."""
+    if module.split(".")[0] in _NOT_FACTORIES:
+        raise ValueError(
+            f"--model {reference!r}: {module!r} is part of Python's standard library, not a "
+            "model factory; name a function or class of your own code that returns an "
+            "nn.Module."
+        )
+
+
+def _module_part(reference: str) -> tuple[str, str]:
+    """(module, callable) of a reference; a file path made absolute."""
+    module_part, _, attribute = str(reference).rpartition(":")
+    if module_part.endswith(".py"):
+        module_part = str(Path(module_part).resolve())
+    return module_part, attribute
+
+
+def trusts(reference: str, trusted: Iterable[str]) -> bool:
+    """Whether ``trusted`` (modules, files or full references a user named) covers the factory
+    ``reference`` a checkpoint records: the same module (or file), and the same callable where
+    the trusted entry names one."""
+    module, attribute = _module_part(reference)
+    for entry in map(str, trusted):
+        if re.fullmatch(r".+:[A-Za-z_][A-Za-z0-9_]*", entry):
+            entry_module, entry_attribute = _module_part(entry)
+        else:
+            entry_module, entry_attribute = _module_part(f"{entry}:")
+        if entry_module == module and entry_attribute in ("", attribute):
+            return True
+    return False
+
+
+def require_trust(reference: str, trusted: Iterable[str], source: str) -> None:
+    """Refuse to import the factory a file names unless the user trusts its module."""
+    if not trusts(reference, trusted):
+        module = _module_part(reference)[0]
+        raise ValueError(
+            f"{source} holds an imported model whose metadata names the factory "
+            f"{reference!r}; loading it imports and runs that code, which the file, not you, "
+            f"chose. If it is your code, trust it by name: --trust-factory {module} (in Python, "
+            f"load_checkpoint(..., trust_factory=[{module!r}]))."
+        )
+
+
+def factory_source_digest(reference: str) -> str:
+    """The SHA-256 of the factory module's source file, found without importing anything: a
+    result computed from an imported model depends on the factory's code as well as its
+    weights. A module no finder on ``sys.path`` locates digests as its name alone."""
+    from importlib.machinery import PathFinder
+
+    module, _ = _module_part(reference)
+    origin: str | None = module if module.endswith(".py") else None
+    if origin is None:
+        locations = None
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            found = PathFinder.find_spec(".".join(parts[:depth]), locations)
+            if found is None:
+                return f"unlocated {module}"
+            locations = found.submodule_search_locations
+        origin = found.origin if found is not None else None
+    if origin is None or not Path(origin).is_file():
+        return f"unlocated {module}"
+    return content_digest(origin)
 
 
 def factory_reference(reference: str) -> str:
     """The reference as stored in a checkpoint: a file path made absolute, a module kept."""
-    module_part, _, attribute = str(reference).rpartition(":")
-    if module_part.endswith(".py"):
-        return f"{Path(module_part).resolve()}:{attribute}"
-    return str(reference)
+    module_part, attribute = _module_part(reference)
+    return f"{module_part}:{attribute}"
 
 
 def build_from_factory(reference: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
@@ -277,7 +349,8 @@ def _tensors_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:
 def weights_mismatch(
     expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]
 ) -> str | None:
-    """A readable diff of missing, unexpected and reshaped keys; None when they match."""
+    """A readable diff of missing, unexpected and reshaped keys, integer tensors for float
+    weights and non-finite values; None when the tensors can be loaded as they are."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     reshaped = sorted(
@@ -285,7 +358,15 @@ def weights_mismatch(
         for k, v in expected.items()
         if k in given and tuple(given[k].shape) != tuple(v.shape)
     )
-    if not (missing or unexpected or reshaped):
+    retyped = sorted(  # integers loaded into float weights are cast without a word by torch
+        f"{k} {given[k].dtype} vs {v.dtype}"
+        for k, v in expected.items()
+        if k in given and given[k].is_floating_point() != v.is_floating_point()
+    )
+    nonfinite = sorted(
+        k for k, t in given.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    )
+    if not (missing or unexpected or reshaped or retyped or nonfinite):
         return None
     parts = [
         f"{label} ({len(names)}): {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
@@ -293,6 +374,8 @@ def weights_mismatch(
             ("missing", missing),
             ("unexpected", unexpected),
             ("shape (file vs model)", reshaped),
+            ("dtype (file vs model)", retyped),
+            ("NaN or infinite values", nonfinite),
         )
         if names
     ]
@@ -310,106 +393,6 @@ def load_weights_strictly(
     if problem:
         raise ValueError(f"{source}: the weights do not match the model; {problem}.")
     model.load_state_dict(dict(tensors), strict=True)
-
-
-# --- exported programs ---------------------------------------------------------------------
-
-_REFUSED_PREFIXES = ("custom_obj_", "opaque_obj_")
-
-
-def check_exported_archive(data: bytes, source: str) -> None:
-    """Refuse a ``.pt2`` archive with any payload that ``torch.export.load`` would unpickle
-    beyond tensors (pickled weights or constants, custom or opaque objects, legacy ``.pt``
-    payloads, sample inputs that need full unpickling) or compiled AOTInductor code."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{source}: not a torch.export archive (.pt2 is a zip file).") from None
-    with archive:
-        names = archive.namelist()
-        if not any(n.split("/", 1)[-1] == "archive_format" for n in names):
-            raise ValueError(f"{source}: a zip file, but not a torch.export archive.")
-        for name in names:
-            inner = name.split("/", 1)[-1]
-            base = inner.rsplit("/", 1)[-1]
-            why = None
-            if inner.startswith("data/aotinductor/"):
-                why = "compiled AOTInductor code"
-            elif inner.startswith(("data/weights/", "data/constants/")) and base.endswith(".pt"):
-                why = "a pickled (legacy) weights file"
-            elif inner.startswith("data/constants/") and base.startswith(_REFUSED_PREFIXES):
-                why = "a pickled custom object"
-            elif inner.endswith("_config.json") and inner.startswith(
-                ("data/weights/", "data/constants/")
-            ):
-                config = json.loads(archive.read(name))
-                if _uses_pickle(config):
-                    why = "tensors stored by pickle"
-            elif inner.startswith("data/sample_inputs/"):
-                try:
-                    with warnings.catch_warnings():  # a protocol warning, not our user's concern
-                        warnings.simplefilter("ignore")
-                        torch.load(io.BytesIO(archive.read(name)), weights_only=True)
-                except Exception:
-                    why = "sample inputs that need full unpickling"
-            if why:
-                raise ValueError(
-                    f"{source}: refused; the archive holds {why} ({inner}), which loading would "
-                    "unpickle or execute. Export a plain module with torch.export.save."
-                )
-
-
-def _uses_pickle(node: object) -> bool:
-    if isinstance(node, dict):
-        if node.get("use_pickle") is True:
-            return True
-        path = node.get("path_name")
-        if isinstance(path, str) and path.startswith(_REFUSED_PREFIXES):
-            return True
-        return any(_uses_pickle(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_uses_pickle(v) for v in node)
-    return False
-
-
-class ExportedModule(nn.Module):
-    """A ``torch.export`` program as a module. Its train/eval behaviour was fixed when it was
-    exported, so ``train()`` and ``eval()`` only set the flag (the program itself refuses them).
-    """
-
-    def __init__(self, program: nn.Module) -> None:
-        super().__init__()
-        self.program = program
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.program(x)
-
-    def train(self, mode: bool = True) -> ExportedModule:
-        self.training = mode
-        return self
-
-
-def load_exported(data: bytes, source: str) -> ExportedModule:
-    """The module of a checked ``torch.export`` archive, ready to be called on a batch."""
-    check_exported_archive(data, source)
-    try:
-        program = torch.export.load(io.BytesIO(data))
-    except Exception as error:
-        raise ValueError(f"{source}: torch.export.load failed ({error}).") from None
-    return ExportedModule(program.module())
-
-
-def read_exported(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a ``.pt2`` file (``load_exported`` checks them before torch opens them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--model {str(path)!r} does not exist.")
-    return path.read_bytes()
-
-
-def exported_tensor(data: bytes) -> torch.Tensor:
-    """The archive's bytes as a uint8 tensor, so a safetensors checkpoint can carry them."""
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
 
 
 def probe_classes(model: nn.Module, in_shape: Sequence[int], source: str) -> int:
@@ -458,8 +441,8 @@ def external_model(
                 f"--model {reference!r} is an exported program: it carries its weights and "
                 "takes no arguments, so --weights and --model-arg do not apply."
             )
-        exported = read_exported(reference)
-        inner: nn.Module = load_exported(exported, f"--model {reference}")
+        inner: nn.Module
+        inner, exported = load_exported(read_exported(reference), f"--model {reference}")
         base: dict[str, Any] = {"name": EXPORTED, "kwargs": {}}
     else:
         inner = build_from_factory(reference, kwargs)
@@ -480,9 +463,13 @@ def external_model(
 
 
 def rebuild(
-    spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], source: str
+    spec: Mapping[str, Any],
+    tensors: Mapping[str, torch.Tensor],
+    source: str,
+    trust_factory: Iterable[str] = (),
 ) -> InputAdapter:
-    """The model a checkpoint of an imported model describes (``spec`` from its metadata)."""
+    """The model a checkpoint of an imported model describes (``spec`` from its metadata). A
+    factory is imported only when ``trust_factory`` names its module (see :func:`trusts`)."""
     settings = spec.get("input") or {}
     bounds, mean, std = settings.get("bounds"), settings.get("mean"), settings.get("std")
     check_input_options(bounds, mean, std)
@@ -492,12 +479,13 @@ def rebuild(
             raise ValueError(
                 f"{source}: an exported-program checkpoint must hold only {EXPORTED_KEY!r}."
             )
-        exported = tensors[EXPORTED_KEY].numpy().tobytes()
-        model = InputAdapter(load_exported(exported, source), bounds, mean, std)
+        program, exported = load_exported(tensors[EXPORTED_KEY].numpy().tobytes(), source)
+        model = InputAdapter(program, bounds, mean, std)
     else:
         factory = spec.get("factory")
         if not isinstance(factory, str):
             raise ValueError(f"{source}: its metadata names no factory for the imported model.")
+        require_trust(factory, trust_factory, source)
         model = InputAdapter(
             build_from_factory(factory, spec.get("kwargs") or {}), bounds, mean, std
         )
