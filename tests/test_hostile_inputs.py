@@ -359,3 +359,81 @@ def test_a_trusted_factory_loads_and_its_source_is_part_of_the_sweep_rows(tmp_pa
         capsys, "sweep", "run", sweep, "--out", tmp_path / "runs", "--trust-factory", trust[0]
     )
     assert code == 0, text
+
+
+# --- reports: only the run's own files in, nothing but the report out ------------------------
+
+
+def _run_folder(folder: Path, figure: str | None = None) -> Path:
+    from saddlepoint.runlog import RunLog, Section
+    from saddlepoint.viz.style import plt, save_figure
+
+    with RunLog(folder) as log:
+        log.set_meta("title", "probe")
+        path = log.figure_path("a.png")
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save_figure(fig, path)
+        log.add(Section("s", "S", figures=[("figures/a.png", "a")]))
+    if figure is not None:  # a log edited to name another file
+        import sqlite3
+
+        with sqlite3.connect(folder / "run.sqlite") as db:
+            db.execute("UPDATE figures SET path = ?", (figure,))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["../secret.png", "absolute"])
+def test_a_report_embeds_no_file_outside_its_run_folder(where, tmp_path, capsys):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG private bytes")
+    figure = str(secret) if where == "absolute" else where
+    run = _run_folder(tmp_path / "run", figure)
+    code, text = _run(capsys, "report", run, "--out", tmp_path / "r.html")
+    assert code != 0 and "outside the run folder" in text
+    assert not (tmp_path / "r.html").exists()
+    code, text = _run(capsys, "report", run, "--markdown", tmp_path / "doc")
+    assert code != 0 and "outside the run folder" in text
+    assert not (tmp_path / "doc" / "figures" / "secret.png").exists()
+
+
+@pytest.mark.parametrize("target", ["run.sqlite", "figures/a.png", "notes.txt"])
+def test_a_report_never_replaces_a_file_it_did_not_write(target, tmp_path, capsys):
+    run = _run_folder(tmp_path / "run")
+    (run / "notes.txt").write_text("the user's notes")
+    before = (run / target).read_bytes()
+    code, text = _run(capsys, "report", run, "--out", run / target)
+    assert code != 0 and "did not write" in text
+    assert (run / target).read_bytes() == before
+    code, text = _run(capsys, "report", run)  # the default page, again and again
+    assert code == 0 and _run(capsys, "report", run)[0] == 0
+
+
+def test_markdown_keeps_what_it_did_not_write(tmp_path, capsys):
+    run = _run_folder(tmp_path / "run")
+    doc = tmp_path / "doc"
+    (doc / "figures").mkdir(parents=True)
+    (doc / "figures" / "logo.png").write_bytes(b"the user's logo")
+    (doc / "README.md").write_text("# My project\n")
+    code, text = _run(capsys, "report", run, "--markdown", doc)
+    assert code != 0 and "was not written by a report" in text
+    assert (doc / "README.md").read_text() == "# My project\n"
+    (doc / "README.md").unlink()
+    (doc / "figures" / "a.png").write_bytes(b"another image of the same name")
+    code, text = _run(capsys, "report", run, "--markdown", doc)
+    assert code != 0 and "was not written by this report" in text
+    (doc / "figures" / "a.png").unlink()
+    assert _run(capsys, "report", run, "--markdown", doc)[0] == 0
+    assert (doc / "figures" / "logo.png").read_bytes() == b"the user's logo"
+    code, text = _run(capsys, "report", run, "--markdown", run)
+    assert code != 0 and "the run folder itself" in text
+
+
+def test_reporting_writes_nothing_into_the_run_folder(tmp_path, capsys):
+    def files() -> dict[Path, bytes]:  # SQLite's own side files (-wal, -shm) aside
+        return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "-" not in p.name}
+
+    run = _run_folder(tmp_path / "run")
+    before = files()
+    assert _run(capsys, "report", run, "--out", tmp_path / "r.html")[0] == 0
+    assert files() == before

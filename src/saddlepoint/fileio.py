@@ -92,6 +92,22 @@ def open_sqlite(path: str | os.PathLike[str], what: str, schema: str) -> sqlite3
     return connection
 
 
+def open_sqlite_readonly(path: str | os.PathLike[str], what: str) -> sqlite3.Connection:
+    """Open an existing SQLite file for reading only: a read-only folder or file (where WAL
+    mode cannot create its side files) is read as an immutable snapshot; a damaged or foreign
+    file is a ValueError naming it."""
+    resolved = Path(path).resolve()
+    last: sqlite3.Error | None = None
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            connection = sqlite3.connect(f"{resolved.as_uri()}?{options}", uri=True)
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.DatabaseError as error:
+            last = error
+    raise ValueError(f"{path} is not a readable {what} (SQLite: {last}).")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (it kept the last)."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saddlepoint.fileio import open_sqlite
+from saddlepoint.fileio import open_sqlite, open_sqlite_readonly
 
 RUN_FILE = "run.sqlite"
 
@@ -69,10 +69,14 @@ class Section:
 
 
 class RunLog:
-    """The sections of one run folder (created if missing)."""
+    """The sections of one run folder (created if missing; with ``readonly``, an existing run
+    is opened for reading only, so a read-only folder can still be reported)."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(self, folder: str | os.PathLike[str], readonly: bool = False) -> None:
         self.folder = Path(folder)
+        if readonly:
+            self.connection = open_sqlite_readonly(self.folder / RUN_FILE, "run log")
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         self.connection = open_sqlite(self.folder / RUN_FILE, "run log", _SCHEMA)
 

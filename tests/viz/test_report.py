@@ -38,15 +38,20 @@ def test_report_is_self_contained_and_escaped(tmp_path):
 
 def test_markdown_rendering(tmp_path):
     (tmp_path / "doc" / "figures").mkdir(parents=True)
-    (tmp_path / "doc" / "figures" / "gone.png").write_bytes(b"a figure the run no longer draws")
+    (tmp_path / "doc" / "figures" / "mine.png").write_bytes(b"an image the user put there")
     (tmp_path / "doc" / "figures" / "notes.txt").write_text("not ours")
-    out = render_markdown(make_run(tmp_path / "run"), tmp_path / "doc")
-    assert not (tmp_path / "doc" / "figures" / "gone.png").exists()
-    assert (tmp_path / "doc" / "figures" / "notes.txt").is_file()
+    run = make_run(tmp_path / "run")
+    out = render_markdown(run, tmp_path / "doc")
     text = out.read_text()
     assert "# A <test> run" in text and "## First section" in text
     assert "| pgd <40> | 0.1235 |" in text and "![figure a.png](figures/a.png)" in text
     assert (tmp_path / "doc" / "figures" / "b.svg").is_file()
+    with RunLog(run) as log:  # the run no longer draws b.svg
+        log.add(Section("first", "First section", figures=[("figures/a.png", "figure a.png")]))
+    render_markdown(run, tmp_path / "doc")
+    assert not (tmp_path / "doc" / "figures" / "b.svg").exists()  # an earlier render wrote it
+    assert (tmp_path / "doc" / "figures" / "mine.png").is_file()  # the report never wrote it
+    assert (tmp_path / "doc" / "figures" / "notes.txt").is_file()
 
 
 def test_sections_replace_and_resume(tmp_path):

@@ -73,8 +73,21 @@ def _table(table: Table) -> str:
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def figure_file(folder: Path, path: str) -> Path:
+    """The figure ``path`` a run log names, which must lie inside the run folder: a log from
+    elsewhere must not make a report embed or copy other local files."""
+    root = folder.resolve()
+    file = (root / path).resolve()
+    if not file.is_relative_to(root):
+        raise ValueError(
+            f"{folder / RUN_FILE} names the figure {path!r}, which lies outside the run folder "
+            f"{folder}; refused (a report only shows files of its own run)."
+        )
+    return file
+
+
 def _figure(folder: Path, path: str, caption: str) -> str:
-    file = folder / path
+    file = figure_file(folder, path)
     mime = _MIME.get(file.suffix.lower())
     if mime is None:
         raise ValueError(f"Figure {path}: unsupported type; use PNG, SVG or JPEG.")
@@ -149,7 +162,9 @@ def render_report(
             f"{folder} is not a run folder: it has no {RUN_FILE}. Run a study or `saddlepoint "
             "demo` with --out pointing there first."
         )
-    with RunLog(folder) as log:
+    target = Path(out) if out else folder / "report.html"
+    check_report_output(folder, target)
+    with RunLog(folder, readonly=True) as log:
         sections = log.sections()
         meta = log.meta()
     title = title or meta.get("title") or f"saddlepoint report: {folder.name}"
@@ -173,9 +188,25 @@ def render_report(
             "</body></html>",
         ]
     )
-    target = Path(out) if out else folder / "report.html"
     write_text(target, page)
     return target
+
+
+def check_report_output(folder: Path, target: Path) -> None:
+    """Refuse a report path that would replace a file the report did not write: the run's log,
+    a figure, a model, or any page that is not an earlier saddlepoint report."""
+    if target.is_dir():
+        raise ValueError(f"--out {target} is a folder; give the .html file to write.")
+    if not target.exists():
+        return
+    if target.suffix.lower() in (".html", ".htm"):
+        with open(target, "rb") as handle:
+            if _CHECK.strip().encode() in handle.read(1 << 16):  # every page we write has it
+                return
+    raise ValueError(
+        f"--out {target} already exists and is not an earlier saddlepoint report; a report "
+        "never replaces a file it did not write (pick a new .html path)."
+    )
 
 
 def _markdown_table(table: Table, limit: int) -> list[str]:
@@ -189,6 +220,23 @@ def _markdown_table(table: Table, limit: int) -> list[str]:
     return [*lines, ""]
 
 
+_WRITTEN = "<!-- saddlepoint report wrote these figures: {} -->"
+
+
+def _earlier_figures(page: Path, heading: str) -> set[str] | None:
+    """The figures an earlier render wrote into the page's folder (listed at the page's end);
+    an empty set for a page of this run from before that list existed; None when the page
+    exists and is not ours (nothing may replace it)."""
+    if not page.exists():
+        return set()
+    lines = page.read_text(encoding="utf-8", errors="replace").splitlines()
+    prefix, _, suffix = _WRITTEN.partition("{}")
+    for line in reversed(lines):
+        if line.startswith(prefix) and line.endswith(suffix):
+            return set(line[len(prefix) : -len(suffix)].split())
+    return set() if lines and lines[0] == heading else None
+
+
 def render_markdown(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -198,33 +246,53 @@ def render_markdown(
 ) -> Path:
     """Write the run in ``folder`` as Markdown (``out/README.md``, figures copied beside it):
     for documentation folders, where a page should diff well and images stay files.
-    ``preface`` (Markdown) goes after the header, before the sections. Images left in
-    ``out/figures`` by an earlier render that this one does not draw are removed (other files
-    there are left alone), so the folder holds what the page shows."""
+    ``preface`` (Markdown) goes after the header, before the sections. The page lists the
+    figures it wrote; images an earlier render wrote and this one does not draw are removed,
+    and nothing else in ``out`` is replaced or removed (a README.md or an image of another
+    origin is refused)."""
     folder, out = Path(folder), Path(out)
     if not (folder / RUN_FILE).is_file():
         raise FileNotFoundError(f"{folder} is not a run folder: it has no {RUN_FILE}.")
-    with RunLog(folder) as log:
+    if out.resolve() == folder.resolve():
+        raise ValueError(f"--markdown {out} is the run folder itself; give another folder.")
+    with RunLog(folder, readonly=True) as log:
         sections = log.sections()
         meta = log.meta()
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    lines = [f"# {meta.get('title') or folder.name}", ""]
+    heading = f"# {meta.get('title') or folder.name}"
+    page = out / "README.md"
+    earlier = _earlier_figures(page, heading)
+    if earlier is None:
+        raise ValueError(
+            f"--markdown {out}: {page} exists and was not written by a report of this run; "
+            "nothing is replaced that the report did not write (pick another folder)."
+        )
+    figures = {
+        Path(path).name: figure_file(folder, path) for s in sections for path, _ in s.figures
+    }
+    for name, source in figures.items():
+        target = out / "figures" / name
+        if target.exists() and name not in earlier and target.read_bytes() != source.read_bytes():
+            raise ValueError(
+                f"--markdown {out}: {target} exists and was not written by this report; "
+                "nothing is replaced that the report did not write (pick another folder)."
+            )
+    lines = [heading, ""]
     lines += [f"{k}: {v}  " for k, v in meta.items() if k != "title"] + [""]
     if preface:
         lines += [preface.strip(), ""]
-    drawn = set()
     for section in sections:
         lines += [f"## {section.title}", "", section.text, ""]
         for table in section.tables:
             lines += _markdown_table(table, max_rows)
         for path, caption in section.figures:
             name = Path(path).name
-            shutil.copyfile(folder / path, out / "figures" / name)
-            drawn.add(name)
             lines += [f"![{caption or name}](figures/{name})", ""]
-    for stale in (out / "figures").iterdir():
-        if stale.suffix.lower() in _MIME and stale.name not in drawn:
-            stale.unlink()
-    target = out / "README.md"
-    write_text(target, "\n".join(lines))
-    return target
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name, source in figures.items():
+        shutil.copyfile(source, out / "figures" / name)
+    for stale in earlier - set(figures):
+        if "/" not in stale and (out / "figures" / stale).is_file():
+            (out / "figures" / stale).unlink()
+    lines.append(_WRITTEN.format(" ".join(sorted(figures))))
+    write_text(page, "\n".join(lines) + "\n")
+    return page
