@@ -437,3 +437,430 @@ def test_reporting_writes_nothing_into_the_run_folder(tmp_path, capsys):
     before = files()
     assert _run(capsys, "report", run, "--out", tmp_path / "r.html")[0] == 0
     assert files() == before
+
+
+# --- lost or wrong without a word ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
+    argv = ["--quiet", "train", "--dataset", "digits", "--model", "mlp", "--epochs", "5"]
+    assert main([*argv, "--out", str(path)]) == 0
+    return path
+
+
+def _png_folder(root: Path, classes, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits test images of ``classes`` as PNGs in class folders; returns them as read."""
+    import numpy as np
+    from PIL import Image
+
+    from saddlepoint.data import load_dataset
+
+    test = load_dataset("digits").split("test")
+    keep = torch.isin(test.labels, torch.tensor(list(classes)))
+    for index in keep.nonzero().flatten().tolist():
+        folder = root / str(int(test.labels[index]))
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = test.images[index, 0].numpy()
+        if bits == 16:
+            Image.fromarray((pixels * 65535).round().astype(np.uint16)).save(
+                folder / f"{index}.png"
+            )
+        else:
+            Image.fromarray((pixels * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+    return test.images[keep], test.labels[keep]
+
+
+@pytest.mark.parametrize("classes", [range(6), [3]])
+def test_data_with_fewer_classes_than_the_model(classes, digits_checkpoint, tmp_path, capsys):
+    images, labels = _png_folder(tmp_path / "data", classes)
+    model, _ = load_checkpoint(digits_checkpoint)
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    code, text = _run(
+        capsys,
+        "evaluate",
+        digits_checkpoint,
+        "--data",
+        tmp_path / "data",
+        "--json",
+        tmp_path / "e.json",
+    )
+    assert code == 0, text
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["accuracy"] == pytest.approx(float((predicted == labels).float().mean()))
+    for c in classes:  # each class's accuracy counts that class's images, in the model's numbering
+        mine = labels == c
+        expected = float((predicted[mine] == c).float().mean())
+        assert report["per_class_accuracy"][c] == pytest.approx(expected)
+    matrix = torch.tensor(report["confusion_matrix"])
+    assert matrix.shape[1] == 10 and int(matrix.sum()) == len(labels)
+
+
+def test_sixteen_bit_pngs_keep_their_grey_levels(digits_checkpoint, tmp_path):
+    from saddlepoint.data.files import load_files
+
+    images, _ = _png_folder(tmp_path / "deep", range(10), bits=16)
+    _png_folder(tmp_path / "plain", range(10), bits=8)
+    deep = load_files(tmp_path / "deep").test
+    plain = load_files(tmp_path / "plain").test
+    assert deep.images.max() > 0.9 and len(torch.unique(deep.images)) > 10  # not saturated
+    assert torch.allclose(deep.images, plain.images, atol=1 / 255)
+    model, _ = load_checkpoint(digits_checkpoint)
+    with torch.no_grad():
+        agree = (model(deep.images).argmax(1) == model(plain.images).argmax(1)).float().mean()
+    assert agree > 0.98
+
+
+def test_a_card_never_goes_into_another_runs_folder(digits_checkpoint, tmp_path, capsys):
+    run = _run_folder(tmp_path / "study-run")
+    before = (run / "run.sqlite").read_bytes()
+    code, text = _run(capsys, "benchmark", digits_checkpoint, "--eps", "0.1", "--out", run)
+    assert code != 0 and "holds another run" in text
+    assert (run / "run.sqlite").read_bytes() == before
+
+
+@pytest.mark.parametrize("images", [-5, 0, 2.5, True])
+def test_a_study_count_is_checked_before_anything_is_trained(images, tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"study: attack-grid\ndataset: digits\nparams: {{epochs: 1, images: {images}}}\n"
+    )
+    code, text = _run(capsys, "study", "run", study, "--out", tmp_path / "run")
+    assert code != 0 and "params.images" in text
+    assert not (tmp_path / "run" / "models").exists()  # nothing trained
+    code, text = _run(
+        capsys, "study", "run", study, "--out", tmp_path / "run2", "--param", "images=-5"
+    )
+    assert code != 0 and "params.images" in text
+
+
+def test_a_sweeps_top_level_seed_is_every_attacks_seed(tmp_path):
+    from saddlepoint.experiments.spec import SpecError, parse_spec
+
+    base = {"checkpoints": ["m.safetensors"], "attack": "pgd", "grid": {"eps": [0.1]}}
+    spec = parse_spec({**base, "seed": 7})
+    assert {c["seed"] for c in spec.configurations()} == {7}
+    with pytest.raises(SpecError, match="'seed' is given twice"):
+        parse_spec({**base, "seed": 7, "fixed": {"seed": 3}})
+
+
+@pytest.mark.parametrize("value", ["false", "true", "no", 0, 1])
+def test_random_start_takes_only_true_or_false(value, tmp_path):
+    from saddlepoint.attacks import PGD
+    from saddlepoint.experiments.spec import SpecError, parse_spec
+
+    with pytest.raises(ValueError, match="'random_start' parameter of PGD must be true or false"):
+        PGD(eps=0.1, random_start=value)
+    spec = {
+        "checkpoints": ["m.safetensors"],
+        "attack": "pgd",
+        "grid": {"eps": [0.1]},
+        "fixed": {"random_start": value},
+    }
+    with pytest.raises(SpecError, match="true or false"):
+        parse_spec(spec)
+    assert PGD(eps=0.1, random_start=False).random_start is False
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        (lambda t: t.fill_(float("nan")), "NaN or infinite values"),
+        (lambda t: t.fill_(float("inf")), "NaN or infinite values"),
+        (lambda t: t.to(torch.int8), "dtype"),
+    ],
+)
+def test_weights_that_are_not_finite_floats_are_refused(
+    change, phrase, digits_checkpoint, tmp_path, capsys
+):
+    from safetensors import safe_open
+
+    with safe_open(str(digits_checkpoint), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    first = next(k for k in tensors if k.endswith("weight"))
+    tensors[first] = change(tensors[first].clone())
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match=phrase):
+        load_checkpoint(tmp_path / "bad.safetensors")
+    code, text = _run(
+        capsys, "attack", tmp_path / "bad.safetensors", "--attack", "fgsm", "--eps", "0.1"
+    )
+    assert code != 0 and phrase in text
+
+
+def test_nan_logits_are_refused_by_every_attack():
+    from saddlepoint.attacks import PGD
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            return torch.full((len(x), 10), float("nan"))
+
+    with pytest.raises(ValueError, match="NaN or infinite logits"):
+        PGD(eps=0.1, steps=2)(Broken(), torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
+
+
+def test_tensors_given_to_load_dataset_must_pair_up():
+    from saddlepoint.data import load_dataset
+
+    images = torch.rand(40, 1, 8, 8)
+    with pytest.raises(ValueError, match="one label per image: 40 images"):
+        load_dataset((images, torch.zeros(5, dtype=torch.long)))
+    with pytest.raises(ValueError, match="at least 0. Got -1"):
+        load_dataset((images, torch.tensor([-1] + [0] * 39)))
+    with pytest.raises(ValueError, match="whole class indices"):
+        load_dataset((images, torch.zeros(40)))
+    assert len(load_dataset((images, torch.arange(40) % 4)).train) > 0
+
+
+def test_config_files_with_a_list_or_a_folder_say_so(digits_checkpoint, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("attack: pgd\neps: 0.1\nsteps: [1, 2]\n")
+    code, text = _run(capsys, "attack", digits_checkpoint, "--config", config)
+    assert code != 0 and "'steps'" in text and "takes one value" in text
+    code, text = _run(capsys, "attack", digits_checkpoint, "--config", tmp_path)
+    assert code != 0 and "is a folder" in text
+
+
+# --- small input, large cost -----------------------------------------------------------------
+
+
+def test_an_npz_decompresses_only_the_rows_it_is_asked_for(tmp_path, monkeypatch):
+    import numpy as np
+
+    from saddlepoint.data import files
+
+    labels = np.zeros(100_000, dtype=np.int64)
+    np.savez_compressed(
+        tmp_path / "big.npz", images=np.zeros((100_000, 28, 28), np.uint8), labels=labels
+    )
+    assert (tmp_path / "big.npz").stat().st_size < 1_000_000  # 78 MB of pixels inside
+    monkeypatch.setattr(files, "MAX_ARRAY_BYTES", 10_000_000)
+    data = files.load_files(tmp_path / "big.npz", limit=5)
+    assert data.test.images.shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="give a limit"):
+        files.load_files(tmp_path / "big.npz")
+
+
+def test_a_checkpoint_declaring_a_huge_model_fails_before_building_it(digits_checkpoint, tmp_path):
+    import resource
+
+    from safetensors import safe_open
+
+    with safe_open(str(digits_checkpoint), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["saddlepoint"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    meta["model"] = {
+        "name": "cnn",
+        "in_shape": [1, 8, 8],
+        "num_classes": 10,
+        "kwargs": {"channels": [8000, 8000]},
+    }
+    save_file(
+        tensors, str(tmp_path / "huge.safetensors"), metadata={"saddlepoint": json.dumps(meta)}
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="do not match the architecture"):
+        load_checkpoint(tmp_path / "huge.safetensors")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 500_000  # the model would take gigabytes
+
+
+@pytest.mark.parametrize("where", ["sweep", "study", "config"])
+def test_yaml_aliases_are_refused_at_once(where, digits_checkpoint, tmp_path, capsys):
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi")
+    )
+    file = tmp_path / "laughs.yaml"
+    file.write_text(laughs)
+    assert len(laughs) < 600
+    argv = {
+        "sweep": ["sweep", "run", file],
+        "study": ["study", "run", file],
+        "config": ["attack", digits_checkpoint, "--config", file],
+    }[where]
+    code, text = _run(capsys, *argv)
+    assert code != 0 and "aliases" in text
+
+
+def test_a_huge_range_is_counted_before_it_is_built():
+    from saddlepoint.experiments.spec import SpecError, parse_spec
+
+    spec = {"checkpoints": ["m.safetensors"], "attack": "pgd", "grid": {"steps": ["1..5000000"]}}
+    with pytest.raises(SpecError, match="5,000,000 values"):
+        parse_spec(spec)
+
+
+def test_an_image_declaring_twenty_thousand_pixels_a_side_is_refused(
+    tmp_path, capsys, digits_checkpoint
+):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    (tmp_path / "data" / "0").mkdir(parents=True)
+    (tmp_path / "data" / "0" / "big.png").write_bytes(png)
+    code, text = _run(capsys, "evaluate", digits_checkpoint, "--data", tmp_path / "data")
+    assert code != 0 and "big.png is not a readable image" in text and "Traceback" not in text
+
+
+# --- faults: a full disk, an immutable store, a read-only run ---------------------------------
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs (root only: the test is skipped where mounting is not allowed); yields
+    a function that fills it to leave ``free`` bytes."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()})")
+
+    def fill(free: int) -> Path:
+        import shutil
+
+        (mount / "filler").unlink(missing_ok=True)
+        room = shutil.disk_usage(mount).free
+        (mount / "filler").write_bytes(bytes(max(room - free, 0)))
+        return mount
+
+    yield fill
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+FULL_DISK_CASES = {
+    # name: (command line, with {disk} the small disk and {ckpt} a checkpoint; bytes left free)
+    "train, no room": (
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--out",
+            "{disk}/m.safetensors",
+        ],
+        8_000,
+    ),
+    "train, room for the probe only": (
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--out",
+            "{disk}/m.safetensors",
+        ],
+        150_000,
+    ),
+    "attack --save": (
+        ["attack", "{ckpt}", "--attack", "fgsm", "--eps", "0.1", "--save", "{disk}/adv"],
+        8_000,
+    ),
+    "evaluate --json": (["evaluate", "{ckpt}", "--json", "{disk}/e.json"], 8_000),
+    "study run": (["study", "run", "{study}", "--out", "{disk}/run"], 8_000),
+    "study run, room for the probe only": (
+        ["study", "run", "{study}", "--out", "{disk}/run"],
+        150_000,
+    ),
+    "report --out": (["report", "{run}", "--out", "{disk}/r.html"], 8_000),
+    "sweep export": (
+        ["sweep", "export", "{sweep}", "--out", "{store}", "--to", "{disk}/x.csv"],
+        8_000,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FULL_DISK_CASES))
+def test_a_full_disk_is_one_line_naming_the_path(
+    case, small_disk, digits_checkpoint, tmp_path, capsys
+):
+    argv, free = FULL_DISK_CASES[case]
+    disk = small_disk(free)
+    (disk / "earlier.json").write_text('{"kept": true}')  # written before: never damaged
+    study = tmp_path / "s.yaml"
+    study.write_text("study: attack-grid\ndataset: digits\nparams: {epochs: 1, images: 20}\n")
+    names = {
+        "disk": disk,
+        "ckpt": digits_checkpoint,
+        "study": study,
+        "run": _run_folder(tmp_path / "run"),
+        "sweep": tmp_path / "sweep.yaml",
+        "store": tmp_path / "store",
+    }
+    if "{sweep}" in argv:
+        names["sweep"].write_text(
+            f"name: s\ncheckpoints: [{digits_checkpoint}]\nattack: fgsm\n"
+            "grid: {eps: [0.1]}\ndataset: {limit: 20}\n"
+        )
+        assert _run(capsys, "sweep", "run", names["sweep"], "--out", names["store"])[0] == 0
+    code, text = _run(capsys, *[a.format(**names) for a in argv])
+    assert code != 0 and "Traceback" not in text
+    assert str(disk) in text or "disk/" in text  # the path, not a bare "No space left"
+    assert "No space left" in text or "no room" in text or "disk is full" in text
+    assert (disk / "earlier.json").read_text() == '{"kept": true}'
+    assert not list(disk.rglob("*.part"))  # no half-written file left behind
+
+
+def test_an_immutable_store_fails_before_the_work(digits_checkpoint, tmp_path, capsys):
+    import subprocess
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        f"name: s\ncheckpoints: [{digits_checkpoint}]\nattack: fgsm\ngrid: {{eps: [0.1]}}\n"
+    )
+    assert _run(capsys, "sweep", "run", sweep, "--out", tmp_path / "runs")[0] == 0
+    store = tmp_path / "runs" / "results.sqlite"
+    if not store.exists():
+        store = next((tmp_path / "runs").rglob("*.sqlite"))
+    sweep.write_text(
+        f"name: s\ncheckpoints: [{digits_checkpoint}]\nattack: fgsm\ngrid: {{eps: [0.1, 0.2]}}\n"
+    )
+    if subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = store.read_bytes()
+        code, text = _run(capsys, "sweep", "run", sweep, "--out", tmp_path / "runs")
+        assert code != 0 and "cannot write" in text and str(store.name) in text
+        assert store.read_bytes() == before
+        code, text = _run(capsys, "sweep", "status", sweep, "--out", tmp_path / "runs")
+        assert code == 0 and "1 / 2 configurations done" in text  # still readable
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=False)
+
+
+def test_a_read_only_run_folder_can_still_be_reported(small_disk, tmp_path, capsys):
+    import shutil
+    import subprocess
+
+    disk = small_disk(400_000)
+    run = _run_folder(tmp_path / "run")
+    shutil.copytree(run, disk / "run")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    code, text = _run(capsys, "report", disk / "run", "--out", tmp_path / "r.html")
+    assert code == 0, text
+    assert "data:image/png;base64" in (tmp_path / "r.html").read_text()
+    code, text = _run(capsys, "report", disk / "run")  # its default page cannot be written
+    assert code != 0 and str(disk / "run") in text and "Traceback" not in text

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from saddlepoint import __version__
-from saddlepoint.fileio import atomic_path, write_text
+from saddlepoint.fileio import write_bytes, write_text
 from saddlepoint.models.external import (
     EXPORTED,
     EXTERNAL,
@@ -65,8 +65,7 @@ def save_checkpoint(
     }
     text = json.dumps(meta, sort_keys=True)
     tensors = checkpoint_tensors(model)
-    with atomic_path(path) as temp:
-        save_file(tensors, str(temp), metadata={_KEY: text})
+    write_bytes(path, save(tensors, metadata={_KEY: text}))
     write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 

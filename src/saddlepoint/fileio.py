@@ -1,5 +1,5 @@
 """Files: atomic writes (a temporary file in the same folder, then a rename), SQLite files that
-fail clearly when damaged, and YAML that refuses duplicate keys.
+fail clearly when damaged, and YAML that refuses duplicate keys and aliases.
 
 A reader never sees half a file, and an interrupted write leaves the old file (or nothing).
 """
@@ -7,6 +7,7 @@ A reader never sees half a file, and an interrupted write leaves the old file (o
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import sqlite3
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
+# Errors of the storage itself (a full disk or quota, a read-only or failing device): raised by
+# a write without the file's name, they are the temporary file's, and name the target.
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 @contextlib.contextmanager
@@ -35,7 +40,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             yield temp_path
         except OSError as error:
-            if error.filename not in (str(temp_path), temp_path):
+            storage = error.filename is None and error.errno in _STORAGE_ERRORS
+            if error.filename not in (str(temp_path), temp_path) and not storage:
                 raise  # the caller's own error (a failed download, say): keep it as it is
             raise OSError(error.errno, f"cannot write {target}: {error.strerror}") from None
         try:
@@ -70,6 +76,29 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically. Serializers that write files through their own
+    C or Rust code (torch.save, safetensors) report a full disk in their own words, without the
+    path: serialize to bytes first, then write them here, where it is an OSError naming it."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def storage_error(path: str | os.PathLike[str], error: sqlite3.Error) -> Exception:
+    """An SQLite failure as an error naming ``path``: a full disk or a read-only folder is an
+    OSError saying so (not "not a readable file"), anything else a ValueError."""
+    text = str(error)
+    if any(
+        cause in text
+        for cause in ("disk is full", "disk I/O error", "readonly database", "unable to open")
+    ):
+        return OSError(
+            f"cannot write {path}: {text} (is the disk full, or the folder read-only?); what "
+            "was stored before is kept."
+        )
+    return ValueError(f"{path}: SQLite failed ({text}).")
+
+
 def content_digest(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of a file's bytes, in hex: what a result computed from the file depends on."""
     with open(path, "rb") as handle:
@@ -79,10 +108,21 @@ def content_digest(path: str | os.PathLike[str]) -> str:
 def open_sqlite(path: str | os.PathLike[str], what: str, schema: str) -> sqlite3.Connection:
     """Open (or create) the SQLite file at ``path`` in autocommit and WAL mode with ``schema``;
     a file that is not an SQLite database, or is damaged, is a ValueError naming it."""
-    connection = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=60)
+    except sqlite3.Error as error:
+        raise storage_error(path, error) from None
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(schema)
+        # A store that opens but refuses writes (an immutable file) must fail now, before the
+        # work whose results it would refuse: a write that is rolled back at once.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("CREATE TABLE _write_probe (x)")
+        connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        connection.close()
+        raise storage_error(path, error) from None
     except sqlite3.DatabaseError as error:
         connection.close()
         raise ValueError(
@@ -108,8 +148,24 @@ def open_sqlite_readonly(path: str | os.PathLike[str], what: str) -> sqlite3.Con
     raise ValueError(f"{path} is not a readable {what} (SQLite: {last}).")
 
 
+MAX_YAML_BYTES = 1 << 20  # a configuration file, not a dataset
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (it kept the last)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (it kept the last) and
+    aliases (``*name``): a few hundred bytes of nested aliases expand to billions of nodes
+    once the document is walked."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed; write the values out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -130,6 +186,11 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     """The safe-loaded content of the YAML file at ``path``; a key given twice in one mapping
     and malformed YAML are ValueErrors naming the file and the line."""
+    size = Path(path).stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ValueError(
+            f"{path} is {size:,} bytes; a configuration file may hold at most {MAX_YAML_BYTES:,}."
+        )
     try:
         return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - safe
     except yaml.MarkedYAMLError as error:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saddlepoint.fileio import open_sqlite, open_sqlite_readonly
+from saddlepoint.fileio import open_sqlite, open_sqlite_readonly, storage_error
 
 RUN_FILE = "run.sqlite"
 
@@ -160,6 +161,9 @@ class RunLog:
                     "INSERT INTO figures VALUES (?, ?, ?, ?)", (section.key, i, path, caption)
                 )
             db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            db.execute("ROLLBACK")
+            raise storage_error(self.folder / RUN_FILE, error) from None
         except BaseException:
             db.execute("ROLLBACK")
             raise

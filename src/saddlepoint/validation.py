@@ -40,6 +40,17 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> A
     )
 
 
+def check_flag(owner: str, name: str, value: Any) -> bool:
+    """Return ``value`` as a bool if it is one (a YAML or JSON true/false): the string "false",
+    which ``bool()`` would read as True, is an error, as is any other non-bool."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool too
+        return bool(value)
+    raise ValueError(
+        f"The {name!r} parameter of {owner} must be true or false. Got {value!r} "
+        f"({type(value).__name__}) instead."
+    )
+
+
 def check_number(
     owner: str,
     name: str,

@@ -293,7 +293,13 @@ class Attack:
         y = y.to(device=device, dtype=torch.long)
         if not self.query_only:  # a query-only attack sends the model no query of its own
             with torch.no_grad(), evaluating(model):
-                classes = int(model(x[:1]).shape[1])
+                first = model(x[:1])
+            classes = int(first.shape[1])
+            if not bool(torch.isfinite(first).all()):
+                raise ValueError(
+                    f"{owner}: the model returns NaN or infinite logits on the first image; no "
+                    "robust accuracy computed from them would mean anything (check its weights)."
+                )
             for name, labels in (("y", y), ("targets", targets)):
                 if labels is None:
                     continue

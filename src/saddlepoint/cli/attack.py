@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from saddlepoint.attacks import ATTACKS, Ensemble, build_attack
 from saddlepoint.cli.common import (
@@ -24,7 +24,7 @@ from saddlepoint.cli.model_options import (
     model_inputs,
     model_path,
 )
-from saddlepoint.fileio import atomic_path, write_text
+from saddlepoint.fileio import write_bytes, write_text
 from saddlepoint.threat import parse_eps
 
 if TYPE_CHECKING:
@@ -238,8 +238,7 @@ def run(args: argparse.Namespace) -> int:
             "labels": result.labels.contiguous(),
             "predictions": result.predictions.contiguous(),
         }
-        with atomic_path(args.save / "adversarial.safetensors") as temp:
-            save_file(tensors, str(temp))
+        write_bytes(args.save / "adversarial.safetensors", save(tensors))
         record = {
             "checkpoint": str(args.checkpoint) if args.checkpoint else None,
             "model": args.model,

@@ -14,6 +14,7 @@ from typing import Any, cast
 from saddlepoint import __version__
 from saddlepoint.cli.attack import _fraction
 from saddlepoint.cli.common import (
+    CLIError,
     add_data_arguments,
     add_strong_evaluation_arguments,
     check_outputs,
@@ -86,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
     own_model_given(args)
     out = args.out or model_path(args).with_name(model_path(args).stem + "-benchmark")
+    if (out / "run.sqlite").is_file() and not (out / CARD_FILE).is_file():
+        raise CLIError(
+            f"--out {out} holds another run (a study's or the demo's run.sqlite, no {CARD_FILE}); "
+            "a card goes into a folder of its own: pick a new one."
+        )
     check_outputs([("--out", out / CARD_FILE), ("--out", out / "report.html")], model_inputs(args))
     started = time.perf_counter()
     model, meta, data = load_model_data(args, device=args.device)

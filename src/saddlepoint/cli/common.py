@@ -61,6 +61,8 @@ def config_to_argv(
     """Turn a YAML config file into command-line tokens for ``parser``, to go after ``given``
     (the command line): see :func:`options_to_argv`."""
     file = Path(path)
+    if file.is_dir():
+        raise CLIError(f"The '--config' file {str(path)!r} is a folder; give a YAML file.")
     if not file.is_file():
         raise CLIError(f"The '--config' file {path!r} does not exist.")
     try:
@@ -132,6 +134,11 @@ def options_to_argv(
             for item in items:
                 tokens += [flag, str(item)]
         elif isinstance(value, list):
+            if action.nargs in (None, "?"):
+                raise CLIError(
+                    f"Key {key!r} in {source} takes one value. Got the list {value!r}; to try "
+                    "several values, write a sweep file (saddlepoint sweep run --help)."
+                )
             tokens += [flag, *[str(v) for v in value]]
         else:
             tokens += [flag, str(value)]
@@ -244,6 +251,9 @@ def check_fits(meta: dict[str, Any], data: ImageData, source: str) -> None:
         raise ValueError(f"The model has {classes} classes but {source!r} has {data.num_classes}.")
 
 
+_PROBE_BYTES = 64 << 10  # what check_outputs writes to see that a folder has room
+
+
 def check_outputs(
     outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()
 ) -> None:
@@ -273,8 +283,18 @@ def check_outputs(
             raise ValueError(
                 f"{name} {path} cannot be written: {ancestor} refuses new files ({error.strerror})."
             ) from None
-        os.close(handle)
-        os.unlink(probe)
+        try:  # and some room: a full disk fails here, not after the work
+            with os.fdopen(os.dup(handle), "wb") as stream:  # writes it all, or raises
+                stream.write(bytes(_PROBE_BYTES))
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            raise ValueError(
+                f"{name} {path} cannot be written: {ancestor} has no room ({error.strerror})."
+            ) from None
+        finally:
+            os.close(handle)
+            os.unlink(probe)
         if path.exists() and not os.access(path, os.W_OK):
             raise ValueError(f"{name} {path} exists and is not writable.")
 

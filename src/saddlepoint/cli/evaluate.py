@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         format_table(
             [(c, *row) for c, row in zip(classes, matrix)],
-            ["", *[str(i) for i in range(len(classes))]],
+            ["", *[str(i) for i in range(len(matrix[0]) if matrix else 0)]],  # every prediction
         )
     )
     if args.json:

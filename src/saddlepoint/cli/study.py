@@ -12,6 +12,7 @@ from saddlepoint.cli.common import (
     parse_assignments,
     positive_int,
 )
+from saddlepoint.runlog import RUN_FILE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -113,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     if changed:
         overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
+    check_outputs([("--out", out / RUN_FILE), ("--out", out / "report.html")])
     run_study(study, out, progress=not args.quiet, overrides=overrides, redo=args.redo)
     print(f"report: {render_report(out)}")
     return 0

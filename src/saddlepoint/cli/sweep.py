@@ -13,7 +13,7 @@ from saddlepoint.cli.common import format_table, positive_int
 from saddlepoint.cli.model_options import add_trust_argument
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.engine import current_rows
-from saddlepoint.fileio import write_text
+from saddlepoint.fileio import write_bytes, write_text
 
 
 def _store_path(spec_path: Path, out: Path | None) -> Path:
@@ -132,7 +132,7 @@ def run_status(args: argparse.Namespace) -> int:
     current = current_rows(spec)
     stored: dict[str, str | None] = {}
     if path.exists():
-        with ResultsStore(path) as store:
+        with ResultsStore(path, readonly=True) as store:
             stored = store.done()
     done = sum(stored.get(key, "") == digest for key, digest in current.items())
     stale = sum(key in stored and stored[key] != digest for key, digest in current.items())
@@ -156,7 +156,7 @@ def _rows(args: argparse.Namespace) -> list[dict]:
             f"No results at {path}; run `saddlepoint sweep run {args.experiment}` first."
         )
     current = None if args.all else current_rows(load_spec(args.experiment))
-    with ResultsStore(path) as store:
+    with ResultsStore(path, readonly=True) as store:
         return store.rows(current)
 
 
@@ -194,7 +194,9 @@ def run_export(args: argparse.Namespace) -> int:
                 f"Parquet export needs pandas and pyarrow ({error.name} is missing): "
                 "pip install 'saddlepoint[parquet]', or export to .csv."
             ) from None
-        pd.DataFrame(rows).to_parquet(args.to)
+        parquet = io.BytesIO()
+        pd.DataFrame(rows).to_parquet(parquet)
+        write_bytes(args.to, parquet.getvalue())
     else:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["key"])

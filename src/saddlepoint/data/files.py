@@ -4,6 +4,13 @@
     data.npz with arrays images (or x) and labels (or y)
     folder/images.npy + folder/labels.npy        memory-mapped: a limit reads only those images
 
+Class folders named by numbers (``0/``, ``3/``, ``7/``) keep those numbers as labels, so a
+folder holding some of a model's classes is read in the model's numbering; other names are
+numbered in sorted order.
+16-bit grey images are scaled by 65535. A read that would allocate more than
+``MAX_ARRAY_BYTES`` is refused before it starts (an ``.npz`` decompresses only the rows a
+``limit`` asks for).
+
 Images become float32 in [0, 1], shape (N, C, H, W): uint8 arrays are divided by 255, float
 arrays must already be in [0, 1], channel-last arrays (N, H, W, 1 or 3) are transposed, and
 (N, H, W) gains a channel. Folder images are read with Pillow as grey when every one is grey,
@@ -18,6 +25,7 @@ Every check names the file and what was expected.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +36,8 @@ from saddlepoint.data.base import ImageData, Split
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _IMAGE_KEYS = ("images", "x", "data")
 _LABEL_KEYS = ("labels", "y", "targets")
+MAX_ARRAY_BYTES = 4 << 30  # what one read may allocate for the user's images
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")  # grey modes with more than 8 bits
 
 
 def load_files(
@@ -105,26 +115,59 @@ def _read_npy(
 
 
 def _read_npz(path: Path, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` images and labels of an ``.npz``, decompressing only those rows: a
+    small compressed file can declare gigabytes."""
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable .npz file ({error}).") from None
     with archive:
-        keys = list(archive.keys())
-        image_key = next((k for k in _IMAGE_KEYS if k in keys), None)
-        label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+        members = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
+        image_key = next((k for k in _IMAGE_KEYS if k in members), None)
+        label_key = next((k for k in _LABEL_KEYS if k in members), None)
         if image_key is None or label_key is None:
             raise ValueError(
                 f"{path} must hold an images array (named {' or '.join(_IMAGE_KEYS)}) and a labels "
-                f"array (named {' or '.join(_LABEL_KEYS)}). It holds: {', '.join(keys) or 'nothing'}."
+                f"array (named {' or '.join(_LABEL_KEYS)}). It holds: "
+                f"{', '.join(members) or 'nothing'}."
             )
-        try:
-            images, labels = archive[image_key], archive[label_key]
-        except ValueError as error:  # object arrays need pickle, which is refused
-            raise ValueError(f"{path}: {error}; store plain numeric arrays.") from None
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+        images = _npz_rows(archive, members[image_key], limit, path)
+        labels = _npz_rows(archive, members[label_key], limit, path)
     return _as_images(images, path), _as_labels(labels, len(images), path)
+
+
+def _npz_rows(archive: zipfile.ZipFile, member: str, limit: int | None, path: Path) -> np.ndarray:
+    """The first ``limit`` rows of one array of an ``.npz``, read from its header on."""
+    with archive.open(member) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        except ValueError as error:
+            raise ValueError(f"{path}: {member} is not a .npy array ({error}).") from None
+        if dtype.hasobject:
+            raise ValueError(
+                f"{path}: {member} holds Python objects, which would need pickle (refused); "
+                "store plain numeric arrays."
+            )
+        rows = shape[0] if not shape or limit is None or fortran else min(limit, shape[0])
+        count = int(np.prod((rows, *shape[1:]))) if shape else 1
+        size = count * dtype.itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise ValueError(
+                f"{path}: {member} of shape {shape} would take {size / 2**30:.1f} GiB once "
+                f"decompressed (at most {MAX_ARRAY_BYTES / 2**30:.0f} GiB are read at once); "
+                "give a limit (--limit) to read only the first images."
+            )
+        data = stream.read(size)
+    if len(data) != size:
+        raise ValueError(f"{path}: {member} is cut short ({len(data)} of {size} bytes).")
+    array = np.frombuffer(data, dtype=dtype).copy()
+    if fortran:
+        return array.reshape(shape[::-1]).transpose()[: limit or None]
+    return array.reshape((rows, *shape[1:]) if shape else ())
 
 
 def _as_images(array: np.ndarray, path: Path) -> torch.Tensor:
@@ -177,6 +220,9 @@ def _read_folder(
     from tqdm.auto import tqdm
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    numbered = bool(classes) and all(name.isdecimal() for name in classes)
+    if numbered:  # folders named by class index keep that index, even when some are absent
+        classes.sort(key=int)
     if not classes:
         raise ValueError(
             f"{root} has no class sub-folders: put each class's images in a folder named after it "
@@ -204,11 +250,19 @@ def _read_folder(
         try:
             with Image.open(path) as picture:
                 headers.append((picture.mode, picture.size))
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
             raise ValueError(f"{path} is not a readable image ({error}).") from None
-    grey = all(mode in ("1", "L", "I", "I;16", "F") for mode, _ in headers)
+    grey = all(mode in ("1", "L", "F", *_SIXTEEN_BIT) for mode, _ in headers)
+    deep = grey and any(mode in _SIXTEEN_BIT for mode, _ in headers)
     mode = "L" if grey else "RGB"
     width, height = (size, size) if size is not None else headers[0][1]
+    needed = len(files) * width * height * (1 if grey else 3) * (4 if deep else 1)
+    if needed > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"{root}: {len(files)} images of {width}x{height} would take "
+            f"{needed / 2**30:.1f} GiB (at most {MAX_ARRAY_BYTES / 2**30:.0f} GiB are read at "
+            "once); give a limit (--limit) or a smaller size."
+        )
     if size is None:
         for (_, path), (_, found) in zip(files, headers):
             if found != headers[0][1]:
@@ -216,19 +270,35 @@ def _read_folder(
                     f"{path} is {found[0]}x{found[1]} but {files[0][1]} is "
                     f"{width}x{height}; give a size to resize them all."
                 )
-    pixels = np.empty((len(files), height, width) + (() if grey else (3,)), dtype=np.uint8)
+    # 16-bit grey is scaled by 65535 into floats: converting it to 8-bit "L" saturates it.
+    shape = (len(files), height, width) + (() if grey else (3,))
+    pixels = np.empty(shape, dtype=np.float32 if deep else np.uint8)
     bar = tqdm(files, desc=f"reading {root.name}", unit="img", disable=len(files) < 2000)
     for position, (_, path) in enumerate(bar):
         try:
             with Image.open(path) as picture:
-                converted = picture.convert(mode)
+                if deep:
+                    wide = picture.mode in _SIXTEEN_BIT
+                    converted = picture.convert("F") if wide else picture.convert(mode)
+                    scale = 65535.0 if wide else 255.0
+                else:
+                    converted, scale = picture.convert(mode), 1.0
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"{path} is not a readable image ({error}).") from None
         if size is not None:
             converted = converted.resize((size, size), Image.Resampling.BILINEAR)
-        pixels[position] = np.asarray(converted, dtype=np.uint8)
+        pixels[position] = (
+            np.asarray(converted, dtype=pixels.dtype) / scale
+            if deep
+            else (np.asarray(converted, dtype=np.uint8))
+        )
+    if deep:
+        pixels = np.clip(pixels, 0.0, 1.0)
     images = _as_images(pixels if not grey else pixels[:, None], root)
-    labels = torch.tensor([index for index, _ in files], dtype=torch.int64)
+    label_of = [int(name) for name in classes] if numbered else list(range(len(classes)))
+    labels = torch.tensor([label_of[index] for index, _ in files], dtype=torch.int64)
+    if numbered:
+        return images, labels, tuple(str(i) for i in range(max(label_of) + 1))
     return images, labels, tuple(classes)
 
 

@@ -90,7 +90,23 @@ def from_tensors(
             "The 'images' parameter must hold values in [0, 1] (attacks work in pixel space). "
             f"Got values in [{images.min().item():g}, {images.max().item():g}] instead."
         )
-    labels = torch.as_tensor(labels, dtype=torch.int64)
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise ValueError(
+            f"The 'labels' parameter must hold one label per image: {len(images)} images, so "
+            f"shape ({len(images)},). Got shape {tuple(labels.shape)} instead."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"The 'labels' parameter must hold whole class indices. Got dtype {labels.dtype} "
+            "instead."
+        )
+    labels = labels.to(torch.int64)
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(
+            "The 'labels' parameter must hold class indices of at least 0. Got "
+            f"{int(labels.min())} instead."
+        )
     num_classes = int(labels.max().item()) + 1 if labels.numel() else 0
     names = class_names or tuple(str(i) for i in range(num_classes))
     train, val, test = three_way_split(images, labels, val_fraction, test_fraction, seed)

@@ -34,10 +34,26 @@ def confusion_matrix(
 def evaluate_split(
     model: nn.Module, split: Split, num_classes: int, batch_size: int = 500
 ) -> dict[str, object]:
-    """Loss, accuracy, mean confidence, per-class accuracy and the confusion matrix."""
+    """Loss, accuracy, mean confidence, per-class accuracy and the confusion matrix.
+
+    The matrix spans every class the model can predict, even when the data holds fewer (a
+    folder with classes 0-5 for a 10-class model), so no prediction falls outside it."""
     logits = predict_logits(model, split.images, batch_size)
+    if not bool(torch.isfinite(logits).all()):
+        bad = int((~torch.isfinite(logits)).any(dim=1).sum())
+        raise ValueError(
+            f"The model returns NaN or infinite logits on {bad} of {len(logits)} images; no "
+            "accuracy computed from them would mean anything (check its weights and inputs)."
+        )
+    classes = max(int(num_classes), int(logits.shape[1]))
+    if len(split) and int(split.labels.max()) >= logits.shape[1]:
+        raise ValueError(
+            f"The data has labels up to {int(split.labels.max())}, but the model predicts only "
+            f"{logits.shape[1]} classes (0-{logits.shape[1] - 1}); check that the data and the "
+            "model use the same classes."
+        )
     report: dict[str, object] = dict(summarize_logits(logits, split.labels))
-    matrix = confusion_matrix(logits.argmax(dim=1), split.labels, num_classes)
+    matrix = confusion_matrix(logits.argmax(dim=1), split.labels, classes)
     totals = matrix.sum(dim=1).clamp_min(1)
     report["per_class_accuracy"] = (matrix.diag().float() / totals).tolist()
     report["confusion_matrix"] = matrix.tolist()

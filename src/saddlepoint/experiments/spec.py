@@ -30,6 +30,7 @@ from saddlepoint.fileio import read_yaml
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import closest, unknown_name_error
 
+MAX_RANGE = 50_000  # values in one 'a..b' range (the whole grid has its own guard)
 _TOP = ("name", "dataset", "checkpoints", "attack", "grid", "fixed", "seed")
 _RADII = ("eps", "step")
 
@@ -64,6 +65,11 @@ def expand_values(name: str, value: Any) -> list[Any]:
                 ) from None
             if start > stop:
                 raise SpecError(f"grid.{name}: range {item!r} is empty (a > b).")
+            if stop - start + 1 > MAX_RANGE:  # counted before a single value is built
+                raise SpecError(
+                    f"grid.{name}: range {item!r} holds {stop - start + 1:,} values; a grid "
+                    f"key takes at most {MAX_RANGE:,}."
+                )
             if divisor.strip():
                 out += [k / scale for k in range(start, stop + 1)]
             else:
@@ -144,6 +150,12 @@ def parse_spec(data: Any, folder: str | os.PathLike[str] = ".") -> ExperimentSpe
     for key, values in expanded.items():
         if not values:
             raise SpecError(f"grid.{key}: the list of values is empty.")
+    if "seed" in data:  # the sweep's seed is every attack's seed
+        if "seed" not in allowed:
+            raise SpecError(f"Field 'seed': attack {attack!r} takes no seed (it is not random).")
+        if "seed" in fixed or "seed" in grid:
+            raise SpecError("Field 'seed' is given twice: at the top and under fixed: or grid:.")
+        fixed = {**fixed, "seed": data["seed"]}
     fixed = {  # a range such as '1..4 /100' belongs under grid:, hence the hint
         k: (
             _radius("fixed", k, v, " (ranges go under grid:)")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from saddlepoint.fileio import open_sqlite
+from saddlepoint.fileio import open_sqlite, open_sqlite_readonly, storage_error
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -23,10 +24,14 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 class ResultsStore:
-    """Rows of results in ``path`` (created if missing)."""
+    """Rows of results in ``path`` (created if missing; with ``readonly``, an existing store is
+    opened for reading only, so a read-only or immutable store can still be listed)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
         self.path = Path(path)
+        if readonly:
+            self.connection = open_sqlite_readonly(self.path, "results store")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = open_sqlite(
             self.path,
@@ -80,6 +85,9 @@ class ResultsStore:
                 ],
             )
             cursor.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            cursor.execute("ROLLBACK")
+            raise storage_error(self.path, error) from None
         except BaseException:
             cursor.execute("ROLLBACK")
             raise

@@ -414,6 +414,11 @@ def probe_classes(model: nn.Module, in_shape: Sequence[int], source: str) -> int
         raise ValueError(
             f"{source} must return logits of shape (N, classes); on 2 images it returned {shape}."
         )
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(
+            f"{source} returns NaN or infinite logits on plain [0, 1] images; no accuracy or "
+            "robustness computed from them would mean anything."
+        )
     return int(out.shape[1])
 
 

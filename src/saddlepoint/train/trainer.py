@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import logging
 import time
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from saddlepoint.attacks.runtime import reproducible_plans
 from saddlepoint.data.base import ImageData
 from saddlepoint.evaluate.metrics import summarize_logits
-from saddlepoint.fileio import atomic_path
+from saddlepoint.fileio import write_bytes
 from saddlepoint.modes import predict_logits
 from saddlepoint.seeding import resolve_device, seeded
 from saddlepoint.train.config import TrainConfig
@@ -259,8 +260,9 @@ def recipe_tag(recipe: Mapping[str, Any]) -> str:
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     """Write the loop state atomically: a run killed while saving keeps the previous epoch's."""
-    with atomic_path(path) as temp:
-        torch.save(state, temp)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def _load_state(path: Path, tag: str) -> dict[str, Any] | None:

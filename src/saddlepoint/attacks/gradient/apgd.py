@@ -42,7 +42,7 @@ from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
 from saddlepoint.attacks.runtime import float32_logits
-from saddlepoint.validation import check_number
+from saddlepoint.validation import check_flag, check_number
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -84,7 +84,7 @@ class APGD(Attack):
         self.eot = eot
         self.steps, self.restarts = steps, restarts
         self.rho, self.momentum = float(rho), float(momentum)
-        self.early_stop = bool(early_stop)
+        self.early_stop = check_flag(type(self).__name__, "early_stop", early_stop)
         self._checkpoints = set(checkpoints(steps))
 
     def config(self) -> dict:

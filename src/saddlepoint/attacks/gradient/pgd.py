@@ -54,7 +54,7 @@ from saddlepoint.attacks.runtime import (
 from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
-from saddlepoint.validation import check_choice, check_number
+from saddlepoint.validation import check_choice, check_flag, check_number
 
 
 class PGD(Attack):
@@ -112,11 +112,11 @@ class PGD(Attack):
                 )
         else:
             self.step = self.eps if steps == 1 else 2.5 * self.eps / steps
-        self.random_start = bool(random_start)
+        self.random_start = check_flag(type(self).__name__, "random_start", random_start)
         self.restarts = restarts
-        self.early_stop = bool(early_stop)
+        self.early_stop = check_flag(type(self).__name__, "early_stop", early_stop)
         self.tol = tol
-        self.trace = bool(trace)
+        self.trace = check_flag(type(self).__name__, "trace", trace)
         self.record_at = sorted(set(record_at)) if record_at else []
         if self.record_at:
             if restarts > 1 or early_stop or tol is not None:

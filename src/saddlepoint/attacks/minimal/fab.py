@@ -41,7 +41,7 @@ from torch import nn
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.autodiff import input_grad
-from saddlepoint.validation import check_number
+from saddlepoint.validation import check_flag, check_number
 
 # Restart radius for the minimal form before anything is found (the reference's defaults, for
 # inputs in [0, 1]; scaled by the width of the bounds).
@@ -81,7 +81,7 @@ class FAB(Attack):
         check_number(owner, "beta", beta, low=0, high=1)
         check_number(owner, "alpha_max", alpha_max, low=0, high=1)
         self.steps, self.restarts = steps, restarts
-        self.targeted, self.target_classes = bool(targeted), target_classes
+        self.targeted, self.target_classes = check_flag("FAB", "targeted", targeted), target_classes
         self.eta, self.beta, self.alpha_max = float(eta), float(beta), float(alpha_max)
 
     def config(self) -> dict:

@@ -118,7 +118,9 @@ def check_study(data: Any) -> dict[str, Any]:
                 f"Field 'params.{key}' is an empty list; give at least one value (or leave it "
                 "out for the study's default)."
             )
-        _check_kind(key, params[key], inspect.signature(STUDIES[name]).parameters[key].default)
+        default = inspect.signature(STUDIES[name]).parameters[key].default
+        _check_kind(key, params[key], default)
+        _check_count(key, params[key], default)
     for field in ("seed", "train_limit"):
         value = data.get(field)
         low = 0 if field == "seed" else 1
@@ -173,6 +175,22 @@ def _check_kind(key: str, value: Any, default: Any) -> None:
     }[wanted]
     if not ok:
         raise StudyError(f"Field 'params.{key}' must be {wanted}. Got {value!r} instead.")
+
+
+def _check_count(key: str, value: Any, default: Any) -> None:
+    """A count of images or epochs is a whole number of at least 1 (0 where the study's own
+    default is 0, meaning "none"), checked before anything is trained: a negative count would
+    be used as a slice from the end."""
+    if value is None or not (key in ("images", "epochs") or key.endswith(("_images", "_epochs"))):
+        return
+    low = 0 if default == 0 else 1
+    for count in value if isinstance(value, list | tuple) else [value]:  # a list of counts too
+        if isinstance(count, bool) or not isinstance(count, int) or count < low:
+            each = " (each of them)" if isinstance(value, list | tuple) else ""
+            raise StudyError(
+                f"Field 'params.{key}' must be a whole number of at least {low}{each}. Got "
+                f"{value!r} instead."
+            )
 
 
 def run_study(

@@ -3,6 +3,7 @@ over the intensity t."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 
@@ -13,7 +14,7 @@ from saddlepoint.attacks.generative import PerturbationGenerator
 from saddlepoint.data import ImageData
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import plot_table
-from saddlepoint.fileio import atomic_path
+from saddlepoint.fileio import write_bytes
 from saddlepoint.modes import predict_logits
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
@@ -85,10 +86,11 @@ def _trained_attacker(
     run = train_generative_attack(data, config, progress=ctx.progress, classifiers=classifiers)
     attacker.load_state_dict(run.attacker.cpu().state_dict())
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temp:
-        torch.save(
-            {"recipe": recipe, "history": run.history, "attacker": attacker.state_dict()}, temp
-        )
+    buffer = io.BytesIO()
+    torch.save(
+        {"recipe": recipe, "history": run.history, "attacker": attacker.state_dict()}, buffer
+    )
+    write_bytes(path, buffer.getvalue())
     return run.history, attacker.eval()
 
 
