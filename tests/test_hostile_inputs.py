@@ -745,36 +745,11 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+TRAIN = "train --dataset digits --model mlp --epochs 1 --out {disk}/m.safetensors".split()
 FULL_DISK_CASES = {
     # name: (command line, with {disk} the small disk and {ckpt} a checkpoint; bytes left free)
-    "train, no room": (
-        [
-            "train",
-            "--dataset",
-            "digits",
-            "--model",
-            "mlp",
-            "--epochs",
-            "1",
-            "--out",
-            "{disk}/m.safetensors",
-        ],
-        8_000,
-    ),
-    "train, room for the probe only": (
-        [
-            "train",
-            "--dataset",
-            "digits",
-            "--model",
-            "mlp",
-            "--epochs",
-            "1",
-            "--out",
-            "{disk}/m.safetensors",
-        ],
-        150_000,
-    ),
+    "train, no room": (TRAIN, 8_000),
+    "train, room for the probe only": (TRAIN, 150_000),
     "attack --save": (
         ["attack", "{ckpt}", "--attack", "fgsm", "--eps", "0.1", "--save", "{disk}/adv"],
         8_000,
