@@ -745,7 +745,17 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-TRAIN = "train --dataset digits --model mlp --epochs 1 --out {disk}/m.safetensors".split()
+TRAIN = [
+    "train",
+    "--dataset",
+    "digits",
+    "--model",
+    "mlp",
+    "--epochs",
+    "1",
+    "--out",
+    "{disk}/m.safetensors",
+]
 FULL_DISK_CASES = {
     # name: (command line, with {disk} the small disk and {ckpt} a checkpoint; bytes left free)
     "train, no room": (TRAIN, 8_000),
