@@ -255,7 +255,7 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
 
 @pytest.mark.parametrize("name", sorted(n for n, v in SEED_VALUES.items() if v[1] == "cifar10"))
 def test_the_cifar10_file_runs_on_28x28_images_too(tmp_path, name):
-    # scripts/seed-runs.sh runs every CIFAR-10 file on MNIST and Fashion-MNIST (--dataset): each
+    # Every CIFAR-10 file has run on MNIST and Fashion-MNIST (--dataset): each
     # must build and run at 28x28 too (seed 000 §3's 4-block surrogate once could not).
     study = load_study(EXPERIMENTS / name)
     dataset = _tiny_dataset(tmp_path / "data", "mnist")

@@ -453,8 +453,8 @@ def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
     assert trained == [0.3]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert drop(resumed.table("history").records()) == drop(whole.table("history").records())
-    # The attackers' weights (tens of MB at the seed's width; scripts/keep-runs.py leaves such
-    # files out) are not needed to resume: each run's rows and figure images are a kept part.
+    # The attackers' weights (tens of MB at the seed's width, never kept in git) are not needed
+    # to resume: each run's rows and figure images are a kept part.
     kept = tmp_path / "stopped" / "generative" / "kept"
     (models / "attacker-alternating-t0.05.pt").unlink()
     trained.clear()

@@ -8,7 +8,7 @@ its own settings (restarts included), so this list can never drift from the eval
 defense number comes from; each runs alone on every image, beside a 100-step PGD at eps/4 and,
 optionally, the study's own PGD. Quantized models are attacked through BPDA (identity).
 
-    python scripts/attack-members.py \
+    python docs/studies/recipes/attack-members.py \
         runs/seed000-s5-fashion/models/{quantized-and-,}adversarial-training.safetensors \
         --eps 0.05 --images 200 --seed-pgd 8,0.1
 """

@@ -1,8 +1,9 @@
 """Print the numbers a seed-000 §2 findings table quotes, from a finished grid store.
 
-    .venv/bin/python scripts/grid-findings.py runs/seed000-s2-mnist
+    .venv/bin/python docs/studies/recipes/grid-findings.py docs/studies/seed000-s2-fashion
+    .venv/bin/python docs/studies/recipes/grid-findings.py runs/seed000-s2-mnist
 
-Reads the run's grid-*.sqlite (read-only) and prints, per norm: mean accuracy per eps, per n
+Reads a findings page's grid.csv, or a run folder's grid-*.sqlite (read-only), and prints, per norm: mean accuracy per eps, per n
 and per eta (each a mean over the rest of the grid), the random start against the
 deterministic one and MSE against CE in paired settings (everything else equal), the top 10 at
 the seed's fixed radius (8/255 Linf, 4 sqrt(p)/255 L2), and PGD 8 x 2/255 from x with each loss.
@@ -11,22 +12,40 @@ L2 radii are matched to Linf ones by rank (eps_2 = sqrt(p) eps_inf in the seed f
 
 from __future__ import annotations
 
+import csv
 import glob
 import sqlite3
 import sys
 from collections import defaultdict
+from pathlib import Path
 from statistics import mean
 
 COLUMNS = "param_norm, param_eps, param_step, param_steps, param_loss, param_random_start, accuracy"
 
 
 def load(run: str) -> list[dict]:
-    stores = glob.glob(f"{run}/grid-*.sqlite")
-    if len(stores) != 1:
-        sys.exit(f"expected one grid-*.sqlite in {run}, found {len(stores)}")
-    connection = sqlite3.connect(f"file:{stores[0]}?mode=ro", uri=True)
-    names = [c.strip().removeprefix("param_") for c in COLUMNS.split(",")]
-    rows = [dict(zip(names, r)) for r in connection.execute(f"select {COLUMNS} from results")]
+    """The grid's rows: a findings page's ``grid.csv`` (the records kept in the tree), or the
+    ``grid-*.sqlite`` store of a run folder."""
+    if Path(run, "grid.csv").is_file():
+        with open(Path(run, "grid.csv"), newline="") as handle:
+            rows = [
+                {
+                    **r,
+                    "eps": float(r["eps"]),
+                    "step": float(r["step"]),
+                    "steps": int(r["steps"]),
+                    "random_start": int(r["random_start"]),
+                    "accuracy": float(r["accuracy"]),
+                }
+                for r in csv.DictReader(handle)
+            ]
+    else:
+        stores = glob.glob(f"{run}/grid-*.sqlite")
+        if len(stores) != 1:
+            sys.exit(f"expected grid.csv or one grid-*.sqlite in {run}, found neither")
+        connection = sqlite3.connect(f"file:{stores[0]}?mode=ro", uri=True)
+        names = [c.strip().removeprefix("param_") for c in COLUMNS.split(",")]
+        rows = [dict(zip(names, r)) for r in connection.execute(f"select {COLUMNS} from results")]
     for norm in ("linf", "l2"):  # radius and step index 1..9 (in 1/255 on the Linf scale)
         part = [r for r in rows if r["norm"] == norm]
         for field in ("eps", "step"):

@@ -8,7 +8,7 @@ checkpoint's metadata, applies ``--set KEY=VALUE`` (a training option such as ``
 the same training images, saves the variant beside its recipe, and prints clean, FGSM, 20-step
 PGD from x (the seed's attacks) and the strongest evaluation, on the test set.
 
-    python scripts/retrain-variant.py runs/seed002-s3-fashion/models/fgsm-at.safetensors \
+    python docs/studies/recipes/retrain-variant.py runs/seed002-s3-fashion/models/fgsm-at.safetensors \
         --set defense.regenerate=batch --out runs/checks/fashion-fgsm-at-batch.safetensors
 """
 
