@@ -89,7 +89,9 @@ class Attack:
     """Base class of every attack. Subclasses set ``name`` and implement ``_run``.
 
     Args:
-        norm, eps, bounds: the threat model (eps may be a string such as '8/255').
+        norm: the threat model's norm ('linf', 'l2' or 'l1').
+        eps: the threat model's radius (a number or a string such as '8/255').
+        bounds: the valid input range (low, high), [0, 1] pixels by default.
         loss: name of the loss to ascend ('ce', 'mse', 'cw', 'dlr'), for attacks that use one.
         seed: seeds every random draw; the global RNG is never touched.
         batch_size: sub-batch size, or 'auto' to measure the fastest once per model.

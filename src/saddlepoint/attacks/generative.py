@@ -99,7 +99,7 @@ class GenerativeAttack(Attack):
 
     Args:
         attacker: the trained generator; its intensity t is the Linf radius of the attack.
-        bounds, seed, batch_size, memory_format: as for every attack.
+        **common: bounds, seed, batch_size and memory_format, as for every attack.
 
     The generator runs in eval mode (batch-norm with its running statistics) and is restored
     after; it never sees the labels, so one pass serves targeted and untargeted calls alike.

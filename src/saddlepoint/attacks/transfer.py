@@ -1,4 +1,5 @@
-"""Transfer (black-box) attacks: craft on surrogate models, evaluate on a target (seed 000, §3).
+"""Transfer (black-box) attacks: craft on surrogate models, evaluate on a target
+(Papernot et al., 2017).
 
 Any registered attack runs on one surrogate or on an ensemble of several, combined in one of three
 ways: their logits averaged; their softmax probabilities averaged and returned as log-probabilities

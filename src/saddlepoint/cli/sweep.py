@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("experiment", type=Path)
     status.add_argument("--out", type=Path, default=None)
     status.set_defaults(handler=run_status)
-    top = commands.add_parser("top", help="the k best configurations (seed 000's tables 1 and 2)")
+    top = commands.add_parser("top", help="the k best configurations, by a metric column")
     top.add_argument("experiment", type=Path)
     top.add_argument("--out", type=Path, default=None)
     top.add_argument("--by", default="accuracy", help="metric column (default: accuracy)")

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer",
         help="craft adversarial examples on surrogate models and evaluate them on a target",
-        description="Black-box transfer (seed 000, section 3): run an attack on one surrogate, or "
+        description="Black-box transfer: run an attack on one surrogate, or "
         "on several as an ensemble, and report the target's accuracy and loss on the crafted "
         "examples beside the surrogate's own. The data come from the target's metadata.",
     )

@@ -1,4 +1,5 @@
-"""Noisy training (seed 000, section 5): Gaussian or uniform noise added to training images."""
+"""Noisy training: Gaussian or uniform noise added to the training images (data augmentation
+against small perturbations)."""
 
 from __future__ import annotations
 

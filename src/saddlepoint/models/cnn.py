@@ -36,7 +36,8 @@ class ConvNet(nn.Module):
         pool: 'max' or 'avg' 2x2 pooling after each block, or 'none'.
         head: 'flatten' the last feature map, or 'gap' (global average pooling) first.
         hidden: sizes of hidden dense layers before the output (an empty list for none).
-        mean, std: per-channel normalization applied inside the model (None for identity).
+        mean: per-channel mean of the normalization applied inside the model (None for none).
+        std: per-channel standard deviation of that normalization (None for none).
         pad_to: zero-pad the input (in pixel space, before normalization) to pad_to x pad_to,
             centred, so that an architecture made for larger images (seed 000's 4-block
             surrogate needs CIFAR-10's 32x32) also runs on 28x28 ones; None pads nothing.

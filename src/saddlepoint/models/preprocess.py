@@ -1,7 +1,7 @@
 """Preprocessing layers that live inside the model, so attacks always work in [0, 1] pixels.
 
-``Normalize`` standardizes per channel. ``Quantize`` is the input quantization of seed 000
-(section 5): tanh followed by bucketing into k equal buckets, or plain bit-depth reduction. Its
+``Normalize`` standardizes per channel. ``Quantize`` is input quantization (feature squeezing,
+Xu et al., 2018): tanh followed by bucketing into k equal buckets, or plain bit-depth reduction. Its
 gradient is zero almost everywhere, so a gradient attack through it stalls; the defenses layer
 adds BPDA (Athalye et al., 2018) to attack through it, by switching the ``bpda`` attribute that
 selects the backward pass here.

@@ -90,21 +90,21 @@ register_model(
     ConvNet,
     {"channels": [32, 64, 128], "pool": "max", "head": "gap", "hidden": [128]},
     "(Conv+ReLU+MaxPool) x3 [32,64,128] + AvgPool + FC128 + ReLU + FC",
-    "seed 002 section 2.1; seed 000 section 4 '32 64 128' (111,050 params on CIFAR-10)",
+    "seed 002's CNN; seed 000's '32 64 128' over-fitting model (111,050 params on CIFAR-10)",
 )
 register_model(
     "large-cnn",
     ConvNet,
     {"channels": [64, 128, 256], "pool": "max", "head": "gap", "hidden": [256]},
     "(Conv+ReLU+MaxPool) x3 [64,128,256] + AvgPool + FC256 + ReLU + FC",
-    "seed 000 section 4 '64 128 256' (439,178 params on CIFAR-10)",
+    "seed 000's '64 128 256' over-fitting model (439,178 params on CIFAR-10)",
 )
 register_model(
     "grid-cnn",
     ConvNet,
     {"channels": [32, 64, 128], "batch_norm": True, "pool": "avg", "head": "gap", "hidden": [128]},
     "3 blocks [32,64,128] with batch-norm and average pooling",
-    "seed 000 section 2 (the grid-search model)",
+    "seed 000's grid-search model",
 )
 register_model(
     "reference-cnn",
@@ -118,14 +118,14 @@ register_model(
         "hidden": [256],
     },
     "3 'valid' 3x3 blocks [64,128,256] with batch-norm, average pooling, flatten, FC256",
-    "seed 000 section 3 reference target (635,786 params on CIFAR-10 without batch-norm's 896)",
+    "seed 000's transfer target (635,786 params on CIFAR-10 without batch-norm's 896)",
 )
 register_model(
     "surrogate-cnn",
     surrogate_cnn,
     {},
     "depth x width family: 2x2 'valid' convs, max-pooling, flatten, FC256",
-    "seed 000 section 3 transfer study (depth 1-4, width 8-512)",
+    "seed 000's transfer surrogates (depth 1-4, width 8-512)",
 )
 register_model(
     "mnist-cnn",

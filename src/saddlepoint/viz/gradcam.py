@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al., 2017): where a conv model looks when it decides (seed 000, §3.4).
+"""Grad-CAM (Selvaraju et al., 2017): where a conv model looks when it decides.
 
 For a conv layer with activations A_k (k channels), the map for class c is
 ReLU(sum_k w_k A_k) with w_k the spatial mean of d z_c / d A_k, upsampled to the input size and

@@ -91,7 +91,7 @@ def flip_map_figure(
     labels: Sequence[str] | None = None,
 ) -> None:
     """Each image with the positions whose single-pixel change flips its prediction overlaid
-    in red, titled with how many of the positions do (seed 002, section 4.2)."""
+    in red, titled with how many of the positions do."""
     n = images.shape[0]
     fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
     for k in range(n):

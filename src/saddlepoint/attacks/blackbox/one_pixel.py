@@ -1,4 +1,4 @@
-"""Few-pixel attacks: a sweep that probes every position (seed 002, section 4.2) and the
+"""Few-pixel attacks: a sweep that probes every position and the
 differential-evolution one-pixel attack (Su, Vargas & Sakurai, 2019).
 
 Threat model: change at most ``pixels`` pixel positions (all channels of each) to any value in

@@ -1,4 +1,4 @@
-"""Random perturbation search (seed 002, section 4.1): a query-only hill climb.
+"""Random perturbation search: a query-only hill climb on the true class's probability.
 
 Threat model: Linf or L2 ball of radius eps (the "visibility bound"), inside the bounds.
 Each round adds a small random perturbation (uniform in an Linf box or a Gaussian direction of
