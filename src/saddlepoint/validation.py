@@ -15,8 +15,9 @@ from typing import Any
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """The choice most similar to ``name``, or None when nothing is close."""
-    matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    return matches[0] if matches else None
+    by_lower = {str(c).lower(): c for c in choices}  # 'PGD' is one letter case from 'pgd'
+    matches = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.5)
+    return by_lower[matches[0]] if matches else None
 
 
 def unknown_name_error(kind: str, name: object, choices: Iterable[str]) -> ValueError:

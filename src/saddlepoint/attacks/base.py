@@ -9,10 +9,12 @@ seed, so results do not depend on how the batch is split.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -85,6 +87,12 @@ class BatchContext:
         return self._blocks(n, stream, lambda m, g: torch.rand((m, *shape), generator=g))
 
 
+def _takes_positional(init: Any) -> bool:
+    """Whether a constructor takes any argument by position besides self (most attacks do not)."""
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+
 class Attack:
     """Base class of every attack. Subclasses set ``name`` and implement ``_run``.
 
@@ -115,6 +123,27 @@ class Attack:
     # Whether precision='auto' may pick bf16: only once bench/precision.py shows the attack no
     # weaker in bf16 on adversarially trained models (none is yet: see README, Precision).
     auto_low_precision: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a keyword-only constructor a clear error for a positional argument (the
+        torchattacks habit ``PGD(model, eps=...)``); signatures stay as written."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or _takes_positional(init):
+            return
+
+        @functools.wraps(init)
+        def keywords_only(self: Attack, *args: Any, **options: Any) -> None:
+            if args:
+                raise TypeError(
+                    f"{type(self).__name__} takes keyword arguments only, and no model: configure "
+                    f"it once, {type(self).__name__}(eps=..., ...), then call it on a batch, "
+                    f"attack(model, x, y). Got {len(args)} positional argument(s), the first a "
+                    f"{type(args[0]).__name__} (torchattacks' PGD(model, eps=...) habit)."
+                )
+            init(self, **options)
+
+        setattr(cls, "__init__", keywords_only)  # noqa: B010 - mypy refuses a method assignment
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from saddlepoint.attacks.base import COMMON, Attack
 from saddlepoint.attacks.blackbox.common import margin_to_success
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import model_device
+from saddlepoint.progress import bar, note
 
 
 class Ensemble:
@@ -124,9 +125,51 @@ class Ensemble:
         targets: torch.Tensor | None = None,
     ) -> AttackResult:
         start = time.perf_counter()
-        merged = self.attacks[0](model, x, y, targets=targets)
-        broken_by = torch.where(merged.clean_correct, -1, -2)
-        broken_by[merged.success & merged.clean_correct] = 0
+        names = self.labels()
+        with bar(len(self.attacks), desc=self.name, unit="attack") as members:
+            merged = self.attacks[0](model, x, y, targets=targets)
+            broken_by = torch.where(merged.clean_correct, -1, -2)
+            broken_by[merged.success & merged.clean_correct] = 0
+            self._report(members, names[0], merged.success, merged.clean_correct, start)
+            self._rest(model, merged, broken_by, targets, members, names, start)
+        merged.attack = self.name
+        merged.seconds = time.perf_counter() - start
+        merged.trace = None
+        merged.extras["broken_by"] = broken_by
+        return merged
+
+    def _report(
+        self,
+        members: Any,
+        name: str,
+        success: torch.Tensor,
+        clean_correct: torch.Tensor,
+        start: float,
+    ) -> None:
+        """Robust accuracy so far, after each member, as the reference AutoAttack prints it."""
+        robust = float((clean_correct & ~success).float().mean())
+        members.set_postfix_str(f"robust {robust:.1%}")
+        members.update()
+        note(
+            "%s: robust accuracy %.2f%% after %s (%.0f s)",
+            self.name,
+            100 * robust,
+            name,
+            time.perf_counter() - start,
+        )
+
+    def _rest(
+        self,
+        model: nn.Module,
+        merged: AttackResult,
+        broken_by: torch.Tensor,
+        targets: torch.Tensor | None,
+        members: Any,
+        names: list[str],
+        start: float,
+    ) -> None:
+        """Every member after the first, each on the points still robust (focused members on
+        the given share of those closest to the boundary)."""
         closest = margin_to_success(merged.logits.float(), merged.labels, merged.targets)
         for index, attack in enumerate(self.attacks[1:], start=1):
             todo = (~merged.success).nonzero().squeeze(1)
@@ -148,11 +191,7 @@ class Ensemble:
                 closest[todo],
                 margin_to_success(result.logits.float(), result.labels, result.targets),
             )
-        merged.attack = self.name
-        merged.seconds = time.perf_counter() - start
-        merged.trace = None
-        merged.extras["broken_by"] = broken_by
-        return merged
+            self._report(members, names[index], merged.success, merged.clean_correct, start)
 
 
 class EnsemblePreset:

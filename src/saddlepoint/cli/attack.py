@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +12,11 @@ from safetensors.torch import save
 
 from saddlepoint.attacks import ATTACKS, Ensemble, build_attack
 from saddlepoint.cli.common import (
+    CLIError,
     add_data_arguments,
+    add_device_argument,
     check_outputs,
+    clean_accuracy_warning,
     format_table,
     non_negative_int,
     parse_assignments,
@@ -25,6 +29,7 @@ from saddlepoint.cli.model_options import (
     model_path,
 )
 from saddlepoint.fileio import write_bytes, write_text
+from saddlepoint.progress import note
 from saddlepoint.threat import parse_eps
 
 if TYPE_CHECKING:
@@ -78,13 +83,57 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+# The usual Linf radius per dataset, used when --eps is left out (stated in --help).
+DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion-mnist": 0.1, "cifar10": 8 / 255}
+
+
+def radius_for(args: argparse.Namespace, kwargs: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """``kwargs`` with the dataset's usual radius when --eps was left out and the attack takes
+    one (minimal-norm attacks need none): never a CIFAR-10 radius on MNIST without a word."""
+    entry = ATTACKS.get(args.attack)
+    if "eps" in kwargs or entry is None or entry.minimal or "eps" not in entry.arguments():
+        return kwargs
+    if (args.norm or "linf") != "linf" or dataset not in DEFAULT_EPS:
+        raise CLIError(
+            f"--eps: no default radius for {dataset!r} in the {args.norm} norm; give --eps (in "
+            "[0, 1] pixel units)."
+        )
+    note(
+        "eps %g: the usual Linf radius for %s (give --eps to change it)",
+        DEFAULT_EPS[dataset],
+        dataset,
+    )
+    return {**kwargs, "eps": DEFAULT_EPS[dataset]}
+
+
+def check_pixel_radius(eps: float | None, norm: str | None) -> None:
+    """Refuse a Linf radius wider than the [0, 1] pixel range every command works in: --eps 8
+    meaning 8/255 would attack with the whole box and report 0% robust."""
+    if eps is not None and (norm or "linf") == "linf" and eps > 1:
+        raise CLIError(
+            f"--eps {eps:g} is a Linf radius wider than the [0, 1] pixel range: every image "
+            "could become any other. eps is in [0, 1] pixel units; for 8 of 255 levels write "
+            "--eps 8/255."
+        )
+
+
 def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     """--attack and every attack option (only the ones given reach the attack)."""
     parser.add_argument(
         "--attack", default="pgd", help=f"attack name: {', '.join(ATTACKS)} (default: pgd)"
     )
-    parser.add_argument("--norm", choices=["linf", "l2"], help="threat-model norm")
-    parser.add_argument("--eps", type=_fraction, help="radius of the ball, e.g. 0.3 or 8/255")
+    parser.add_argument(
+        "--norm",
+        choices=["linf", "l2", "l1"],
+        help="threat-model norm (l1: the attacks that support it, such as apgd and fab)",
+    )
+    parser.add_argument(
+        "--eps",
+        type=_fraction,
+        help="radius of the ball in [0, 1] pixel units, e.g. 0.3 or 8/255 (default, Linf: "
+        + ", ".join(f"{name} {eps:g}" for name, eps in DEFAULT_EPS.items())
+        + "; your own --data needs one)",
+    )
     parser.add_argument("--step", type=_fraction, help="PGD step size eta, e.g. 2/255")
     parser.add_argument("--steps", type=int, help="iterations n (PGD, APGD, DeepFool, CW)")
     parser.add_argument(
@@ -150,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="attack only the first N images"
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_device_argument(parser)
     parser.add_argument("--save", type=Path, help="folder for adversarial examples and metrics")
     parser.add_argument(
         "--images",
@@ -184,14 +233,23 @@ def load_checkpoint_data(args: argparse.Namespace) -> tuple[nn.Module, dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    attack = build_attack(args.attack, **attack_kwargs(args))
+    check_pixel_radius(args.eps, args.norm)
+    kwargs = attack_kwargs(args)
+    build_attack(args.attack, **kwargs)  # a bad option fails before any loading
     if args.save:
         saved = [args.save / "adversarial.safetensors", args.save / "metrics.json"]
         check_outputs([("--save", path) for path in saved], model_inputs(args))
-    model, _, data = load_checkpoint_data(args)
+    model, meta, data = load_checkpoint_data(args)
+    dataset = data.name if args.data is None else "your own data"
+    attack = build_attack(args.attack, **radius_for(args, kwargs, dataset))
     split = data.split(args.split).head(args.limit)
     result = attack(model, split.images, split.labels)
     metrics = result.metrics()
+    # The recorded accuracy is over the whole test split; a few images (--limit) vary more.
+    comparable = args.data is None and args.split == "test" and len(split) >= 500
+    warning = clean_accuracy_warning(float(metrics["clean_accuracy"]), meta, comparable)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"{args.attack}: {attack!r}")
     print(
         format_table(

@@ -7,9 +7,10 @@ import contextlib
 import json
 from pathlib import Path
 
-from saddlepoint.cli.attack import _fraction, load_checkpoint_data
+from saddlepoint.cli.attack import _fraction, check_pixel_radius, load_checkpoint_data
 from saddlepoint.cli.common import (
     add_data_arguments,
+    add_device_argument,
     add_strong_evaluation_arguments,
     check_outputs,
     format_table,
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attack through quantization by BPDA",
     )
     parser.add_argument("--split", choices=["train", "val", "test"], default="test")
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser)
     parser.add_argument(
         "--json", type=Path, default=None, help="where to save (default: CHECKPOINT-audit.json)"
     )
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_pixel_radius(args.eps, args.norm)
     own_model_given(args)  # a clear error before any default path is derived
     named = model_path(args)
     path = args.json or named.with_name(named.stem + "-audit.json")

@@ -7,17 +7,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
 
 from saddlepoint import __version__
-from saddlepoint.cli.attack import _fraction
+from saddlepoint.cli.attack import _fraction, check_pixel_radius
 from saddlepoint.cli.common import (
     CLIError,
     add_data_arguments,
+    add_device_argument,
     add_strong_evaluation_arguments,
     check_outputs,
+    clean_accuracy_warning,
     format_table,
     positive_int,
 )
@@ -59,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_strong_evaluation_arguments(parser)
     parser.add_argument("--split", choices=["train", "val", "test"], default="test")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the attacks' draws")
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the card (default: MODEL-benchmark/)"
@@ -79,6 +82,7 @@ def _model_record(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
+    check_pixel_radius(args.eps, args.norm)
     import torch
 
     from saddlepoint.evaluate import evaluate_split
@@ -97,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     model, meta, data = load_model_data(args, device=args.device)
     split = data.split(args.split).head(args.limit)
     clean = evaluate_split(model, split, data.num_classes)
+    comparable = args.data is None and args.split == "test" and len(split) >= 500
+    warning = clean_accuracy_warning(float(cast(float, clean["accuracy"])), meta, comparable)
+    if warning:
+        print(warning, file=sys.stderr)
     report = audit(
         model,
         split.images,

@@ -145,6 +145,42 @@ def options_to_argv(
     return tokens
 
 
+ACCURACY_FLOOR = 0.5  # clean accuracy below which a model is probably set up wrong
+ACCURACY_DROP = 0.1  # or this far below the accuracy its checkpoint recorded
+
+
+def clean_accuracy_warning(
+    accuracy: float, meta: dict[str, Any], same_data: bool = True
+) -> str | None:
+    """A warning when a model's clean accuracy suggests a wrong setup, else None: below
+    ``ACCURACY_FLOOR``, or ``ACCURACY_DROP`` below the test accuracy its checkpoint recorded
+    (compared only on the data it recorded). A wrong input normalization or range is the usual
+    cause; attacks and robust accuracy assume the model sees the data as it was trained."""
+    recorded = ((meta.get("metrics") or {}).get("test") or {}).get("accuracy")
+    below = []
+    if accuracy < ACCURACY_FLOOR:
+        below.append(f"below {ACCURACY_FLOOR:.0%}")
+    if same_data and isinstance(recorded, float) and accuracy < recorded - ACCURACY_DROP:
+        below.append(f"{recorded - accuracy:.1%} below the {recorded:.2%} its checkpoint recorded")
+    if not below:
+        return None
+    return (
+        f"warning: clean accuracy {accuracy:.2%} is {' and '.join(below)}; the usual causes are "
+        "a wrong input normalization or range (--input-normalization, --bounds) or the wrong "
+        "weights. Robustness numbers of a model that does not see its data as it was trained "
+        "mean little."
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
+    """--device, with the same help everywhere: what torch accepts, and what 'auto' picks."""
+    parser.add_argument(
+        "--device",
+        default=default,
+        help=f"cpu, cuda, cuda:N or auto (cuda when torch sees a GPU, else cpu; default: {default})",
+    )
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, user_data: bool = False) -> None:
     """--dataset and the options every dataset loader understands; with ``user_data``, also
     --data (the user's own image folder or .npz file in place of the recorded dataset)."""

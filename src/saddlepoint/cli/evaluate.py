@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import cast
 
-from saddlepoint.cli.common import add_data_arguments, check_outputs, format_table
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    add_device_argument,
+    check_outputs,
+    clean_accuracy_warning,
+    format_table,
+    positive_int,
+)
 from saddlepoint.cli.model_options import add_model_arguments, load_model_data, model_inputs
 from saddlepoint.evaluate import evaluate_split
 from saddlepoint.fileio import write_text
@@ -25,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=["train", "val", "test"], default="test", help="(default: test)"
     )
     parser.add_argument("--dataset", default=None, help="evaluate on this dataset instead")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_device_argument(parser)
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate only the first N images"
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the metrics as JSON here"
     )
@@ -36,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.json:
         check_outputs([("--json", args.json)], model_inputs(args))
-    model, _, data = load_model_data(args, device=args.device)
+    model, meta, data = load_model_data(args, device=args.device)
     name = data.name
-    report = evaluate_split(model, data.split(args.split), data.num_classes)
+    report = evaluate_split(model, data.split(args.split).head(args.limit), data.num_classes)
     print(
         format_table(
             [
@@ -54,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
             ["dataset", "split", "images", "loss", "accuracy", "mean conf"],
         )
     )
+    warning = clean_accuracy_warning(
+        float(cast(float, report["accuracy"])), meta, args.data is None and args.split == "test"
+    )
+    if warning:
+        print(warning, file=sys.stderr)
     print()
     classes = data.class_names
     print(

@@ -8,7 +8,13 @@ import io
 import json
 from pathlib import Path
 
-from saddlepoint.cli.common import add_data_arguments, dataset_options, format_table, positive_int
+from saddlepoint.cli.common import (
+    add_data_arguments,
+    add_device_argument,
+    dataset_options,
+    format_table,
+    positive_int,
+)
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
 from saddlepoint.modes import predict_logits
@@ -110,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "of seed 004 (which does not say it clips), not a valid-image threat model",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser, default="auto")
     parser.add_argument("--out", type=Path, default=Path("runs/gan-attack"), help="output folder")
     add_data_arguments(parser)
     parser.set_defaults(handler=run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -11,6 +12,7 @@ from saddlepoint.cli.common import (
     CLIError,
     add_data_arguments,
     check_outputs,
+    clean_accuracy_warning,
     dataset_options,
     format_table,
     positive_int,
@@ -91,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
             ["kind", "input", "classes", "data", "images", "clean accuracy"],
         )
     )
-    if accuracy < 1.5 / data.num_classes:
-        print(
-            "warning: clean accuracy is near chance; check --weights, --input-normalization and "
-            "--bounds (attacks assume the model sees the data as it was trained)"
-        )
+    warning = clean_accuracy_warning(accuracy, meta)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"checkpoint: {args.out}")
     return 0

@@ -102,6 +102,20 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 GLOBAL_FLAGS = ("--quiet", "--debug")
 
 
+def _log_to_stderr(quiet: bool) -> None:
+    """The package's log lines (progress notes at INFO, warnings) go to this call's stderr;
+    --quiet keeps only warnings. One handler, replaced on every call (main can run many times
+    in one process, as the tests do), on the ``saddlepoint`` logger only."""
+    logger = logging.getLogger("saddlepoint")
+    for handler in [h for h in logger.handlers if getattr(h, "saddlepoint_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.saddlepoint_cli = True  # type: ignore[attr-defined]  # marks the handler as ours
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --quiet and --debug are accepted anywhere, also after the command (`train ... --quiet`).
@@ -113,10 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parse(parser, argv)
         except SystemExit as done:  # --help (0) or a usage error argparse already printed (2)
             return int(done.code or 0) if not isinstance(done.code, str) else 2
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+        _log_to_stderr(quiet=args.quiet)
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

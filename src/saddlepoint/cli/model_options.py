@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from saddlepoint.data import ImageData
 
-_OWN = ("weights", "model_arg", "input_normalization", "bounds")
+_OWN = ("weights", "model_arg", "input_normalization", "bounds")  # flags for --model only
 
 
 def _numbers(text: str, what: str) -> list[float]:
@@ -93,6 +93,12 @@ def add_model_arguments(
         "weights_only=True (anything needing full unpickling is refused); keys must match exactly",
     )
     group.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="run --model as its factory builds it, without --weights (a randomly initialised "
+        "network: useful only for testing a pipeline)",
+    )
+    group.add_argument(
         "--model-arg",
         action="append",
         metavar="KEY=VALUE",
@@ -140,6 +146,7 @@ def own_model_given(args: argparse.Namespace) -> bool:
     """Whether the command line names a model of the user's (--model) instead of a checkpoint."""
     if args.model is None:
         given = [f"--{name.replace('_', '-')}" for name in _OWN if getattr(args, name) is not None]
+        given += ["--random-weights"] if getattr(args, "random_weights", False) else []
         if given:
             raise CLIError(f"{', '.join(given)} go with --model; a checkpoint carries its own.")
         if args.checkpoint is None:
@@ -179,6 +186,16 @@ def load_model_data(
 def build_own_model(args: argparse.Namespace, in_shape: tuple[int, ...]) -> nn.Module:
     """--model with its weights, arguments and input adapter, for images of ``in_shape``."""
     from saddlepoint.models.external import external_model
+
+    program = str(args.model).endswith(".pt2")
+    if not program and args.weights is None and not args.random_weights:
+        raise CLIError(
+            f"--model {args.model} without --weights would run a randomly initialised network "
+            "(about chance accuracy, and any robustness number meaningless). Give its weights "
+            "with --weights FILE, or --random-weights if that is what you mean."
+        )
+    if args.random_weights and (program or args.weights is not None):
+        raise CLIError("--random-weights goes with a --model factory and no --weights.")
 
     mean, std = args.input_normalization or (None, None)
     return external_model(

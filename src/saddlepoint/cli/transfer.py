@@ -8,7 +8,7 @@ from pathlib import Path
 
 from saddlepoint.attacks import build_attack, transfer_attack
 from saddlepoint.checkpoint import load_checkpoint
-from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs
+from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs, check_pixel_radius
 from saddlepoint.cli.common import (
     add_data_arguments,
     check_fits,
@@ -66,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_pixel_radius(args.eps, args.norm)
     kwargs = attack_kwargs(args)
     if args.early_stop is None:
         kwargs.pop("early_stop", None)  # stopping on the surrogate would weaken the transfer

@@ -30,6 +30,9 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __repr__(self) -> str:  # the tensors' values would fill a screen
+        return f"Split({len(self)} images of shape {tuple(self.images.shape[1:])})"
+
     def head(self, n: int | None, name: str = "limit") -> Split:
         """The first ``n`` examples (all of them when ``n`` is None). ``n`` must be a whole
         number of at least 1 (a negative one would act as a Python slice from the end)."""
@@ -78,6 +81,12 @@ class ImageData:
     class_names: tuple[str, ...]
     source: str = ""
     options: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageData({self.name!r}, {self.num_classes} classes, images {self.shape}, "
+            f"train {len(self.train)}, val {len(self.val)}, test {len(self.test)})"
+        )
 
     @property
     def shape(self) -> tuple[int, int, int]:

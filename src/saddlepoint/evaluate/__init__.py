@@ -1,5 +1,7 @@
-"""Metrics and evaluation."""
+"""Metrics and evaluation: clean metrics, and the gradient-masking audit with its one robust
+accuracy to quote."""
 
+from saddlepoint.evaluate.audit import AuditReport, Check, audit
 from saddlepoint.evaluate.metrics import (
     confusion_matrix,
     evaluate_split,
@@ -7,4 +9,12 @@ from saddlepoint.evaluate.metrics import (
     summarize_logits,
 )
 
-__all__ = ["confusion_matrix", "evaluate_split", "predict_logits", "summarize_logits"]
+__all__ = [
+    "AuditReport",
+    "Check",
+    "audit",
+    "confusion_matrix",
+    "evaluate_split",
+    "predict_logits",
+    "summarize_logits",
+]
