@@ -34,11 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run nine diagnostics (after Carlini et al. 2019, Athalye et al. 2018 and "
         "AutoAttack's sanity checks): robust accuracy non-increasing in eps, an unbounded attack "
         "reaching ~0%%, iterative beating single-step, convergence under more steps and restarts, "
-        "black-box not beating white-box, healthy input gradients, a stronger attack (AutoAttack with "
-        "restarts plus APGD-DLR: APGD-CE x5, APGD-DLR x5, APGD-T, FAB-T, Square) not finding more than PGD, a deterministic model, and "
+        "black-box not beating white-box, healthy input gradients, cross-entropy gradients that do "
+        "not mislead (in the strongest evaluation, AutoAttack with restarts plus APGD-DLR: APGD-CE "
+        "x5, APGD-DLR x5, APGD-T, FAB-T, Square, the attacks after APGD-CE finding no more), a "
+        "deterministic model, and "
         "logits rather than probabilities as outputs. Prints a pass/fail checklist with the numbers, then one robust "
         "accuracy: the per-sample worst case of every attack run at eps, with the attack that "
-        "reached it. Saves it all as JSON. --bpda attacks through quantization layers with BPDA "
+        "reached it, and notes (information, not failures) such as how much PGD alone overstates it. "
+        "Saves it all as JSON. --bpda attacks through quantization layers with BPDA "
         "gradients.",
     )
     add_model_arguments(parser)

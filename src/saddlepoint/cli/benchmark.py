@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "audit": {
             "passed": report.passed,
             "failed": [c.name for c in report.checks if not c.passed],
+            "notes": report.notes,
             "checks": report.to_dict()["checks"],
         },
         "evaluation": {
@@ -211,8 +212,9 @@ def card_section(card: dict[str, Any], name: str) -> Any:
     verdict = (
         "no sign of gradient masking"
         if card["audit"]["passed"]
-        else ("gradient masking suspected: " + "; ".join(card["audit"]["failed"]))
+        else ("signs of gradient masking: " + "; ".join(card["audit"]["failed"]))
     )
+    verdict += "".join(f"; note: {note}" for note in card["audit"].get("notes", []))
     text = (
         f"{name} on {card['data']['images']} {card['data']['split']} images of "
         f"{card['data']['source']}, {card['threat_model']['norm']} eps "

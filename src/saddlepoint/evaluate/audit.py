@@ -11,12 +11,15 @@ pass/fail with its numbers:
    is convergence of one loss under one optimiser, not of the attack);
 5. a black-box (query-only) attack is not stronger than the white-box one;
 6. input gradients are neither zero nor NaN on many inputs;
-7. a stronger attack finds no more: the strongest evaluation the project has
+7. cross-entropy gradients are not misleading: in the strongest evaluation the project has
    (``STRONGEST_ATTACK``: AutoAttack's APGD-CE, APGD-T over 9 targets, FAB-T and Square, with
-   APGD-DLR added and 5 random restarts of both APGD runs) does not lower robust accuracy below PGD's by more than max(2 points, 3 standard errors of the
-   paired difference). Catastrophic overfitting (Wong et al. 2020) is the textbook failure:
-   cross-entropy gradients mislead PGD while a margin loss walks through, and checks 1-6 can
-   all pass;
+   APGD-DLR added and 5 random restarts of both APGD runs), the attacks after APGD-CE (other
+   losses, no gradients) do not lower robust accuracy below APGD-CE's by more than max(2
+   points, 3 standard errors of the paired difference). Catastrophic overfitting (Wong et al.
+   2020) is the textbook failure: cross-entropy gradients mislead PGD and APGD-CE alike while a
+   margin loss walks through, and checks 1-6 can all pass. A PGD-40 number above the strongest
+   one is not by itself a sign of masking (PGD's fixed steps are a weak optimizer, which APGD
+   fixes with the same loss): the report notes how much it overstates, as information;
 8. the model is deterministic: the same inputs give the same logits twice (a randomized model
    needs attacks that average over its randomness, EOT; AutoAttack's 'rand' version);
 9. the model returns logits, not probabilities: rows in [0, 1] that sum to 1 mean a softmax
@@ -39,12 +42,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, AttackResult, Square, build_attack, fgsm
+from saddlepoint.attacks import PGD, AttackResult, Ensemble, Square, build_attack, fgsm
 from saddlepoint.autodiff import input_grad
 from saddlepoint.evaluate.robustness import (
     STRONGEST_ATTACK,
     STRONGEST_LABEL,
     paired_gap,
+    robust_mask,
     strongest_attack,
     worst_case,
 )
@@ -74,6 +78,7 @@ class AuditReport:
     robust_accuracy: float = float("nan")  # per-sample worst case of every attack at eps
     robust_attack: str = ""  # the attack (or combination) that reached it
     accuracies: dict[str, float] = field(default_factory=dict)  # each attack at eps
+    notes: list[str] = field(default_factory=list)  # information, not a sign of masking
 
     @property
     def passed(self) -> bool:
@@ -88,6 +93,7 @@ class AuditReport:
             "robust_accuracy": self.robust_accuracy,
             "robust_attack": self.robust_attack,
             "accuracies_at_eps": self.accuracies,
+            "notes": self.notes,
             "checks": [asdict(check) for check in self.checks],
         }
 
@@ -100,7 +106,36 @@ class AuditReport:
             else f"{len(self.checks) - len(failed)}/{len(self.checks)} checks pass; failed: "
             + "; ".join(failed)
         )
-        return f"robust accuracy {self.robust_accuracy:.1%} ({self.robust_attack}); {verdict}"
+        notes = "".join(f"; note: {note}" for note in self.notes)
+        return (
+            f"robust accuracy {self.robust_accuracy:.1%} ({self.robust_attack}); {verdict}{notes}"
+        )
+
+
+CROSS_ENTROPY_CHECK = "cross-entropy gradients are not misleading"
+
+
+def beyond_first_member(result: AttackResult) -> dict[str, float]:
+    """How much an ensemble's later members lower robust accuracy below its first one (on the
+    same images, from ``extras['broken_by']``): the accuracy after the first, the gap to the
+    end, its standard error over the paired per-image differences, and the share of images
+    only the later members break."""
+    broken_by = result.extras.get("broken_by")
+    if broken_by is None:  # a single attack: nothing comes after its first member
+        robust = float(robust_mask(result).float().mean())
+        return {"first": robust, "gap": 0.0, "standard_error": 0.0, "only_later": 0.0}
+    first = (broken_by == -1) | (broken_by > 0)  # robust after member 0 (correct, unbroken)
+    final = broken_by == -1
+    difference = (first.float() - final.float()).cpu()
+    n = max(len(difference), 1)
+    spread = float(difference.std(unbiased=True)) if len(difference) > 1 else 0.0
+    gap = float(difference.mean()) if len(difference) else 0.0
+    return {
+        "first": float(first.float().mean()) if len(first) else 0.0,
+        "gap": gap,
+        "standard_error": spread / math.sqrt(n),
+        "only_later": gap,
+    }
 
 
 def _accuracy(result: AttackResult) -> float:
@@ -159,7 +194,7 @@ def audit(
 ) -> AuditReport:
     """Run the nine checks on ``model`` at (``norm``, ``eps``) over inputs ``x``.
 
-    ``tolerance`` is the accuracy slack of the unbounded, black-box and stronger-attack checks
+    ``tolerance`` is the accuracy slack of the unbounded, black-box and cross-entropy checks
     (2 points); ``convergence_tolerance`` how much 2.5x the steps with 5 restarts may still lower
     accuracy (5 points: a few images always fall to extra restarts; masking gives far larger
     gaps). ``strong_steps`` are the iterations of each gradient run of the stronger attack and
@@ -228,7 +263,7 @@ def audit(
             {f"PGD-{steps}": at_eps, f"PGD-{2 * steps + 20} x5 restarts": longer},
             "if more effort keeps breaking more images, the reported number is not converged; "
             "passing means cross-entropy PGD has converged, not that the attack has (one loss, "
-            "one optimiser): the stronger-attack check tests that",
+            "one optimiser): the cross-entropy check tests the attack",
         )
     )
     black_result = Square(eps=eps, queries=queries, **common)(model, x, y)
@@ -251,26 +286,37 @@ def audit(
             "zero or non-finite input gradients give gradient attacks nothing to follow",
         )
     )
-    strong_result = strongest_attack(
+    strong_attack = strongest_attack(
         norm, eps, bounds=bounds, seed=seed, steps=strong_steps, queries=strong_queries
-    )(model, x, y)
+    )
+    strong_result = strong_attack(model, x, y)
     strong = _accuracy(strong_result)
-    gap = paired_gap(curve_results[2], strong_result)
-    allowed = max(tolerance, 3 * gap["standard_error"])
+    first = strong_attack.labels()[0] if isinstance(strong_attack, Ensemble) else "its attack"
+    beyond = beyond_first_member(strong_result)
+    allowed = max(tolerance, 3 * beyond["standard_error"])
     report.checks.append(
         Check(
-            "a stronger attack finds no more",
-            gap["gap"] <= allowed,
+            CROSS_ENTROPY_CHECK,
+            beyond["gap"] <= allowed,
             {
                 f"PGD-{steps}": at_eps,
+                f"{first} (the strongest evaluation's first attack)": beyond["first"],
                 STRONGEST_LABEL: strong,
-                "robust to PGD, broken only by the stronger attack": gap["only_stronger"],
+                f"robust to {first}, broken by the later attacks": beyond["only_later"],
                 "allowed gap": allowed,
             },
-            "the reported PGD number overstates robustness; report the stronger one "
-            f"({STRONGEST_ATTACK}), or the audit's robust accuracy",
+            f"attacks on other losses or without gradients break images that {first} cannot: "
+            "the model misleads cross-entropy gradients (gradient masking, such as catastrophic "
+            "over-fitting), so no cross-entropy number can be trusted; quote the audit's robust "
+            f"accuracy ({STRONGEST_ATTACK})",
         )
     )
+    overstated = paired_gap(curve_results[2], strong_result)["gap"]
+    if overstated > tolerance:  # information: PGD's optimizer is weak here, not a mask
+        report.notes.append(
+            f"cross-entropy PGD-{steps} alone overstates robustness by {100 * overstated:.1f} "
+            "points; the quoted robust accuracy is the worst case of the strong attacks"
+        )
     change = sanity["largest change between two passes"]
     report.checks.append(
         Check(
