@@ -202,6 +202,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_argument(parser)
     parser.add_argument("--save", type=Path, help="folder for adversarial examples and metrics")
     parser.add_argument(
+        "--radii",
+        type=_radii,
+        metavar="EPS,EPS,...",
+        help="a robustness curve instead of one radius: robust accuracy at each (fixed-radius "
+        "attacks run once per radius on the images still robust at the one before; a "
+        "minimal-norm attack runs once); --save writes curve.json and curve.png",
+    )
+    parser.add_argument(
         "--images",
         type=non_negative_int,
         default=0,
@@ -232,7 +240,48 @@ def load_checkpoint_data(args: argparse.Namespace) -> tuple[nn.Module, dict[str,
     return load_model_data(args, device=args.device)
 
 
+def _radii(text: str) -> list[float]:
+    """argparse type: comma-separated radii, each a number or a fraction such as 8/255."""
+    return [_fraction(part) for part in text.split(",") if part.strip()]
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    """--radii: robust accuracy at each radius in one call (a table; curve.json and
+    curve.png under --save)."""
+    from saddlepoint.evaluate import robustness_curve
+    from saddlepoint.viz.plots import line_plot
+
+    if args.eps is not None:
+        raise CLIError("Give --eps or --radii, not both.")
+    for radius in args.radii:
+        check_pixel_radius(radius, args.norm)
+    kwargs = attack_kwargs(args)
+    minimal = args.attack in ATTACKS and ATTACKS[args.attack].minimal
+    build_attack(args.attack, **(kwargs if minimal else {**kwargs, "eps": args.radii[0]}))
+    outputs = [args.save / "curve.json", args.save / "curve.png"] if args.save else []
+    check_outputs([("--save", path) for path in outputs], model_inputs(args))
+    model, _, data = load_checkpoint_data(args)
+    split = data.split(args.split).head(args.limit)
+    curve = robustness_curve(model, split.images, split.labels, args.radii, args.attack, **kwargs)
+    rows = [(f"{r['eps']:.4g}", r["robust_accuracy"]) for r in curve.records()]
+    print(f"{args.attack} ({curve.norm}) on {curve.images} images")
+    print(format_table(rows, ["eps", "robust acc"]))
+    if args.save:
+        write_text(args.save / "curve.json", json.dumps(curve.records(), indent=2) + "\n")
+        line_plot(
+            {args.attack: (curve.radii, curve.robust_accuracy)},
+            args.save / "curve.png",
+            xlabel=f"eps ({curve.norm})",
+            ylabel="robust accuracy",
+            title=f"{args.attack} on {curve.images} images",
+            svg=False,
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.radii is not None:
+        return run_curve(args)
     check_pixel_radius(args.eps, args.norm)
     kwargs = attack_kwargs(args)
     build_attack(args.attack, **kwargs)  # a bad option fails before any loading

@@ -2,6 +2,7 @@
 accuracy to quote."""
 
 from saddlepoint.evaluate.audit import AuditReport, Check, audit
+from saddlepoint.evaluate.curves import RobustnessCurve, robustness_curve
 from saddlepoint.evaluate.metrics import (
     confusion_matrix,
     evaluate_split,
@@ -12,9 +13,11 @@ from saddlepoint.evaluate.metrics import (
 __all__ = [
     "AuditReport",
     "Check",
+    "RobustnessCurve",
     "audit",
     "confusion_matrix",
     "evaluate_split",
     "predict_logits",
+    "robustness_curve",
     "summarize_logits",
 ]
