@@ -76,15 +76,36 @@ def test_cells_and_errors(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _add_grid(folder):
+    """A real adversarial grid (four images, two to a row) as the run's third figure."""
+    import torch
+    from torch import nn
+
+    from saddlepoint.attacks import build_attack
+    from saddlepoint.viz.grids import adversarial_grid
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    x = torch.rand(8, 1, 8, 8)
+    y = model(x).argmax(1)  # every image classified "correctly"
+    with RunLog(folder) as log:
+        path = log.figure_path("grid.png")
+        adversarial_grid(build_attack("fgsm", eps=0.3)(model, x, y), path, count=4)
+        log.add(Section("grid", "Grid", figures=[("figures/grid.png", "an FGSM grid")]))
+
+
 def test_report_loads_in_headless_chromium(tmp_path):
     if CHROMIUM is None:
         if os.environ.get("SADDLEPOINT_REQUIRE_BROWSER") == "1":  # set by `make test`
             pytest.fail("chromium is missing; `make browser` installs Debian's chromium")
         pytest.skip("needs Debian's chromium (`make test` installs it)")
-    report = render_report(make_run(tmp_path / "run"))
+    run = make_run(tmp_path / "run")
+    _add_grid(run)
+    report = render_report(run)
     command = [
         CHROMIUM,
         "--headless",
+        "--window-size=1280,900",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
@@ -97,7 +118,9 @@ def test_report_loads_in_headless_chromium(tmp_path):
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert 'data-images="2/2"' in done.stdout  # the page's own check: every image decoded
+    assert 'data-images="3/3"' in done.stdout  # the page's own check: every image decoded
+    scale = float(done.stdout.split('data-smallest-scale="')[1].split('"')[0])
+    assert scale >= 0.6  # the grid is drawn at a size whose captions can be read
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
 
@@ -113,6 +136,24 @@ def test_preface_opens_the_report_and_the_page(tmp_path):
     page = render_report(tmp_path / "run", preface=preface).read_text()
     assert "<h2>Seed findings</h2>" in page and "<td>29%</td>" in page
     assert "&lt;b&gt;" in page and "<b>x" not in page  # escaped, never raw HTML
-    assert page.index("Seed findings") < page.index("<nav>")
+    assert page.index("Seed findings") < page.index('<section id="s">')
+    assert "<nav>" not in page  # one section: nothing to choose between
     text = render_markdown(tmp_path / "run", tmp_path / "md", preface=preface).read_text()
     assert text.index("| FGSM | 29% | 31% |") < text.index("## S\n")
+
+
+def test_long_tables_are_cut_numbers_align_right_and_a_card_page_has_one_title(tmp_path):
+    from saddlepoint.runlog import RunLog, Section, Table
+    from saddlepoint.viz.report import HTML_ROWS
+
+    rows = [[f"config {i}", i / 100] for i in range(96)]
+    with RunLog(tmp_path / "run") as log:
+        log.add(
+            Section("card", "Robustness card: m", tables=[Table("grid", ["name", "acc"], rows)])
+        )
+    page = render_report(tmp_path / "run", title="Robustness card: m").read_text()
+    assert page.count("<tr>") == HTML_ROWS + 1  # the header and the first rows
+    assert f"{96 - HTML_ROWS} more rows in run.sqlite" in page
+    assert '<td>config 0</td><td class="number">0</td>' in page  # text left, numbers right
+    assert page.count("Robustness card: m</h") == 1  # one heading, not h1 and h2 alike
+    assert "<nav>" not in page  # no one-entry table of contents

@@ -175,4 +175,7 @@ def build_attack(name: str, **kwargs: Any) -> Attack | Ensemble:
         raise unknown_name_error("attack", name, ATTACKS)
     entry = ATTACKS[name]
     check_keywords(f"attack {name!r}", kwargs, entry.arguments())
-    return entry.builder(**{**entry.preset, **kwargs})
+    built = entry.builder(**{**entry.preset, **kwargs})
+    # A preset's results carry its own name ('fgsm', 'strongest'), not its class's ('pgd').
+    setattr(built, "name", name)  # noqa: B010 - Attack.name is a class default
+    return built

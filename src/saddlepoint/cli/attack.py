@@ -363,7 +363,9 @@ def run(args: argparse.Namespace) -> int:
         named = model_path(args)
         folder = args.save or named.parent
         path = folder / f"{named.stem}-{args.attack}.png"
-        adversarial_grid(result, path, count=args.images, class_names=data.class_names)
+        adversarial_grid(
+            result, path, count=args.images, class_names=data.class_names, title=args.attack
+        )
         print(f"images: {path}")
         if "flip_map" in result.extras:
             from saddlepoint.viz.grids import flip_map_figure

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.validation import check_number
@@ -30,25 +31,58 @@ def adversarial_grid(
     count: int = 8,
     class_names: Sequence[str] | None = None,
     prefer_successes: bool = True,
-    per_row: int = 4,
+    per_row: int = 2,
+    title: str | None = None,
 ) -> list[int]:
     """Save a grid of ``count`` samples, ``per_row`` to a row, each as three panels: original
     with its prediction and confidence, the perturbation amplified to the full gray range
-    (mid-gray = 0), and the adversarial image with its prediction and confidence. Returns the
-    indices shown."""
+    (mid-gray = 0), and the adversarial image with its prediction and confidence. Only images
+    the model classified correctly before the attack are shown (all of them if it got none
+    right), the ones the attack fooled first. ``title`` names the attack (default: the
+    result's). Returns the indices shown."""
+    fig, shown = grid_figure(
+        result,
+        count=count,
+        class_names=class_names,
+        prefer_successes=prefer_successes,
+        per_row=per_row,
+        title=title,
+    )
+    save_figure(fig, path)
+    return shown
+
+
+def grid_figure(
+    result: AttackResult,
+    *,
+    count: int = 8,
+    class_names: Sequence[str] | None = None,
+    prefer_successes: bool = True,
+    per_row: int = 2,
+    title: str | None = None,
+) -> tuple[Figure, list[int]]:
+    """The figure :func:`adversarial_grid` saves, and the indices it shows."""
     check_number("adversarial_grid", "per_row", per_row, low=1, integer=True)
     n = len(result.labels)
     order = torch.arange(n)
+    correct = result.clean_correct.cpu()
+    if bool(correct.any()):  # an image the model already got wrong shows no attack
+        order = order[correct]
     if prefer_successes:
-        order = torch.cat([order[result.success], order[~result.success]])
-    shown = order[: min(count, n)].tolist()
+        fooled = result.success.cpu()[order]
+        order = torch.cat([order[fooled], order[~fooled]])
+    shown = order[: min(count, len(order))].tolist()
     names = list(class_names) if class_names else [str(i) for i in range(result.logits.shape[1])]
     clean_prob = result.clean_logits.softmax(1)
     adv_prob = result.logits.softmax(1)
     across = max(1, min(per_row, len(shown)))
     rows = -(-len(shown) // across)
     fig, grid = plt.subplots(
-        rows, 3 * across, figsize=(2.0 * 3 * across, 2.4 * rows), squeeze=False
+        rows,
+        3 * across,
+        figsize=(2.2 * 3 * across, 2.9 * rows),
+        squeeze=False,
+        layout="constrained",  # room for each row's two-line captions: none overlaps an image
     )
     for ax in grid.flat[3 * len(shown) :]:
         ax.axis("off")  # the last row's empty places
@@ -62,25 +96,25 @@ def adversarial_grid(
         adv_pred = int(adv_prob[index].argmax())
         _show(panels[0], result.inputs[index])
         panels[0].set_title(
-            f"{names[clean_pred]} ({float(clean_prob[index, clean_pred]):.2f})\ntrue {names[int(result.labels[index])]}",
-            fontsize=8,
+            f"{names[clean_pred]} ({float(clean_prob[index, clean_pred]):.2f})\n"
+            f"true {names[int(result.labels[index])]}",
+            fontsize=9,
         )
         _show(panels[1], amplified)
         panels[1].set_title(
             f"perturbation x{0.5 / scale if scale else 0:.0f}\nL2 {float(delta.norm()):.3f}",
-            fontsize=8,
+            fontsize=9,
         )
         _show(panels[2], result.adversarial[index])
         color = "crimson" if adv_pred != int(result.labels[index]) else "black"
         panels[2].set_title(
             f"{names[adv_pred]} ({float(adv_prob[index, adv_pred]):.2f})\nadversarial",
-            fontsize=8,
+            fontsize=9,
             color=color,
         )
-    fig.suptitle(f"{result.attack}: original / perturbation / adversarial", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return shown
+    name = title or result.attack
+    fig.suptitle(f"{name}: original / perturbation / adversarial", fontsize=10)
+    return fig, shown
 
 
 def flip_map_figure(

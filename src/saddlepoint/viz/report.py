@@ -26,10 +26,11 @@ h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { margin-top: 2.2em; border-bottom: 1px solid #eee; padding-bottom: .2em; }
 nav ol { columns: 2; font-size: .95em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; }
+th { background: #f3f3f3; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
-figure { margin: 1em 0; } figure img { max-width: min(100%, 760px); border: 1px solid #eee; }
+figure { margin: 1em 0; overflow-x: auto; } figure img { max-width: 100%; border: 1px solid #eee; }
+.more { color: #666; font-size: .9em; }
 figcaption { font-size: .9em; color: #555; }
 .meta { color: #666; font-size: .9em; }
 """
@@ -48,6 +49,22 @@ window.addEventListener('load', function () {
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
+# How small the page draws its images (displayed width over natural width, the smallest), so a
+# browser test can tell a readable grid from one shrunk until its captions are unreadable.
+_MEASURE = """
+window.addEventListener('load', function () {
+  var smallest = 1;
+  for (var i = 0; i < document.images.length; i++) {
+    var image = document.images[i];
+    if (image.naturalWidth > 0) {
+      smallest = Math.min(smallest, image.getBoundingClientRect().width / image.naturalWidth);
+    }
+  }
+  document.body.setAttribute('data-smallest-scale', smallest.toFixed(2));
+});
+"""
+
+
 def format_cell(value: Any) -> str:
     """Numbers with sensible precision; everything else as text."""
     if isinstance(value, bool) or value is None:
@@ -63,14 +80,28 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def _table(table: Table) -> str:
+HTML_ROWS = 40  # a page shows this many rows of a table; the run log keeps them all
+
+
+def _cell(value: Any) -> str:
+    """A cell; numbers right-aligned in their column, text left-aligned."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    tag = '<td class="number">' if number else "<td>"
+    return f"{tag}{html.escape(format_cell(value))}</td>"
+
+
+def _table(table: Table, limit: int = HTML_ROWS) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
-        for row in table.rows
-    )
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.rows[:limit])
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    more = len(table.rows) - limit
+    note = (
+        f'<p class="more">{more:,} more rows in run.sqlite (table {html.escape(table.name)!s}; '
+        "<code>saddlepoint report --markdown</code> or SQLite shows them all).</p>"
+        if more > 0
+        else ""
+    )
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
 def figure_file(folder: Path, path: str) -> Path:
@@ -101,9 +132,10 @@ def _paragraphs(text: str) -> str:
     return "".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
 
 
-def _section(folder: Path, section: Section) -> str:
+def _section(folder: Path, section: Section, title: str = "") -> str:
     parts = [f'<section id="{html.escape(section.key, quote=True)}">']
-    parts.append(f"<h2>{html.escape(section.title)}</h2>")
+    if section.title != title:  # a one-section page's title is already its heading
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
     parts.append(_paragraphs(section.text))
     parts.extend(_table(t) for t in section.tables)
     parts.extend(_figure(folder, path, caption) for path, caption in section.figures)
@@ -179,17 +211,24 @@ def render_report(
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style>",
-            f"<script>{_CHECK}</script></head><body>",
+            f"<script>{_CHECK}</script><script>{_MEASURE}</script></head><body>",
             f"<h1>{html.escape(title)}</h1>",
             "".join(f'<p class="meta">{html.escape(line)}</p>' for line in lines),
             preface_html(preface) if preface else "",
-            f"<nav><ol>{contents}</ol></nav>" if sections else "<p>No sections recorded yet.</p>",
-            *(_section(folder, s) for s in sections),
+            _contents(contents, len(sections)),
+            *(_section(folder, s, title) for s in sections),
             "</body></html>",
         ]
     )
     write_text(target, page)
     return target
+
+
+def _contents(items: str, count: int) -> str:
+    """A table of contents where there is something to choose between (two sections or more)."""
+    if count == 0:
+        return "<p>No sections recorded yet.</p>"
+    return f"<nav><ol>{items}</ol></nav>" if count > 1 else ""
 
 
 def check_report_output(folder: Path, target: Path) -> None:
