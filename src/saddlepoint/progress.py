@@ -7,8 +7,10 @@ report at INFO (the command line's default; ``--quiet`` raises them to WARNING).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -16,9 +18,14 @@ from tqdm.auto import tqdm
 log = logging.getLogger("saddlepoint")
 
 
+def reporting() -> bool:
+    """Whether progress lines are wanted (INFO is on: not ``--quiet``)."""
+    return log.isEnabledFor(logging.INFO)
+
+
 def watched() -> bool:
     """Whether a progress bar would be seen: INFO is on and stderr is a terminal."""
-    return log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
+    return reporting() and sys.stderr.isatty()
 
 
 def bar(total: int, desc: str, unit: str = "it", **options: Any) -> tqdm:
@@ -29,3 +36,14 @@ def bar(total: int, desc: str, unit: str = "it", **options: Any) -> tqdm:
 def note(message: str, *args: Any) -> None:
     """One progress line at INFO (silenced by ``--quiet``)."""
     log.info(message, *args)
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """No progress lines or bars inside the block (a probe run, say), whatever the level."""
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

@@ -199,3 +199,28 @@ def test_attack_prints_per_member_progress_and_quiet_silences_it(own, capsys):
     assert "robust accuracy" in err and "after apgd-ce" in err and "after apgd-dlr" in err
     assert main(["--quiet", *[str(a) for a in argv]]) == 0
     assert "robust accuracy" not in capsys.readouterr().err
+
+
+def test_a_long_run_states_its_cost_before_it_starts(own, capsys):
+    model = ["--model", f"{own / 'net.py'}:make", "--weights", own / "w.pt", "--dataset", "digits"]
+    argv = ["attack", *model, "--attack", "apgd-ensemble", "--eps", "0.05", "--steps", "3"]
+    assert main([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err
+    estimate = err.index("apgd-ensemble on 359 images: about")
+    assert "a probe on 8 images took" in err
+    assert estimate < err.index("robust accuracy")  # said before the run's own progress
+    assert err.count("after apgd-ce") == 1  # the probe runs silently
+
+
+def test_the_estimate_scales_the_probe_to_every_image():
+    from saddlepoint.evaluate.cost import estimate_cost
+
+    calls = []
+
+    def attack(model, x, y):
+        calls.append(len(y))
+
+    estimate = estimate_cost(attack, None, torch.zeros(100, 1, 2, 2), torch.zeros(100), factor=2)
+    assert calls == [8] and estimate.images == 100 and estimate.probe_images == 8
+    assert estimate.seconds == pytest.approx(estimate.probe_seconds / 8 * 100 * 2)
+    assert "100 images: about" in estimate.describe("x")

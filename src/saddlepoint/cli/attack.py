@@ -29,7 +29,7 @@ from saddlepoint.cli.model_options import (
     model_path,
 )
 from saddlepoint.fileio import write_bytes, write_text
-from saddlepoint.progress import note
+from saddlepoint.progress import note, reporting
 from saddlepoint.threat import parse_eps
 
 if TYPE_CHECKING:
@@ -104,6 +104,19 @@ def radius_for(args: argparse.Namespace, kwargs: dict[str, Any], dataset: str) -
         dataset,
     )
     return {**kwargs, "eps": DEFAULT_EPS[dataset]}
+
+
+def state_cost(
+    attack: Any, model: nn.Module, x: Any, y: Any, what: str, factor: float = 1.0
+) -> None:
+    """Say what a long run will cost before it starts: an ensemble, or 500 images or more,
+    measured on a probe of a few images (skipped under --quiet, where nobody reads it)."""
+    from saddlepoint.attacks import Ensemble
+    from saddlepoint.evaluate.cost import PROBE_IMAGES, estimate_cost
+
+    long_run = isinstance(attack, Ensemble) or len(y) >= 500
+    if reporting() and long_run and len(y) > 2 * PROBE_IMAGES:
+        note("%s", estimate_cost(attack, model, x, y, factor=factor).describe(what))
 
 
 def check_pixel_radius(eps: float | None, norm: str | None) -> None:
@@ -292,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = data.name if args.data is None else "your own data"
     attack = build_attack(args.attack, **radius_for(args, kwargs, dataset))
     split = data.split(args.split).head(args.limit)
+    state_cost(attack, model, split.images, split.labels, args.attack)
     result = attack(model, split.images, split.labels)
     metrics = result.metrics()
     # The recorded accuracy is over the whole test split; a few images (--limit) vary more.
