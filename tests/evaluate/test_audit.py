@@ -25,9 +25,14 @@ class HardThreshold(nn.Module):
         return self.model((x > 0.5).float())
 
 
-def test_audit_passes_an_undefended_model(trained_digits):
+def test_audit_passes_an_undefended_model(trained_digits, caplog):
+    import logging
+
     model, data = trained_digits
-    report = audit(model, data.test.images[:100], data.test.labels[:100], eps=0.1, **FAST)
+    with caplog.at_level(logging.INFO, logger="saddlepoint"):
+        report = audit(model, data.test.images[:100], data.test.labels[:100], eps=0.1, **FAST)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit check")]
+    assert len(said) == 9 and said[-1].startswith("audit check 9/9")  # progress as it goes
     failed = [c.name for c in report.checks if not c.passed]
     assert report.passed, failed
     assert len(report.checks) == 9

@@ -53,6 +53,7 @@ from saddlepoint.evaluate.robustness import (
     worst_case,
 )
 from saddlepoint.modes import evaluating, model_device, predict_logits
+from saddlepoint.progress import note
 
 RAND_LABEL = "AutoAttack 'rand' (APGD-CE, APGD-DLR, EOT over 20 draws)"
 
@@ -113,6 +114,17 @@ class AuditReport:
 
 
 CROSS_ENTROPY_CHECK = "cross-entropy gradients are not misleading"
+
+
+def _record(report: AuditReport, check: Check) -> None:
+    """Add ``check`` to the report and say so as the audit goes (its checks take minutes)."""
+    report.checks.append(check)
+    note(
+        "audit check %d/9: %s: %s",
+        len(report.checks),
+        check.name,
+        "pass" if check.passed else "FAIL",
+    )
 
 
 def beyond_first_member(result: AttackResult) -> dict[str, float]:
@@ -214,13 +226,14 @@ def audit(
     curve_results = [pgd(r) for r in radii]
     curve = [_accuracy(r) for r in curve_results]
     increases = max((b - a for a, b in zip(curve, curve[1:])), default=0.0)
-    report.checks.append(
+    _record(
+        report,
         Check(
             "robust accuracy does not increase with eps",
             increases <= 1.0 / max(len(y), 1) + 1e-9,
             {**{f"eps={r:.4g}": a for r, a in zip(radii, curve)}, "largest increase": increases},
             "more budget must never help the model; an increase means the attack is unreliable",
-        )
+        ),
     )
     span = bounds[1] - bounds[0]
     unbounded_eps = span if norm == "linf" else span * math.sqrt(x[0].numel())
@@ -234,29 +247,32 @@ def audit(
             **common,
         )(model, x, y)
     )
-    report.checks.append(
+    _record(
+        report,
         Check(
             "an unbounded attack reaches ~0%",
             unbounded <= tolerance,
             {"clean accuracy": model_accuracy, "unbounded PGD-100 accuracy": unbounded},
             "with the whole input box allowed every image can be changed; a model that stays "
             "accurate is hiding its gradients",
-        )
+        ),
     )
     at_eps = curve[2]
     single_result = fgsm(eps=eps, norm=norm, bounds=bounds)(model, x, y)
     single = _accuracy(single_result)
-    report.checks.append(
+    _record(
+        report,
         Check(
             "iterative attacks beat single-step ones",
             at_eps <= single + 1e-9,
             {f"PGD-{steps}": at_eps, "FGSM": single},
             "a single step beating many means the loss surface misleads iterative attacks",
-        )
+        ),
     )
     longer_result = pgd(eps, n=2 * steps + 20, restarts=5)
     longer = _accuracy(longer_result)
-    report.checks.append(
+    _record(
+        report,
         Check(
             "more steps and restarts do not keep lowering accuracy",
             at_eps - longer <= convergence_tolerance,
@@ -264,27 +280,29 @@ def audit(
             "if more effort keeps breaking more images, the reported number is not converged; "
             "passing means cross-entropy PGD has converged, not that the attack has (one loss, "
             "one optimiser): the cross-entropy check tests the attack",
-        )
+        ),
     )
     black_result = Square(eps=eps, queries=queries, **common)(model, x, y)
     black = _accuracy(black_result)
-    report.checks.append(
+    _record(
+        report,
         Check(
             "a black-box attack is not stronger than the white-box one",
             black >= min(at_eps, longer) - tolerance,
             {f"Square ({queries} queries)": black, "best white-box": min(at_eps, longer)},
             "a query-only attack should not beat one that sees gradients unless they are broken",
-        )
+        ),
     )
     sanity = output_sanity(model, x)
     health = gradient_health(model, x, y)
-    report.checks.append(
+    _record(
+        report,
         Check(
             "gradients are not zero or NaN on many inputs",
             health["zero_gradient_share"] <= 0.05 and health["nonfinite_share"] == 0,
             health,
             "zero or non-finite input gradients give gradient attacks nothing to follow",
-        )
+        ),
     )
     strong_attack = strongest_attack(
         norm, eps, bounds=bounds, seed=seed, steps=strong_steps, queries=strong_queries
@@ -294,7 +312,8 @@ def audit(
     first = strong_attack.labels()[0] if isinstance(strong_attack, Ensemble) else "its attack"
     beyond = beyond_first_member(strong_result)
     allowed = max(tolerance, 3 * beyond["standard_error"])
-    report.checks.append(
+    _record(
+        report,
         Check(
             CROSS_ENTROPY_CHECK,
             beyond["gap"] <= allowed,
@@ -309,7 +328,7 @@ def audit(
             "the model misleads cross-entropy gradients (gradient masking, such as catastrophic "
             "over-fitting), so no cross-entropy number can be trusted; quote the audit's robust "
             f"accuracy ({STRONGEST_ATTACK})",
-        )
+        ),
     )
     overstated = paired_gap(curve_results[2], strong_result)["gap"]
     if overstated > tolerance:  # information: PGD's optimizer is weak here, not a mask
@@ -318,24 +337,26 @@ def audit(
             "points; the quoted robust accuracy is the worst case of the strong attacks"
         )
     change = sanity["largest change between two passes"]
-    report.checks.append(
+    _record(
+        report,
         Check(
             "the model is deterministic",
             change <= 1e-5,
             {"largest change between two passes": change},
             "a randomized model changes its answer from pass to pass: single-draw gradients are "
             "noise; attack the expectation (EOT) and evaluate with autoattack-rand",
-        )
+        ),
     )
     probability = sanity["share of rows that are probabilities"]
-    report.checks.append(
+    _record(
+        report,
         Check(
             "the model returns logits, not probabilities",
             probability < 0.5,
             {"share of rows that are probabilities": probability},
             "a softmax inside the model saturates: cross-entropy on top of it has vanishing "
             "gradients and overstates robustness; give attacks the logits",
-        )
+        ),
     )
     results = {
         "FGSM": single_result,
