@@ -224,3 +224,31 @@ def test_the_estimate_scales_the_probe_to_every_image():
     assert calls == [8] and estimate.images == 100 and estimate.probe_images == 8
     assert estimate.seconds == pytest.approx(estimate.probe_seconds / 8 * 100 * 2)
     assert "100 images: about" in estimate.describe("x")
+
+
+def test_the_command_lines_early_stop_default_is_said(own, capsys):
+    model = ["--model", f"{own / 'net.py'}:make", "--weights", own / "w.pt", "--dataset", "digits"]
+    argv = ["attack", *model, "--attack", "pgd", "--eps", "0.05", "--steps", "3", "--limit", "20"]
+    assert main([str(a) for a in argv]) == 0
+    assert (
+        "early stop on (this command's default; the Python API's is off)" in capsys.readouterr().err
+    )
+    assert main([str(a) for a in [*argv, "--no-early-stop"]]) == 0
+    assert "early stop on" not in capsys.readouterr().err
+
+
+def test_training_bars_stay_off_a_pipe(tmp_path, capsys):
+    argv = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    ]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "img/s" not in err  # stderr is not a terminal here: no bar redrawn into the log

@@ -255,9 +255,9 @@ def test_redo_builds_a_recorded_section_again_and_names_an_unknown_one(tmp_path,
         keys = [section.key for section in log.sections()]
     capsys.readouterr()
     assert main(["study", "run", str(path), "--out", out]) == 0
-    assert capsys.readouterr().out.count("already done, skipped") == len(keys)
+    assert capsys.readouterr().err.count("already done, skipped") == len(keys)  # logged
     assert main(["study", "run", str(path), "--out", out, "--redo", keys[0]]) == 0
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert f"built again on request (--redo {keys[0]})" in said
     assert said.count("already done, skipped") == len(keys) - 1
     assert main(["--quiet", "study", "run", str(path), "--out", out, "--redo", "nosuch"]) != 0

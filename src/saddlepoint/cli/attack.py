@@ -306,6 +306,12 @@ def run(args: argparse.Namespace) -> int:
     attack = build_attack(args.attack, **radius_for(args, kwargs, dataset))
     split = data.split(args.split).head(args.limit)
     state_cost(attack, model, split.images, split.labels, args.attack)
+    if args.early_stop is None and kwargs.get("early_stop"):
+        note(
+            "early stop on (this command's default; the Python API's is off): each image "
+            "stops at its first success, so robust accuracy is the same or lower and the loss "
+            "and norm columns are those of that iterate; --no-early-stop runs every step"
+        )
     result = attack(model, split.images, split.labels)
     metrics = result.metrics()
     # The recorded accuracy is over the whole test split; a few images (--limit) vary more.

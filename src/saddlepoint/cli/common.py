@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -143,6 +144,12 @@ def options_to_argv(
         else:
             tokens += [flag, str(value)]
     return tokens
+
+
+def bars_wanted(args: argparse.Namespace) -> bool:
+    """Progress bars for long work: on a terminal, and not under --quiet (a log file or a pipe
+    gets the log lines, not a bar redrawn thousands of times)."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 ACCURACY_FLOOR = 0.5  # clean accuracy below which a model is probably set up wrong

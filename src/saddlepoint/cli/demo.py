@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table
+from saddlepoint.cli.common import bars_wanted, format_table
 from saddlepoint.data import DatasetNotFoundError, ImageData, load_dataset
 from saddlepoint.runlog import Section
 
@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+# A first run's wall time on the 2-core development machine (docs/benchmarks.md, "The demo").
+DEMO_MINUTES = {"digits": 2, "mnist": 11}
+
+
 def _pick_dataset(choice: str, seed: int) -> ImageData:
     if choice != "auto":
         return load_dataset(choice, seed=seed)
@@ -56,14 +60,18 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     data = _pick_dataset(args.dataset, args.seed)
-    print(f"demo on {data.name}, writing to {args.out}")
+    print(
+        f"demo on {data.name}, writing to {args.out}: about {DEMO_MINUTES.get(data.name, 10)} "
+        "min on a 2-core CPU for a first run (measured; docs/benchmarks.md), less where an "
+        "earlier run's finished parts are reused"
+    )
     study = {
         "study": "demo",
         "title": f"saddlepoint demo ({data.name})",
         "dataset": {"name": data.name},
         "seed": args.seed,
     }
-    run_study(study, args.out, progress=not args.quiet, data=data)  # loaded once
+    run_study(study, args.out, progress=bars_wanted(args), data=data)  # loaded once
     report = render_report(args.out)
     with RunLog(args.out) as log:
         sections = {s.key: s for s in log.sections()}

@@ -11,6 +11,7 @@ from pathlib import Path
 from saddlepoint.cli.common import (
     add_data_arguments,
     add_device_argument,
+    bars_wanted,
     dataset_options,
     format_table,
     positive_int,
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 device=args.device,
             )
-            run_ = train_generative_attack(data, config, progress=not args.quiet)
+            run_ = train_generative_attack(data, config, progress=bars_wanted(args))
             rows += run_.history
             attackers[(mode, t)] = run_.attacker.cpu()
     out: Path = args.out

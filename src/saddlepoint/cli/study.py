@@ -7,6 +7,7 @@ from pathlib import Path
 
 from saddlepoint.cli.common import (
     CLIError,
+    bars_wanted,
     check_outputs,
     format_table,
     parse_assignments,
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
     check_outputs([("--out", out / RUN_FILE), ("--out", out / "report.html")])
-    run_study(study, out, progress=not args.quiet, overrides=overrides, redo=args.redo)
+    run_study(study, out, progress=bars_wanted(args), overrides=overrides, redo=args.redo)
     print(f"report: {render_report(out)}")
     return 0
 

@@ -9,7 +9,7 @@ import io
 import math
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table, positive_int
+from saddlepoint.cli.common import bars_wanted, format_table, positive_int
 from saddlepoint.cli.model_options import add_trust_argument
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.engine import current_rows
@@ -110,7 +110,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         executor=args.executor,
         workers=args.workers,
         address=args.address,
-        progress=not args.quiet,
+        progress=bars_wanted(args),
         trust_factory=args.trust_factory,
     )
     stale = (

@@ -9,6 +9,7 @@ from pathlib import Path
 from saddlepoint.checkpoint import save_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
+    bars_wanted,
     check_outputs,
     dataset_options,
     format_table,
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         transform=defense,
         normalize=not args.no_normalize,
         dataset_options=options,
-        progress=not args.quiet,
+        progress=bars_wanted(args),
         resume=state,
         resume_tag=recipe_tag(recipe),
     )

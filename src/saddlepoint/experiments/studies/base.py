@@ -24,6 +24,7 @@ from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoi
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
 from saddlepoint.fileio import content_digest, write_text
+from saddlepoint.progress import note
 from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.train import TrainConfig, recipe_tag, train_classifier, train_model
 
@@ -54,8 +55,8 @@ class StudyContext:
         return self.log.folder
 
     def say(self, message: str) -> None:
-        if self.progress:
-            print(message, flush=True)
+        """A progress line (logged at INFO: shown unless --quiet, on a terminal or not)."""
+        note("%s", message)
 
     def inputs(self) -> dict[str, Any]:
         """What every section and model of the run depends on besides its own parameters: the

@@ -346,8 +346,9 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             )
         )
         section.text = (
-            f"The gradient-masking audit of the fast-AT model on {n} images at Linf eps {eps:g}: "
-            f"robust accuracy {report.robust_accuracy:.1%} ({report.robust_attack}). "
+            f"The gradient-masking audit of the fast-AT model on the first {n} test images at "
+            f"Linf eps {eps:g}: robust accuracy {report.robust_accuracy:.1%} "
+            f"({report.robust_attack}). " + "".join(f"Note: {note}. " for note in report.notes)
         )
         if not failed:
             section.text += (
