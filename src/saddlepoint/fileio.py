@@ -139,11 +139,12 @@ def open_sqlite_readonly(path: str | os.PathLike[str], what: str) -> sqlite3.Con
     resolved = Path(path).resolve()
     last: sqlite3.Error | None = None
     for options in ("mode=ro", "mode=ro&immutable=1"):
+        connection = sqlite3.connect(f"{resolved.as_uri()}?{options}", uri=True)
         try:
-            connection = sqlite3.connect(f"{resolved.as_uri()}?{options}", uri=True)
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return connection
         except sqlite3.DatabaseError as error:
+            connection.close()
             last = error
     raise ValueError(f"{path} is not a readable {what} (SQLite: {last}).")
 
