@@ -27,6 +27,8 @@ def test_norms_are_over_the_images_the_attack_had_to_move_and_broke():
     assert math.isclose(metrics["l2_mean"], 0.3 * 2, rel_tol=1e-6)  # 4 pixels: L2 = 2 * shift
     assert math.isclose(metrics["rho_adv"], 0.3 * 2 / 1.0, rel_tol=1e-6)  # ||x||_2 = 1
     assert math.isclose(metrics["linf_max"], 0.4, rel_tol=1e-6)
+    # the DeepFool paper's averaging: every image as returned, (0.4 + 0.8 + 0 + 0.2) / 4
+    assert math.isclose(metrics["rho_adv_all"], (0.4 + 0.8 + 0.0 + 0.2) / 4, rel_tol=1e-6)
 
 
 def test_norms_are_nan_when_nothing_was_broken():

@@ -72,7 +72,8 @@ class AttackResult:
         Perturbation norms and rho_adv are taken over the images the attack had to move and did
         break (correctly classified before, fooled after; ``moved`` counts them): an image that
         was misclassified already has a zero perturbation and would pull the averages down.
-        With none broken they are NaN. ``linf_max`` is over every image (a bound check)."""
+        With none broken they are NaN. ``linf_max`` is over every image (a bound check), and so
+        is ``rho_adv_all``, rho_adv averaged over the whole set as the DeepFool paper does."""
         n = max(len(self.labels), 1)
         correct = self.clean_correct
         broken = self.success & correct if self.targets is None else self.success
@@ -102,6 +103,9 @@ class AttackResult:
             "linf_mean": over_moved(linf, "mean"),
             "linf_max": float(linf.max()) if len(linf) else 0.0,
             "rho_adv": over_moved(rho, "mean"),
+            # The DeepFool paper's averaging: over every image given, as the attack returned it
+            # (zero where it moved nothing), not only over the correctly read ones it broke.
+            "rho_adv_all": float(rho.mean()) if len(rho) else float("nan"),
             "seconds": self.seconds,
             "ms_per_sample": 1000.0 * self.seconds / n,
             "grad_evals_mean": float(self.grad_evals.float().mean()),
