@@ -246,6 +246,13 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
         sections = log.sections()
         meta = log.meta()
     assert sections and all(s.tables or s.figures for s in sections)
+    assert all((tmp_path / "run" / path).is_file() for s in sections for path, _ in s.figures)
+    if study["study"] == "fast-gradient":  # seed 002's example figures (Figs 4-6)
+        examples = next(s for s in sections if s.key == "examples")
+        assert {p.rsplit("/", 1)[1] for p, _ in examples.figures} <= {
+            "examples-correct.png",
+            "examples-misclassified.png",
+        } and examples.figures
     assert meta["source"] == SOURCES[study["study"]]
     changed = meta["changed from the file"]
     assert f"dataset = {dataset['name']}" in changed

@@ -67,3 +67,19 @@ def test_images_misclassified_before_the_attack_are_not_shown():
     assert sorted(shown) == [0, 1, 2]
     _, shown = grid_figure(_fgsm_result(correct=0, wrong=4), count=4)
     assert sorted(shown) == [0, 1, 2, 3]  # none read correctly: show what there is
+
+
+def test_example_predictions_mark_the_wrong_ones_red(tmp_path, monkeypatch):
+    from saddlepoint.viz import grids
+
+    captured = {}
+    monkeypatch.setattr(grids, "save_figure", lambda fig, path: captured.update(fig=fig))
+    images = torch.rand(5, 1, 6, 6)
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    probabilities = torch.nn.functional.one_hot(torch.tensor([0, 1, 0, 3, 1]), 4).float()
+    grids.examples_figure(images, labels, probabilities, tmp_path / "e.png", per_row=3)
+    titles = [ax.title for ax in captured["fig"].axes if ax.axison]
+    assert len(titles) == 5
+    wrong = [t.get_text().startswith(("0 ", "1 ")) and t.get_color() == "crimson" for t in titles]
+    assert wrong == [False, False, True, False, True]  # images 2 and 4 are misclassified
+    assert "true 2" in titles[2].get_text()

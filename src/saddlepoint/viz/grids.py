@@ -175,3 +175,40 @@ def generative_figure(
         axes[row, 0].set_ylabel(f"{key[0][:4]} t={key[1]:g}", fontsize=7)
     fig.suptitle("original | perturbation (scaled to t) | attacked", fontsize=9)
     save_figure(fig, path)
+
+
+def examples_figure(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probabilities: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+    per_row: int = 6,
+) -> None:
+    """Test images with the model's prediction, its confidence and the true class: a wrong
+    prediction in red (the seed reports' example figures of correct and misclassified images)."""
+    check_number("examples_figure", "per_row", per_row, low=1, integer=True)
+    n = len(labels)
+    names = list(class_names) if class_names else [str(i) for i in range(probabilities.shape[1])]
+    across = max(1, min(per_row, n))
+    rows = max(1, -(-n // across))
+    fig, grid = plt.subplots(
+        rows, across, figsize=(1.9 * across, 2.3 * rows), squeeze=False, layout="constrained"
+    )
+    for ax in grid.flat[n:]:
+        ax.axis("off")
+    for k in range(n):
+        ax = grid.flat[k]
+        _show(ax, images[k])
+        predicted = int(probabilities[k].argmax())
+        true = int(labels[k])
+        ax.set_title(
+            f"{names[predicted]} ({float(probabilities[k, predicted]):.2f})\ntrue {names[true]}",
+            fontsize=9,
+            color="crimson" if predicted != true else "black",
+        )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import torch
 from torch import nn
 
 from saddlepoint.attacks import PGD, Attack, Ensemble, build_attack
@@ -22,7 +23,7 @@ from saddlepoint.experiments.studies.common import (
     record_training_curves,
 )
 from saddlepoint.modes import predict_logits
-from saddlepoint.viz.grids import adversarial_grid
+from saddlepoint.viz.grids import adversarial_grid, examples_figure
 
 
 def _attacks(
@@ -213,6 +214,33 @@ def fast_gradient(
         )
 
     ctx.section("fgsm-eps", "FGSM accuracy versus eps", params, curve)
+
+    def examples(section: Section) -> None:
+        test = splits["test"]
+        with torch.no_grad():
+            probabilities = predict_logits(net, test.images).softmax(1)
+        right = probabilities.argmax(1) == test.labels
+        for name, chosen, caption in (
+            ("correct", right, "test images the network classifies correctly"),
+            ("misclassified", ~right, "test images the network misclassifies"),
+        ):
+            index = chosen.nonzero().flatten()[:12]
+            if index.numel():
+                examples_figure(
+                    test.images[index],
+                    test.labels[index],
+                    probabilities[index],
+                    ctx.figure(section, f"{name}.png", caption),
+                    class_names=ctx.data.class_names,
+                    title=caption,
+                )
+        section.text = (
+            f"The first test images the network reads correctly ({int(right.sum())} of "
+            f"{len(right)}) and the first it misclassifies ({int((~right).sum())}), each with "
+            "its prediction, confidence and true class (the seed's example figures, Figs 4-6)."
+        )
+
+    ctx.section("examples", "Example predictions", params, examples)
     return {}
 
 
