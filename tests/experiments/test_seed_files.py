@@ -247,6 +247,9 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
         meta = log.meta()
     assert sections and all(s.tables or s.figures for s in sections)
     assert all((tmp_path / "run" / path).is_file() for s in sections for path, _ in s.figures)
+    if study["study"] == "blackbox":  # seed 002's randomly perturbed images (Figs 12-14)
+        search = next(s for s in sections if s.key == "search")
+        assert any(p.endswith("search-perturbed.png") for p, _ in search.figures)
     if study["study"] == "fast-gradient":  # seed 002's example figures (Figs 4-6)
         examples = next(s for s in sections if s.key == "examples")
         assert {p.rsplit("/", 1)[1] for p, _ in examples.figures} <= {

@@ -10,7 +10,7 @@ from saddlepoint.attacks import OnePixel, PixelSweep, RandomSearch, Square
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table
 from saddlepoint.experiments.studies.common import ATTACK_COLUMNS, attack_row, plot_table
 from saddlepoint.validation import check_choice, check_number
-from saddlepoint.viz.grids import flip_map_figure
+from saddlepoint.viz.grids import examples_figure, flip_map_figure
 
 RULES = {
     "kept": "a kept perturbation leaves the ball",
@@ -79,6 +79,8 @@ def blackbox(
                 ("Square", Square(norm=norm, eps=e, queries=queries)),
             ):
                 result = attack(net, x, y)
+                if e == max(eps) and isinstance(attack, RandomSearch) and attack.on_bound == rule:
+                    perturbed = result  # the seed's rule at its largest radius, shown below
                 spent = result.queries.float()
                 accuracy = result.metrics()["robust_accuracy"]
                 rows.append(
@@ -108,6 +110,19 @@ def blackbox(
             y="mean queries",
             by="method",
             title="Queries used (stops at success, the bound, or the budget)",
+        )
+        shown = min(12, len(y))
+        examples_figure(
+            perturbed.adversarial[:shown],
+            perturbed.labels[:shown],
+            perturbed.logits[:shown].softmax(1),
+            ctx.figure(
+                section,
+                "perturbed.png",
+                f"randomly perturbed images (seed 002's rule, eps {max(eps):g}) with predictions",
+            ),
+            class_names=ctx.data.class_names,
+            title=f"random search, {norm} eps {max(eps):g}: predictions on the perturbed images",
         )
         section.text = (
             f"Target {model} (clean accuracy {meta['metrics']['test']['accuracy']:.4f}), {len(y)} "
