@@ -47,3 +47,24 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    ("register", "registry", "name", "args"),
+    [
+        ("saddlepoint.attacks.registry:register_attack", "ATTACKS", "pgd", ("x",)),
+        ("saddlepoint.models.registry:register_model", "MODELS", "cnn", ("x",)),
+        ("saddlepoint.data.registry:register_dataset", "DATASETS", "digits", ("x",)),
+        ("saddlepoint.experiments.studies:register_study", "STUDIES", "transfer", ()),
+    ],
+)
+def test_a_registered_name_is_never_silently_replaced(register, registry, name, args):
+    import importlib
+
+    module_name, function = register.split(":")
+    module = importlib.import_module(module_name)
+    entries = getattr(module, registry)
+    before = entries[name]
+    with pytest.raises(ValueError, match=f"named '{name}' is already registered"):
+        getattr(module, function)(name, lambda **kw: None, *args)
+    assert entries[name] is before

@@ -28,6 +28,16 @@ def unknown_name_error(kind: str, name: object, choices: Iterable[str]) -> Value
     return ValueError(f"Unknown {kind} {name!r}.{suggestion} Choose one of: {', '.join(choices)}.")
 
 
+def check_new_name(kind: str, name: str, registry: Mapping[str, Any]) -> None:
+    """Refuse to register ``name`` twice: a second entry would silently replace the first (and
+    every file, sweep and study that names it would change meaning)."""
+    if name in registry:
+        raise ValueError(
+            f"A {kind} named {name!r} is already registered; choose another name (registered: "
+            f"{', '.join(sorted(registry))})."
+        )
+
+
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise a ValueError naming them."""
     choices = list(choices)

@@ -14,7 +14,7 @@ from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Squ
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
 from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
-from saddlepoint.validation import check_keywords, unknown_name_error
+from saddlepoint.validation import check_keywords, check_new_name, unknown_name_error
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ def register_attack(
     description: str = "",
 ) -> None:
     """Add an attack to the registry: the CLI, configs and the contract tests pick it up."""
+    check_new_name("attack", name, ATTACKS)
     ATTACKS[name] = AttackEntry(name, builder, dict(preset or {}), description)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from saddlepoint.models.cnn import MLP, ConvNet
 from saddlepoint.models.preprocess import QuantizedModel, parse_quantize
 from saddlepoint.models.resnet import ResNet18
-from saddlepoint.validation import check_keywords, check_number, unknown_name_error
+from saddlepoint.validation import check_keywords, check_new_name, check_number, unknown_name_error
 
 
 def surrogate_cnn(*, depth: int = 3, width: int = 64, **kwargs: Any) -> ConvNet:
@@ -75,6 +75,7 @@ def register_model(
     source: str = "",
 ) -> None:
     """Add a model to the registry (the CLI, configs and contract tests see it at once)."""
+    check_new_name("model", name, MODELS)
     MODELS[name] = ModelEntry(name, builder, dict(preset or {}), description, source)
 
 

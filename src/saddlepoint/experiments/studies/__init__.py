@@ -30,7 +30,7 @@ from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
 from saddlepoint.fileio import read_yaml
 from saddlepoint.runlog import RUN_FILE, RunLog
-from saddlepoint.validation import closest
+from saddlepoint.validation import check_new_name, closest
 
 
 def _hint(name: str, choices: Iterable[str]) -> str:
@@ -75,6 +75,7 @@ class StudyError(ValueError):
 
 
 def register_study(name: str, function: Callable[..., Any]) -> None:
+    check_new_name("study", name, STUDIES)
     STUDIES[name] = function
 
 
