@@ -41,9 +41,11 @@ def cw_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def dlr(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Difference of logits ratio (Croce & Hein, 2020): -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3),
-    invariant to shifting and scaling the logits. Needs at least 3 classes."""
+    invariant to shifting and scaling the logits. Its scale needs a third class: with two, the
+    ratio is always +-1 and has no gradient, so the CW margin it is built on is used instead
+    (AutoAttack's advice for few classes)."""
     if logits.shape[1] < 3:
-        raise ValueError(f"The DLR loss needs at least 3 classes. Got {logits.shape[1]} instead.")
+        return cw_margin(logits, labels)
     top = logits.sort(dim=1, descending=True).values
     scale = (top[:, 0] - top[:, 2]).clamp_min(1e-12)
     return cw_margin(logits, labels) / scale
@@ -51,15 +53,15 @@ def dlr(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def dlr_targeted(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Targeted DLR (Croce & Hein, 2020), to maximize: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2).
-    Positive once the target's logit passes the label's; needs at least 4 classes."""
-    if logits.shape[1] < 4:
-        raise ValueError(
-            f"The targeted DLR loss needs at least 4 classes. Got {logits.shape[1]} instead."
-        )
-    top = logits.sort(dim=1, descending=True).values
-    scale = (top[:, 0] - (top[:, 2] + top[:, 3]) / 2).clamp_min(1e-12)
+    Positive once the target's logit passes the label's. Its scale needs four classes: with
+    three, the untargeted DLR's z_pi1 - z_pi3 is used; with two, the unscaled margin z_t - z_y."""
     label_logit = logits.gather(1, labels[:, None]).squeeze(1)
     target_logit = logits.gather(1, targets[:, None]).squeeze(1)
+    if logits.shape[1] < 3:
+        return target_logit - label_logit
+    top = logits.sort(dim=1, descending=True).values
+    far = top[:, 2] if logits.shape[1] == 3 else (top[:, 2] + top[:, 3]) / 2
+    scale = (top[:, 0] - far).clamp_min(1e-12)
     return (target_logit - label_logit) / scale
 
 

@@ -34,6 +34,7 @@ from saddlepoint.attacks.runtime import (
 from saddlepoint.autodiff import input_grad
 from saddlepoint.losses import get_loss
 from saddlepoint.modes import evaluating, model_device
+from saddlepoint.progress import note
 from saddlepoint.threat import ThreatModel, parse_eps
 from saddlepoint.validation import check_choice, check_number
 
@@ -326,6 +327,7 @@ class Attack:
             with torch.no_grad(), evaluating(model):
                 first = model(x[:1])
             classes = int(first.shape[1])
+            self._note_few_classes(classes)
             if not bool(torch.isfinite(first).all()):
                 raise ValueError(
                     f"{owner}: the model returns NaN or infinite logits on the first image; no "
@@ -346,6 +348,23 @@ class Attack:
             if targets.shape != y.shape:
                 raise ValueError(f"{owner}: 'targets' must have shape {tuple(y.shape)}.")
         return x, y, targets
+
+    def _note_few_classes(self, classes: int) -> None:
+        """Say when a loss this attack uses changes with the class count (DLR's scale needs
+        three classes, the targeted DLR's four, a targeted attack at most classes - 1 targets)."""
+        owner = type(self).__name__
+        if self.loss_name == "dlr" and classes < 3:
+            note("%s: %d classes: the DLR loss uses the CW margin (DLR needs 3)", owner, classes)
+        targets = getattr(self, "target_classes", None)
+        if isinstance(targets, int) and targets > classes - 1:
+            note(
+                "%s: %d classes: %d target class(es) tried instead of %d%s",
+                owner,
+                classes,
+                classes - 1,
+                targets,
+                "; the targeted DLR scales by the classes there are" if classes < 4 else "",
+            )
 
     def _execute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None

@@ -9,7 +9,8 @@ AutoAttack, whose reference settings are the defaults: 9 targets, 100 steps, 1 r
 that no target breaks keep the point with the highest untargeted DLR loss.
 
 Args (beyond APGD's): target_classes: how many of the top wrong classes to try (default 9; fewer
-when the model has fewer classes). Needs at least 4 classes. Called with ``targets``, it refuses:
+when the model has fewer classes; on 2 or 3 classes the targeted DLR scales by the classes there
+are, see ``losses.dlr_targeted``, and the attack says so). Called with ``targets``, it refuses:
 it picks its own.
 
 Example:
