@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +14,13 @@ from saddlepoint.cli.common import (
     CLIError,
     add_data_arguments,
     add_device_argument,
+    against_record,
     check_outputs,
-    clean_accuracy_warning,
     format_table,
     non_negative_int,
     parse_assignments,
     positive_int,
+    warn_clean_accuracy,
 )
 from saddlepoint.cli.model_options import (
     add_model_arguments,
@@ -314,11 +314,7 @@ def run(args: argparse.Namespace) -> int:
         )
     result = attack(model, split.images, split.labels)
     metrics = result.metrics()
-    # The recorded accuracy is over the whole test split; a few images (--limit) vary more.
-    comparable = args.data is None and args.split == "test" and len(split) >= 500
-    warning = clean_accuracy_warning(float(metrics["clean_accuracy"]), meta, comparable)
-    if warning:
-        print(warning, file=sys.stderr)
+    warn_clean_accuracy(float(metrics["clean_accuracy"]), meta, against_record(args, len(split)))
     print(f"{args.attack}: {attack!r}")
     print(
         format_table(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -19,10 +18,11 @@ from saddlepoint.cli.common import (
     add_data_arguments,
     add_device_argument,
     add_strong_evaluation_arguments,
+    against_record,
     check_outputs,
-    clean_accuracy_warning,
     format_table,
     positive_int,
+    warn_clean_accuracy,
 )
 from saddlepoint.cli.model_options import (
     add_model_arguments,
@@ -102,10 +102,8 @@ def run(args: argparse.Namespace) -> int:
     model, meta, data = load_model_data(args, device=args.device)
     split = data.split(args.split).head(args.limit)
     clean = evaluate_split(model, split, data.num_classes)
-    comparable = args.data is None and args.split == "test" and len(split) >= 500
-    warning = clean_accuracy_warning(float(cast(float, clean["accuracy"])), meta, comparable)
-    if warning:
-        print(warning, file=sys.stderr)
+    comparable = against_record(args, len(split))
+    warn_clean_accuracy(float(cast(float, clean["accuracy"])), meta, comparable)
     state_cost(  # the audit's strongest evaluation dominates; its other attacks add about 30%
         strongest_attack(args.norm, args.eps, steps=args.strong_steps, queries=args.strong_queries),
         model,

@@ -146,12 +146,6 @@ def options_to_argv(
     return tokens
 
 
-def bars_wanted(args: argparse.Namespace) -> bool:
-    """Progress bars for long work: on a terminal, and not under --quiet (a log file or a pipe
-    gets the log lines, not a bar redrawn thousands of times)."""
-    return not args.quiet and sys.stderr.isatty()
-
-
 ACCURACY_FLOOR = 0.5  # clean accuracy below which a model is probably set up wrong
 ACCURACY_DROP = 0.1  # or this far below the accuracy its checkpoint recorded
 
@@ -177,6 +171,19 @@ def clean_accuracy_warning(
         "weights. Robustness numbers of a model that does not see its data as it was trained "
         "mean little."
     )
+
+
+def warn_clean_accuracy(accuracy: float, meta: dict[str, Any], same_data: bool = True) -> None:
+    """Print :func:`clean_accuracy_warning`'s warning to stderr, if there is one."""
+    warning = clean_accuracy_warning(accuracy, meta, same_data)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def against_record(args: argparse.Namespace, images: int) -> bool:
+    """Whether a clean accuracy is comparable with the test accuracy a checkpoint recorded: the
+    recorded data's test split, and enough images (a few, from --limit, vary more)."""
+    return args.data is None and args.split == "test" and images >= 500
 
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str = "cpu") -> None:

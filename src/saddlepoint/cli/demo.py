@@ -12,8 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from saddlepoint.cli.common import bars_wanted, format_table
+from saddlepoint.cli.common import format_table
 from saddlepoint.data import DatasetNotFoundError, ImageData, load_dataset
+from saddlepoint.progress import watched
 from saddlepoint.runlog import Section
 
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset": {"name": data.name},
         "seed": args.seed,
     }
-    run_study(study, args.out, progress=bars_wanted(args), data=data)  # loaded once
+    run_study(study, args.out, progress=watched(), data=data)  # loaded once
     report = render_report(args.out)
     with RunLog(args.out) as log:
         sections = {s.key: s for s in log.sections()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import cast
 
@@ -12,9 +11,9 @@ from saddlepoint.cli.common import (
     add_data_arguments,
     add_device_argument,
     check_outputs,
-    clean_accuracy_warning,
     format_table,
     positive_int,
+    warn_clean_accuracy,
 )
 from saddlepoint.cli.model_options import add_model_arguments, load_model_data, model_inputs
 from saddlepoint.evaluate import evaluate_split
@@ -65,11 +64,8 @@ def run(args: argparse.Namespace) -> int:
             ["dataset", "split", "images", "loss", "accuracy", "mean conf"],
         )
     )
-    warning = clean_accuracy_warning(
-        float(cast(float, report["accuracy"])), meta, args.data is None and args.split == "test"
-    )
-    if warning:
-        print(warning, file=sys.stderr)
+    recorded_data = args.data is None and args.split == "test"
+    warn_clean_accuracy(float(cast(float, report["accuracy"])), meta, recorded_data)
     print()
     classes = data.class_names
     print(

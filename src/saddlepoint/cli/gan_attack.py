@@ -11,7 +11,6 @@ from pathlib import Path
 from saddlepoint.cli.common import (
     add_data_arguments,
     add_device_argument,
-    bars_wanted,
     dataset_options,
     format_table,
     positive_int,
@@ -19,6 +18,7 @@ from saddlepoint.cli.common import (
 from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
 from saddlepoint.modes import predict_logits
+from saddlepoint.progress import watched
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
 from saddlepoint.viz.plots import line_plot
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 device=args.device,
             )
-            run_ = train_generative_attack(data, config, progress=bars_wanted(args))
+            run_ = train_generative_attack(data, config, progress=watched())
             rows += run_.history
             attackers[(mode, t)] = run_.attacker.cpu()
     out: Path = args.out

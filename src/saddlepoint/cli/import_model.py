@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -12,10 +11,10 @@ from saddlepoint.cli.common import (
     CLIError,
     add_data_arguments,
     check_outputs,
-    clean_accuracy_warning,
     dataset_options,
     format_table,
     positive_int,
+    warn_clean_accuracy,
 )
 from saddlepoint.cli.model_options import add_model_arguments, load_model_data, model_inputs
 from saddlepoint.fileio import content_digest
@@ -93,8 +92,6 @@ def run(args: argparse.Namespace) -> int:
             ["kind", "input", "classes", "data", "images", "clean accuracy"],
         )
     )
-    warning = clean_accuracy_warning(accuracy, meta)
-    if warning:
-        print(warning, file=sys.stderr)
+    warn_clean_accuracy(accuracy, meta)
     print(f"checkpoint: {args.out}")
     return 0

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from saddlepoint.cli.common import (
     CLIError,
-    bars_wanted,
     check_outputs,
     format_table,
     parse_assignments,
     positive_int,
 )
+from saddlepoint.progress import watched
 from saddlepoint.runlog import RUN_FILE
 
 
@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
     check_outputs([("--out", out / RUN_FILE), ("--out", out / "report.html")])
-    run_study(study, out, progress=bars_wanted(args), overrides=overrides, redo=args.redo)
+    run_study(study, out, progress=watched(), overrides=overrides, redo=args.redo)
     print(f"report: {render_report(out)}")
     return 0
 

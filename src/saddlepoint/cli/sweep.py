@@ -9,11 +9,12 @@ import io
 import math
 from pathlib import Path
 
-from saddlepoint.cli.common import bars_wanted, format_table, positive_int
+from saddlepoint.cli.common import format_table, positive_int
 from saddlepoint.cli.model_options import add_trust_argument
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.engine import current_rows
 from saddlepoint.fileio import write_bytes, write_text
+from saddlepoint.progress import watched
 
 
 def _store_path(spec_path: Path, out: Path | None) -> Path:
@@ -110,7 +111,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         executor=args.executor,
         workers=args.workers,
         address=args.address,
-        progress=bars_wanted(args),
+        progress=watched(),
         trust_factory=args.trust_factory,
     )
     stale = (

@@ -9,7 +9,6 @@ from pathlib import Path
 from saddlepoint.checkpoint import save_checkpoint
 from saddlepoint.cli.common import (
     add_data_arguments,
-    bars_wanted,
     check_outputs,
     dataset_options,
     format_table,
@@ -18,6 +17,7 @@ from saddlepoint.cli.common import (
 from saddlepoint.cli.recipes import TRAIN_RECIPES, TrainRecipe
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
+from saddlepoint.progress import watched
 from saddlepoint.train import TrainConfig, TrainingDefense, recipe_tag, train_classifier
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         transform=defense,
         normalize=not args.no_normalize,
         dataset_options=options,
-        progress=bars_wanted(args),
+        progress=watched(),
         resume=state,
         resume_tag=recipe_tag(recipe),
     )

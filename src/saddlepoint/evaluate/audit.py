@@ -129,13 +129,13 @@ def _record(report: AuditReport, check: Check) -> None:
 
 def beyond_first_member(result: AttackResult) -> dict[str, float]:
     """How much an ensemble's later members lower robust accuracy below its first one (on the
-    same images, from ``extras['broken_by']``): the accuracy after the first, the gap to the
-    end, its standard error over the paired per-image differences, and the share of images
-    only the later members break."""
+    same images, from ``extras['broken_by']``): the accuracy after the first, and the gap to the
+    end (the share of images only the later members break, since they run on the first's
+    survivors) with its standard error over the paired per-image differences."""
     broken_by = result.extras.get("broken_by")
     if broken_by is None:  # a single attack: nothing comes after its first member
         robust = float(robust_mask(result).float().mean())
-        return {"first": robust, "gap": 0.0, "standard_error": 0.0, "only_later": 0.0}
+        return {"first": robust, "gap": 0.0, "standard_error": 0.0}
     first = (broken_by == -1) | (broken_by > 0)  # robust after member 0 (correct, unbroken)
     final = broken_by == -1
     difference = (first.float() - final.float()).cpu()
@@ -146,7 +146,6 @@ def beyond_first_member(result: AttackResult) -> dict[str, float]:
         "first": float(first.float().mean()) if len(first) else 0.0,
         "gap": gap,
         "standard_error": spread / math.sqrt(n),
-        "only_later": gap,
     }
 
 
@@ -321,7 +320,7 @@ def audit(
                 f"PGD-{steps}": at_eps,
                 f"{first} (the strongest evaluation's first attack)": beyond["first"],
                 STRONGEST_LABEL: strong,
-                f"robust to {first}, broken by the later attacks": beyond["only_later"],
+                f"robust to {first}, broken by the later attacks": beyond["gap"],
                 "allowed gap": allowed,
             },
             f"attacks on other losses or without gradients break images that {first} cannot: "
