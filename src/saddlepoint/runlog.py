@@ -41,6 +41,20 @@ class Table:
     rows: list[list[Any]]
     caption: str = ""
 
+    @classmethod
+    def of(
+        cls, name: str, columns: Sequence[str], records: Sequence[dict[str, Any]], caption: str = ""
+    ) -> Table:
+        """A table of ``records`` (mappings by column name), with ``columns`` in this order; a
+        record lacking a column is a KeyError naming it."""
+        rows = []
+        for record in records:
+            missing = [c for c in columns if c not in record]
+            if missing:
+                raise KeyError(f"table {name!r}: a record has no column {missing[0]!r}.")
+            rows.append([record[c] for c in columns])
+        return cls(name, list(columns), rows, caption)
+
     def column(self, name: str) -> list[Any]:
         index = self.columns.index(name)
         return [row[index] for row in self.rows]

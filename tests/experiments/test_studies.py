@@ -11,6 +11,7 @@ import yaml
 
 from saddlepoint.cli.main import main
 from saddlepoint.experiments.studies import StudyError, load_study, run_study
+from saddlepoint.fileio import content_digest
 from saddlepoint.runlog import RunLog, Section
 from tests.interrupt import Killed, stop_before
 
@@ -356,7 +357,7 @@ def test_overfitting_gives_every_model_one_schedule(tmp_path):
     from saddlepoint.checkpoint import read_metadata
 
     for key in ("cnn-over-trained", "cnn-early-stopped", "cnn-dropout-0.3"):
-        recipe = read_metadata(tmp_path / "overfitting" / "models" / f"{key}.safetensors")["recipe"]
+        recipe = read_metadata(tmp_path / "overfitting" / "models" / f"{key}.safetensors")["train"]
         assert recipe["schedule"] == "constant" and recipe["lr"] == 1e-3
 
 
@@ -383,16 +384,21 @@ def test_a_rerun_recomputes_sections_whose_seed_data_or_model_changed(tmp_path):
     assert run() == first  # unchanged inputs: every section skipped, kept as it was
     reseeded = run(seed=1)
     for key, (_, stored) in reseeded.items():
-        assert stored["_inputs"]["seed"] == 1
-        assert stored["_models"] != first[key][1]["_models"]  # the model was retrained
+        made = stored["_made_from"]
+        assert made["inputs"]["seed"] == 1 and stored["_key"] != first[key][1]["_key"]
+        before = first[key][1]["_made_from"]["arguments"]["target"]
+        assert made["arguments"]["target"] != before  # the model was retrained
     resplit = run(seed=1, val_fraction=0.2)
-    assert all(p["_inputs"]["options"]["val_fraction"] == 0.2 for _, p in resplit.values())
+    for _, stored in resplit.values():
+        assert stored["_made_from"]["inputs"]["options"]["val_fraction"] == 0.2
     model = next((folder / "models").glob("*.safetensors"))
     data = bytearray(model.read_bytes())
     data[-1] ^= 1  # another model at the same path (its recipe is unchanged)
     model.write_bytes(bytes(data))
     touched = run(seed=1, val_fraction=0.2)
-    assert all(touched[k][0] != resplit[k][0] for k in touched)
+    assert model.read_bytes() != bytes(data)  # not the model its recipe made: trained again
+    for _, stored in touched.values():  # every section describes the model in the folder
+        assert stored["_made_from"]["arguments"]["target"]["sha256"] == content_digest(model)
 
 
 def test_a_study_model_stopped_mid_training_resumes_at_its_last_epoch(digits, tmp_path):
@@ -503,7 +509,8 @@ def test_defenses_study_stopped_mid_section_keeps_the_finished_models_rows(tmp_p
     monkeypatch.setattr(module, "audit", dies_in_the_third)
     with pytest.raises(Killed):
         study(tmp_path / "stopped", "defenses", **params)
-    assert len(list((tmp_path / "stopped" / "defenses" / "kept").glob("defenses-*.json"))) == 2
+    rows = tmp_path / "stopped" / "defenses" / "cache" / "defense_record"
+    assert len(list(rows.glob("*.json"))) == 2
     audited.clear()
     dying[0] = False
     resumed = study(tmp_path / "stopped", "defenses", **params)["defenses"].table("defenses")

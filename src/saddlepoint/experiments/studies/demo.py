@@ -108,7 +108,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}."
         )
 
-    ctx.section("reference", "Reference model", {"plan": plan.model}, reference)
+    ctx.section_with("reference", "Reference model", {"plan": plan.model}, reference)
 
     def whitebox(section: Section) -> None:
         n, n_cw = plan.images, plan.cw_images
@@ -148,7 +148,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             "distance to the decision boundary."
         )
 
-    ctx.section("whitebox", "White-box attacks", {"plan": repr(plan)}, whitebox)
+    ctx.section_with("whitebox", "White-box attacks", {"plan": repr(plan)}, whitebox)
 
     def transfer(section: Section) -> None:
         surrogate, smeta = ctx.model(
@@ -191,7 +191,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             f"against {rows[1][2]:.1%} on the surrogate itself."
         )
 
-    ctx.section("transfer", "Transfer attack", {"plan": repr(plan)}, transfer)
+    ctx.section_with("transfer", "Transfer attack", {"plan": repr(plan)}, transfer)
 
     def blackbox(section: Section) -> None:
         n, q = plan.blackbox_images, plan.queries
@@ -223,7 +223,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             f"leaves {rows[0][3]:.1%} accuracy with {rows[0][10]:.0f} queries on average."
         )
 
-    ctx.section("blackbox", "Black-box attacks", {"plan": repr(plan)}, blackbox)
+    ctx.section_with("blackbox", "Black-box attacks", {"plan": repr(plan)}, blackbox)
 
     def grid(section: Section) -> None:
         from saddlepoint.experiments.engine import current_rows, run_experiment
@@ -282,7 +282,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
             f"The strongest setting leaves {top[0][4]:.1%} accuracy."
         )
 
-    ctx.section("grid", "Small attack grid", {"plan": repr(plan)}, grid)
+    ctx.section_with("grid", "Small attack grid", {"plan": repr(plan)}, grid)
 
     defense = AdversarialTraining("fgsm-rs", eps=eps, warmup_epochs=1)
     defended, dmeta = ctx.model("fast-at", plan.model, epochs=plan.at_epochs, defense=defense)
@@ -306,7 +306,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
         )
 
     evaluation = {"plan": repr(plan), "evaluation": STRONGEST_ATTACK}  # a new one re-runs these
-    ctx.section("defense", "Fast adversarial training", evaluation, adversarial_training)
+    ctx.section_with("defense", "Fast adversarial training", evaluation, adversarial_training)
 
     def audit_section(section: Section) -> None:
         n = plan.audit_images
@@ -361,7 +361,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
                 + ". Quote the audit's robust accuracy, not PGD-40's, for this model."
             )
 
-    ctx.section("audit", "Gradient-masking audit", evaluation, audit_section)
+    ctx.section_with("audit", "Gradient-masking audit", evaluation, audit_section)
     return {"sections": [s.key for s in ctx.log.sections()]}
 
 

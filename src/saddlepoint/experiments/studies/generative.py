@@ -309,5 +309,5 @@ def generative(
             + _projection(rows, len(data.train), len(data.test))
         )
 
-    ctx.section("generative", "Generative attacker", params, build)
+    ctx.section_with("generative", "Generative attacker", params, build)
     return {}

@@ -183,7 +183,7 @@ def fast_gradient(
             "training (Keras reports the running training accuracy instead)."
         )
 
-    ctx.section("attacks", "FGSM, FGM and PGD on train and test", params, tables)
+    ctx.section_with("attacks", "FGSM, FGM and PGD on train and test", params, tables)
 
     def curve(section: Section) -> None:
         test = splits["test"]
@@ -213,7 +213,7 @@ def fast_gradient(
             "each eps (Figure 8)."
         )
 
-    ctx.section("fgsm-eps", "FGSM accuracy versus eps", params, curve)
+    ctx.section_with("fgsm-eps", "FGSM accuracy versus eps", params, curve)
 
     def examples(section: Section) -> None:
         test = splits["test"]
@@ -240,7 +240,7 @@ def fast_gradient(
             "its prediction, confidence and true class (the seed's example figures, Figs 4-6)."
         )
 
-    ctx.section("examples", "Example predictions", params, examples)
+    ctx.section_with("examples", "Example predictions", params, examples)
     return {}
 
 
@@ -355,5 +355,5 @@ def adversarial_training_study(
             + training_time(trained, len(ctx.training_data().train), len(ctx.data.train))
         ).strip()
 
-    ctx.section("table3", "Adversarial training, perturbed afresh each epoch", params, build)
+    ctx.section_with("table3", "Adversarial training, perturbed afresh each epoch", params, build)
     return {}

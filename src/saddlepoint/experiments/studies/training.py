@@ -15,8 +15,9 @@ from saddlepoint.evaluate.robustness import (
     strongest_attack,
     worst_case,
 )
-from saddlepoint.experiments.studies.base import Section, StudyContext, Table
+from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import (
+    CURVE_COLUMNS,
     MODEL_COLUMNS,
     bar_table,
     history_rows,
@@ -24,6 +25,7 @@ from saddlepoint.experiments.studies.common import (
     record_pgd_curves,
     record_training_curves,
 )
+from saddlepoint.experiments.tasks import task
 from saddlepoint.models.preprocess import QuantizedModel
 from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
@@ -67,23 +69,51 @@ def overfitting(
                 "give one per width."
             )
     step = 2.5 * eps / steps if pgd_step is None else pgd_step
-    params = {
-        "widths": list(widths),
-        "overtrain_epochs": overtrain_epochs,
-        "epochs": epochs,
-        "patience": patience,
-        "dropout": dropout,
-        "dropout_epochs": list(dropout_epochs) if dropout_epochs is not None else None,
-        "early_epochs": list(early_epochs) if early_epochs is not None else None,
-        "schedule": schedule,
-        "lr": lr,
-        "images": images,
-        "eps": eps,
-        "steps": steps,
-        "pgd_step": step,
-        "alpha": alpha,
-        "pgd_random_start": pgd_random_start,
-    }
+    pgd = dict(images=images, eps=eps, steps=steps, step=step, alpha=alpha)
+    found = []
+    for label, arch, options, model_args in overfit_variants(
+        widths,
+        overtrain_epochs,
+        epochs,
+        patience,
+        dropout,
+        dropout_epochs,
+        early_epochs,
+        schedule,
+        lr,
+    ):
+        target = ctx.train(label.replace(" ", "-"), arch, model_args=model_args, **options)
+        found.append(
+            ctx.run(
+                overfit_record, target=target, label=label, random_start=pgd_random_start, **pgd
+            )
+        )
+    ctx.section(
+        "overfitting",
+        "Over-fitting versus robustness",
+        overfitting_section,
+        found=found,
+        random_start=pgd_random_start,
+        setup=dict(schedule=schedule, lr=lr, overtrain_epochs=overtrain_epochs, epochs=epochs),
+        early=dict(patience=patience, early_epochs=early_epochs, dropout=dropout),
+        **pgd,
+    )
+    return {}
+
+
+def overfit_variants(
+    widths: Sequence[str],
+    overtrain_epochs: int,
+    epochs: int,
+    patience: int,
+    dropout: float,
+    dropout_epochs: Sequence[int] | None,
+    early_epochs: Sequence[int] | None,
+    schedule: str,
+    lr: float,
+) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(label, architecture, training options, model arguments) of each width's over-trained,
+    early-stopped and dropout models, all with one schedule and learning rate."""
     shared = {"schedule": schedule, "lr": lr}
     variants: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     for i, arch in enumerate(widths):
@@ -95,12 +125,7 @@ def overfitting(
         )
         variants += [
             (f"{arch} over-trained", arch, {"epochs": overtrain_epochs, **shared}, {}),
-            (
-                f"{arch} early-stopped",
-                arch,
-                {**early, **shared},
-                {},
-            ),
+            (f"{arch} early-stopped", arch, {**early, **shared}, {}),
             (
                 f"{arch} dropout {dropout:g}",
                 arch,
@@ -108,59 +133,83 @@ def overfitting(
                 {"dropout": dropout},
             ),
         ]
+    return variants
 
-    def build(section: Section) -> None:
-        x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
-        rows, curves, robust, history = [], [], [], []
-        for label, arch, options, model_args in variants:
-            key = label.replace(" ", "-")
-            net, meta = ctx.model(key, arch, model_args=model_args, **options)
-            rows.append(model_row(label, net, meta))
-            history += history_rows(label, meta)
-            traced = PGD(
-                eps=eps, steps=steps, step=step, random_start=pgd_random_start, trace=True
-            )(net, x, y)
-            trace = converged(traced.trace or [], alpha)
-            curves += [[label, t["iteration"], t["loss"], t["accuracy"]] for t in trace]
-            robust.append(
-                [
-                    label,
-                    meta["metrics"]["test"]["accuracy"],
-                    trace[-1]["accuracy"],
-                    trace[-1]["loss"],
-                    trace[-1]["iteration"],
-                ]
-            )
-        section.tables.append(
-            Table("models", MODEL_COLUMNS, rows, "train/test loss, accuracy and confidence")
-        )
-        stop = f"until the mean loss changes by < {alpha:g}" if alpha else f"{steps} steps"
-        section.tables.append(
-            Table(
-                "robust",
-                ["model", "clean acc", "PGD acc", "PGD loss", "PGD iterations"],
-                robust,
-                f"PGD Linf eps {eps:g}, step {step:.4g}, "
-                f"{'random start' if pgd_random_start else 'from x'}, {stop} (cap {steps})",
-            )
-        )
-        record_training_curves(ctx, section, history, note=" (the six models)")
-        record_pgd_curves(ctx, section, curves, prefix="pgd-", note=f", Linf eps {eps:g}")
-        section.text = (
-            f"Each width trained three ways with one schedule ({schedule}, lr {lr:g}): "
-            f"{overtrain_epochs} epochs (over-trained), "
-            + (
-                f"early stopping on validation loss (up to {epochs} epochs, patience {patience})"
-                if early_epochs is None
-                else f"stopped early at {', '.join(map(str, early_epochs))} epochs"
-            )
-            + f", and dropout {dropout:g}. "
-            "Over-fitting shows as a train/test gap and high test confidence; the PGD curves "
-            f"show how fast each model's accuracy falls ({stop})."
-        )
 
-    ctx.section("overfitting", "Over-fitting versus robustness", params, build)
-    return {}
+@task(version=1)
+def overfit_record(
+    ctx: StudyContext,
+    target: Trained,
+    label: str,
+    images: int,
+    eps: float,
+    steps: int,
+    step: float,
+    alpha: float | None,
+    random_start: bool,
+) -> dict[str, Any]:
+    """One model's row, training history, PGD trace (cut where it settles) and PGD result."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    net, meta = target.load()
+    attack = PGD(eps=eps, steps=steps, step=step, random_start=random_start, trace=True)
+    trace = converged(attack(net, x, y).trace or [], alpha)
+    last = trace[-1]
+    robust = [label, meta["metrics"]["test"]["accuracy"], last["accuracy"], last["loss"]]
+    return {
+        "model": dict(zip(MODEL_COLUMNS, model_row(label, net, meta))),
+        "history": [dict(zip(CURVE_COLUMNS, row)) for row in history_rows(label, meta)],
+        "curve": [{"model": label, **t} for t in trace],
+        "robust": dict(zip(ROBUST_COLUMNS, [*robust, last["iteration"]])),
+    }
+
+
+ROBUST_COLUMNS = ["model", "clean acc", "PGD acc", "PGD loss", "PGD iterations"]
+
+
+@task(version=1)
+def overfitting_section(
+    ctx: StudyContext,
+    section: Section,
+    found: list[dict[str, Any]],
+    images: int,
+    eps: float,
+    steps: int,
+    step: float,
+    alpha: float | None,
+    random_start: bool,
+    setup: dict[str, Any],
+    early: dict[str, Any],
+) -> None:
+    """The models' table, PGD results, training and PGD curves, and the text."""
+    caption = "train/test loss, accuracy and confidence"
+    section.tables.append(Table.of("models", MODEL_COLUMNS, [f["model"] for f in found], caption))
+    stop = f"until the mean loss changes by < {alpha:g}" if alpha else f"{steps} steps"
+    caption = (
+        f"PGD Linf eps {eps:g}, step {step:.4g}, {'random start' if random_start else 'from x'}, "
+        f"{stop} (cap {steps})"
+    )
+    robust = [f["robust"] for f in found]
+    section.tables.append(Table.of("robust", ROBUST_COLUMNS, robust, caption))
+    history = Table.of("history", CURVE_COLUMNS, [h for f in found for h in f["history"]])
+    record_training_curves(ctx, section, history.rows, note=" (the six models)")
+    curve = Table.of(
+        "curve", ["model", "iteration", "loss", "accuracy"], [c for f in found for c in f["curve"]]
+    )
+    record_pgd_curves(ctx, section, curve.rows, prefix="pgd-", note=f", Linf eps {eps:g}")
+    early_epochs = early["early_epochs"]
+    section.text = (
+        f"Each width trained three ways with one schedule ({setup['schedule']}, lr "
+        f"{setup['lr']:g}): {setup['overtrain_epochs']} epochs (over-trained), "
+        + (
+            f"early stopping on validation loss (up to {setup['epochs']} epochs, patience "
+            f"{early['patience']})"
+            if early_epochs is None
+            else f"stopped early at {', '.join(map(str, early_epochs))} epochs"
+        )
+        + f", and dropout {early['dropout']:g}. "
+        "Over-fitting shows as a train/test gap and high test confidence; the PGD curves "
+        f"show how fast each model's accuracy falls ({stop})."
+    )
 
 
 def converged(trace: list[dict[str, Any]], alpha: float | None) -> list[dict[str, Any]]:
@@ -210,27 +259,53 @@ def defenses(
     """
     check_choice("defenses", "adversarial", adversarial, ["fast", "pgd"])
     step = eps / 30 if attack_step is None else attack_step
-    params = {
-        "model": model,
-        "epochs": epochs,
-        "eps": eps,
-        "noise": noise,
-        "quantize": quantize,
-        "images": images,
-        "audit_images": audit_images,
-        "evaluation": STRONGEST_ATTACK,  # a stronger evaluation re-runs the section
-        "strong_steps": strong_steps,
-        "strong_queries": strong_queries,
-        "audit_steps": audit_steps,
-        "audit_queries": audit_queries,
-        "model_args": model_args or {},
-        "weight_decay": weight_decay,
-        "batch_size": batch_size,
-        "attack_steps": attack_steps,
-        "attack_step": step,
-        "adversarial": adversarial,
-        "at_fraction": at_fraction,
-    }
+    evaluation = dict(images=images, eps=eps, attack_steps=attack_steps, step=step)
+    checks = dict(audit_images=audit_images, audit_steps=audit_steps, audit_queries=audit_queries)
+    strong = dict(strong_steps=strong_steps, strong_queries=strong_queries)
+    found = []
+    for label, args, defense in defense_plans(
+        noise, quantize, model_args, eps, adversarial, at_fraction, attack_steps, step
+    ):
+        key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
+        target = ctx.train(
+            key,
+            model,
+            epochs=epochs,
+            model_args=args,
+            defense=defense,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+        )
+        # each model's row is a task of its own: its evaluation can take an hour
+        record = ctx.run(
+            defense_record,
+            target=target,
+            label=label,
+            evaluation_name=STRONGEST_ATTACK,  # a stronger evaluation re-runs the rows
+            **evaluation,
+            **checks,
+            **strong,
+        )
+        found.append(record)
+    ctx.section(
+        "defenses", "Defenses, naive and honest", defenses_section, found=found, **evaluation
+    )
+    return {}
+
+
+def defense_plans(
+    noise: float,
+    quantize: str,
+    model_args: dict[str, Any] | None,
+    eps: float,
+    adversarial: str,
+    at_fraction: float,
+    attack_steps: int,
+    step: float,
+) -> list[tuple[str, dict[str, Any], Any]]:
+    """(label, model arguments, training defense) of the reference, noisy training,
+    quantization, adversarial training and quantization with adversarial training (through
+    the identity: BPDA)."""
     if adversarial == "fast":
         at_kwargs: dict[str, Any] = {"warmup_epochs": 1}
         at_name, at_label = "fgsm-rs", "adversarial training (fast)"
@@ -245,104 +320,120 @@ def defenses(
     )
     base_args = dict(model_args or {})
     quantized = {**base_args, "quantize": quantize}
-    plans = [
+    return [
         ("reference", base_args, None),
         (f"noisy training (gaussian {noise:g})", base_args, NoiseTraining("gaussian", scale=noise)),
         (f"quantized ({quantize})", quantized, None),
         (at_label, base_args, adv),
         ("quantized & adversarial training", quantized, adv_bpda),
     ]
-    train_options: dict[str, Any] = {"weight_decay": weight_decay, "batch_size": batch_size}
 
-    def build(section: Section) -> None:
-        x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
-        attack = PGD(eps=eps, steps=attack_steps, step=step, restarts=1)
-        strong = strongest_attack(
-            "linf", eps, seed=ctx.seed, steps=strong_steps, queries=strong_queries
+
+@task(version=1)
+def defense_record(
+    ctx: StudyContext,
+    target: Trained,
+    label: str,
+    evaluation_name: str,
+    images: int,
+    eps: float,
+    attack_steps: int,
+    step: float,
+    audit_images: int,
+    audit_steps: int,
+    audit_queries: int,
+    strong_steps: int,
+    strong_queries: int,
+) -> dict[str, Any]:
+    """One defended model, naive and honest: naive PGD, PGD crafted without the quantizer,
+    BPDA PGD, the worst case of BPDA PGD and the strongest evaluation, and the audit."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    net, meta = target.load()
+    attack = PGD(eps=eps, steps=attack_steps, step=step, restarts=1)
+    strong = strongest_attack(
+        "linf", eps, seed=ctx.seed, steps=strong_steps, queries=strong_queries
+    )
+    naive = attack(net, x, y).metrics()["robust_accuracy"]
+    without = float("nan")
+    if isinstance(net, QuantizedModel):
+        crafted = attack(net.model, x, y).adversarial
+        without = float((predict_logits(net, crafted).argmax(1) == y).float().mean())
+    with bpda(net):
+        honest = attack(net, x, y)
+        robust = worst_case({f"PGD-{attack_steps}": honest, STRONGEST_LABEL: strong(net, x, y)})
+        checks = audit(
+            net,
+            x[:audit_images],
+            y[:audit_images],
+            eps=eps,
+            queries=audit_queries,
+            steps=audit_steps,
+            strong_steps=strong_steps,
+            strong_queries=strong_queries,
         )
-        rows = []
-        for label, args, defense in plans:
-            key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
-            net, meta = ctx.model(
-                key, model, epochs=epochs, model_args=args, defense=defense, **train_options
-            )
+    failed = [c.name for c in checks.checks if not c.passed]
+    return {
+        "model": label,
+        "clean": meta["metrics"]["test"]["accuracy"],
+        "naive": naive,
+        "without": without,
+        "bpda": honest.metrics()["robust_accuracy"],
+        "robust": robust.accuracy,
+        "audit": "pass" if not failed else "FAIL: " + ", ".join(failed),
+    }
 
-            def evaluate(net: Any = net, meta: dict = meta, label: str = label) -> list:
-                naive = attack(net, x, y).metrics()["robust_accuracy"]
-                without = float("nan")
-                if isinstance(net, QuantizedModel):
-                    crafted = attack(net.model, x, y).adversarial
-                    without = float((predict_logits(net, crafted).argmax(1) == y).float().mean())
-                with bpda(net):
-                    honest_result = attack(net, x, y)
-                    robust = worst_case(
-                        {f"PGD-{attack_steps}": honest_result, STRONGEST_LABEL: strong(net, x, y)}
-                    )
-                    checks = audit(
-                        net,
-                        x[:audit_images],
-                        y[:audit_images],
-                        eps=eps,
-                        queries=audit_queries,
-                        steps=audit_steps,
-                        strong_steps=strong_steps,
-                        strong_queries=strong_queries,
-                    )
-                failed = [c.name for c in checks.checks if not c.passed]
-                return [
-                    label,
-                    meta["metrics"]["test"]["accuracy"],
-                    naive,
-                    without,
-                    honest_result.metrics()["robust_accuracy"],
-                    robust.accuracy,
-                    "pass" if not failed else "FAIL: " + ", ".join(failed),
-                ]
 
-            # each model's row is kept as it finishes: its evaluation can take an hour
-            rows.append(ctx.kept(f"defenses-{key}", {**params, "label": label}, evaluate))
-        n = attack_steps
-        columns = [
-            "model",
-            "clean acc",
+def defense_columns(n: int) -> dict[str, str]:
+    """The defenses table's column for each field of a defense record (PGD with n steps)."""
+    return {
+        "model": "model",
+        "clean": "clean acc",
+        "naive": f"naive PGD-{n}",
+        "without": f"PGD-{n} without the quantizer",
+        "bpda": f"BPDA PGD-{n}",
+        "robust": f"robust accuracy (BPDA, worst of PGD-{n} and {STRONGEST_LABEL})",
+        "audit": "audit (BPDA)",
+    }
+
+
+@task(version=1)
+def defenses_section(
+    ctx: StudyContext,
+    section: Section,
+    found: list[dict[str, Any]],
+    images: int,
+    eps: float,
+    attack_steps: int,
+    step: float,
+) -> None:
+    """The defenses table, its bar chart and the text on naive and honest numbers."""
+    n, columns = attack_steps, defense_columns(attack_steps)
+    records = [{columns[k]: v for k, v in record.items()} for record in found]
+    caption = f"Linf eps {eps:g}, PGD {n} steps of {step:.4g}, {images} images"
+    table = Table.of("defenses", list(columns.values()), records, caption)
+    section.tables.append(table)
+    bar_table(
+        table,
+        ctx.figure(section, "accuracy.png", "clean and attacked accuracy per defense"),
+        label="model",
+        columns=[columns[k] for k in ("clean", "naive", "without", "robust")],
+        names=[
+            "clean",
             f"naive PGD-{n}",
             f"PGD-{n} without the quantizer",
-            f"BPDA PGD-{n}",
-            f"robust accuracy (BPDA, worst of PGD-{n} and {STRONGEST_LABEL})",
-            "audit (BPDA)",
-        ]
-        table = Table(
-            "defenses",
-            columns,
-            rows,
-            f"Linf eps {eps:g}, PGD {n} steps of {step:.4g}, {images} images",
-        )
-        section.tables.append(table)
-        bar_table(
-            table,
-            ctx.figure(section, "accuracy.png", "clean and attacked accuracy per defense"),
-            label="model",
-            columns=[columns[1], columns[2], columns[3], columns[5]],
-            names=[
-                "clean",
-                f"naive PGD-{n}",
-                f"PGD-{n} without the quantizer",
-                "robust accuracy (BPDA, worst case)",
-            ],
-            title=f"Accuracy per defense, Linf eps {eps:g}",
-        )
-        section.text = (
-            "Naive PGD differentiates through the model as it is; quantization has no gradient "
-            "there, so naive PGD fails and the model looks robust. 'Without the quantizer' crafts "
-            "PGD on the classifier alone and applies it to the quantized model (a transfer from "
-            "the same weights). BPDA replaces the quantizer's gradient by the identity's "
-            f"(straight-through), so BPDA PGD-{n} attacks the model itself. The robust-accuracy "
-            f"column is the per-sample worst case of BPDA PGD-{n} and {STRONGEST_LABEL}, each "
-            "attack of it run on the images the previous ones left: the number to quote, since a "
-            "cross-entropy attack alone overstates the robustness of fast adversarial training. "
-            "The audit runs under BPDA too. For models without a quantizer the naive and BPDA "
-            "columns agree."
-        )
-
-    ctx.section("defenses", "Defenses, naive and honest", params, build)
-    return {}
+            "robust accuracy (BPDA, worst case)",
+        ],
+        title=f"Accuracy per defense, Linf eps {eps:g}",
+    )
+    section.text = (
+        "Naive PGD differentiates through the model as it is; quantization has no gradient "
+        "there, so naive PGD fails and the model looks robust. 'Without the quantizer' crafts "
+        "PGD on the classifier alone and applies it to the quantized model (a transfer from "
+        "the same weights). BPDA replaces the quantizer's gradient by the identity's "
+        f"(straight-through), so BPDA PGD-{n} attacks the model itself. The robust-accuracy "
+        f"column is the per-sample worst case of BPDA PGD-{n} and {STRONGEST_LABEL}, each "
+        "attack of it run on the images the previous ones left: the number to quote, since a "
+        "cross-entropy attack alone overstates the robustness of fast adversarial training. "
+        "The audit runs under BPDA too. For models without a quantizer the naive and BPDA "
+        "columns agree."
+    )

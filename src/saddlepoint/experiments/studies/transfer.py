@@ -107,7 +107,7 @@ def transfer_study(
             f"{ctx.data.name} with the same recipe and seed."
         )
 
-    ctx.section("models", "Models", params, models)
+    ctx.section_with("models", "Models", params, models)
 
     def transfer(section: Section) -> None:
         columns = [
@@ -186,7 +186,9 @@ def transfer_study(
             f"target accuracy {best[4]:.4f} (white-box PGD on the target: {white[1][3]:.4f})."
         )
 
-    ctx.section("transfer", "Transfer attacks over surrogate depth and width", params, transfer)
+    ctx.section_with(
+        "transfer", "Transfer attacks over surrogate depth and width", params, transfer
+    )
 
     def attention(section: Section) -> None:
         pgd = attacks[f"PGD-{pgd_steps}"]
@@ -212,7 +214,7 @@ def transfer_study(
 
     # the images shown are ones the attack fools, as in the seed's Figs 21/22 (runs recorded
     # with the first four test images, fooled or not, rebuild this section)
-    ctx.section(
+    ctx.section_with(
         "gradcam",
         "Grad-CAM: clean versus adversarial",
         {**params, "gradcam_images": "first fooled"},
