@@ -536,9 +536,10 @@ def test_transfer_surrogate_too_deep_for_the_images_fails_first(tmp_path):
 def test_transfer_study_stopped_mid_section_keeps_the_finished_surrogates_rows(
     tmp_path, monkeypatch
 ):
-    """Each surrogate's transfer rows are kept as they finish: a run killed in the second
-    surrogate's attacks recomputes only the surrogates it lacks (not the models section's
-    training, not the first surrogate), and its table equals an uninterrupted run's."""
+    """Each surrogate's transfer rows are a task: a run killed in the last surrogate's attacks
+    recomputes only the surrogates it lacks (not the models section's training, not the first
+    surrogate, not the second, which is the first's model), and its table equals an
+    uninterrupted run's."""
     import importlib
 
     module = importlib.import_module("saddlepoint.experiments.studies.transfer")
@@ -549,25 +550,21 @@ def test_transfer_study_stopped_mid_section_keeps_the_finished_surrogates_rows(
 
     def dies_in_the_third(*args, **options):
         attacked.append(1)
-        if dying[0] and len(attacked) == 3:  # FGSM on the second surrogate
+        if dying[0] and len(attacked) == 3:  # FGSM on width 8 (width 4 is depth 1's model)
             raise Killed
         return real(*args, **options)
 
     monkeypatch.setattr(module, "transfer_attack", dies_in_the_third)
     with pytest.raises(Killed):
         study(tmp_path / "stopped", "transfer", **params)
-    kept = tmp_path / "stopped" / "transfer" / "kept"
-    assert [p.name for p in kept.glob("transfer-*.json")] == ["transfer-depth-1.json"]
+    cache = tmp_path / "stopped" / "transfer" / "cache"
+    assert len(list((cache / "transfer_records").glob("*.json"))) == 1
     attacked.clear()
     dying[0] = False
     resumed = study(tmp_path / "stopped", "transfer", **params)["transfer"]
-    assert len(attacked) == 4  # FGSM and PGD on width 4 (shared with depth 1's) and width 8
-    assert sorted(p.name for p in kept.glob("transfer-*.json")) == [
-        "transfer-depth-1.json",
-        "transfer-whitebox.json",
-        "transfer-width-4.json",
-        "transfer-width-8.json",
-    ]
+    assert len(attacked) == 2  # FGSM and PGD on width 8 only
+    assert len(list((cache / "transfer_records").glob("*.json"))) == 2
+    assert len(list((cache / "whitebox_records").glob("*.json"))) == 1
     for name in ("transfer", "whitebox"):  # losses to float rounding: the sub-batch size an
         # attack picks by timing changes the order of a sum
         for got, want in zip(resumed.table(name).rows, whole.table(name).rows, strict=True):

@@ -86,6 +86,26 @@ CASES = {
             at_fraction=0.5,
         ),
     ),
+    "transfer": (
+        dict(
+            target="cnn", depths=[1], depth_width=4, widths=[4], width_depth=1, epochs=1, images=12
+        ),
+        dict(
+            target="small-cnn",
+            depths=[2],
+            depth_width=8,
+            widths=[8],
+            width_depth=2,
+            epochs=2,
+            images=10,
+            eps=0.1,
+            pgd_steps=3,
+            fgsm_eps=0.05,
+            pgd_step=0.02,
+            pgd_random_start=False,
+            surrogate_pad_to=16,
+        ),
+    ),
     "convergence": (
         dict(models=["mlp"], epochs=1, images=12, steps=5),
         dict(models=["cnn"], epochs=2, images=10, eps=0.2, step=0.01, steps=4, tol=1e-2),

@@ -9,13 +9,13 @@ measure how well the attack transfers. Grad-CAM maps show where the target looks
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
 from saddlepoint.attacks import PGD, Attack, Ensemble, build_attack, transfer_attack
-from saddlepoint.experiments.studies.base import Section, StudyContext, Table
+from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import (
     MODEL_COLUMNS,
     history_rows,
@@ -23,6 +23,7 @@ from saddlepoint.experiments.studies.common import (
     plot_table,
     record_training_curves,
 )
+from saddlepoint.experiments.tasks import task
 from saddlepoint.models import build_model
 from saddlepoint.viz.gradcam import gradcam_figure
 
@@ -51,176 +52,242 @@ def transfer_study(
     ``surrogate_pad_to`` zero-pads every surrogate's input to that square size (32: CIFAR-10's,
     where the seed's 4-block surrogate still has a 1x1 map; 28x28 images leave it none).
     """
-    params = {
-        "target": target,
-        "depths": list(depths),
-        "depth_width": depth_width,
-        "widths": list(widths),
-        "width_depth": width_depth,
-        "epochs": epochs,
-        "images": images,
-        "eps": eps,
-        "pgd_steps": pgd_steps,
-        "fgsm_eps": fgsm_eps,
-        "pgd_step": pgd_step,
-        "pgd_random_start": pgd_random_start,
-    }
-    if surrogate_pad_to is not None:  # absent when unset: runs from before it keep their sections
-        params["surrogate_pad_to"] = surrogate_pad_to
-    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
     padding = {} if surrogate_pad_to is None else {"pad_to": surrogate_pad_to}
     surrogates = [("depth", d, {"depth": d, "width": depth_width, **padding}) for d in depths]
     surrogates += [("width", w, {"depth": width_depth, "width": w, **padding}) for w in widths]
     _check_surrogates_fit(ctx.data.shape, ctx.data.num_classes, surrogates, surrogate_pad_to)
-    goal, goal_meta = ctx.model("target", target, epochs=epochs)
-    fgsm_radius = eps if fgsm_eps is None else fgsm_eps
-    step = 2.5 * eps / pgd_steps if pgd_step is None else pgd_step
-    attacks = {
-        "FGSM": build_attack("fgsm", eps=fgsm_radius),
-        f"PGD-{pgd_steps}": PGD(eps=eps, steps=pgd_steps, step=step, random_start=pgd_random_start),
-    }
-
-    def surrogate(args: dict) -> tuple:
+    goal = ctx.train("target", target, epochs=epochs)
+    trained = {}
+    for _, _, args in surrogates:  # shared by both families where they meet: trained once
         key = f"surrogate-d{args['depth']}-w{args['width']}"
-        return ctx.model(key, "surrogate-cnn", epochs=epochs, model_args=args)
-
-    def models(section: Section) -> None:
-        rows = [model_row(f"target {target}", goal, goal_meta)]
-        curves = {"depth": history_rows("target", goal_meta), "width": []}
-        unique = {(a["depth"], a["width"]): a for _, _, a in surrogates}
-        for args in unique.values():
-            net, meta = surrogate(args)
-            rows.append(
-                model_row(f"surrogate depth {args['depth']} width {args['width']}", net, meta)
-            )
-            if args["width"] == depth_width and args["depth"] in depths:
-                curves["depth"] += history_rows(f"depth {args['depth']}", meta)
-            if args["depth"] == width_depth and args["width"] in widths:
-                curves["width"] += history_rows(f"width {args['width']:03d}", meta)
-        section.tables.append(Table("models", MODEL_COLUMNS, rows, "parameters and accuracy"))
-        for family in ("depth", "width"):
-            record_training_curves(
-                ctx, section, curves[family], name=family, note=f" (surrogates over {family})"
-            )
-        section.text = (
-            f"Target {target} and {len(surrogates)} surrogates, each trained {epochs} epochs on "
-            f"{ctx.data.name} with the same recipe and seed."
-        )
-
-    ctx.section_with("models", "Models", params, models)
-
-    def transfer(section: Section) -> None:
-        columns = [
-            "family",
-            "value",
-            "attack",
-            "surrogate acc",
-            "target acc",
-            "target loss",
-            "transfer rate",
-        ]
-        # every surrogate is loaded before the first kept part, so each part's key names the
-        # same model files whether this run also built the models section or resumed after it
-        nets = [surrogate(args)[0] for _, _, args in surrogates]
-
-        def attacked(net: nn.Module) -> list[list]:
-            rows = []
-            for name, attack in attacks.items():
-                m = transfer_attack(attack, net, goal, x, y).metrics()
-                rows.append(
-                    [
-                        name,
-                        m["surrogate_accuracy"],
-                        m["target_accuracy"],
-                        m["target_loss"],
-                        m["transfer_rate"],
-                    ]
-                )
-            return rows
-
-        def whitebox() -> list[list]:
-            rows = []
-            for name, attack in attacks.items():
-                m = attack(goal, x, y).metrics()
-                accuracy = m["robust_accuracy"]
-                rows.append(["target itself", 0, name, accuracy, accuracy, m["loss"], 1.0])
-            return rows
-
-        # each surrogate's rows are kept as they finish (PGD-50 on the widest takes minutes):
-        # a run stopped mid-section recomputes only the surrogates it lacks
-        rows = []
-        for (family, value, args), net in zip(surrogates, nets, strict=True):
-            part = {**params, "surrogate": args}
-            kept = ctx.kept(f"transfer-{family}-{value}", part, partial(attacked, net))
-            rows += [[family, value, *row] for row in kept]
-        white = ctx.kept("transfer-whitebox", params, whitebox)
-        caption = (
-            f"Linf: FGSM eps {fgsm_radius:g}; PGD eps {eps:g}, {pgd_steps} steps of {step:.4g}"
-            f"{' from a random start' if pgd_random_start else ' from x'}; {len(y)} test images"
-        )
-        table = Table("transfer", columns, rows, caption)
-        section.tables.append(table)
-        section.tables.append(
-            Table("whitebox", columns, white, "white-box reference on the target")
-        )
-        for family, label in (("depth", "conv blocks"), ("width", "filters per block")):
-            sub = Table("transfer", columns, [r for r in rows if r[0] == family])
-            for metric in ("target acc", "target loss"):
-                plot_table(
-                    sub,
-                    ctx.figure(
-                        section,
-                        f"{family}-{metric.replace(' ', '-')}.png",
-                        f"{metric} vs surrogate {family}",
-                    ),
-                    x="value",
-                    y=metric,
-                    by="attack",
-                    logx=family == "width",
-                    title=f"Target {metric} vs surrogate {family} ({label})",
-                )
-        best = min(rows, key=lambda r: float(r[4]))  # column 4: target acc
-        section.text = (
-            f"Clean target accuracy {goal_meta['metrics']['test']['accuracy']:.4f}. The most "
-            f"transferable examples came from the surrogate of {best[0]} {best[1]} with {best[2]}: "
-            f"target accuracy {best[4]:.4f} (white-box PGD on the target: {white[1][3]:.4f})."
-        )
-
-    ctx.section_with(
-        "transfer", "Transfer attacks over surrogate depth and width", params, transfer
+        trained[key] = {
+            "args": args,
+            "model": ctx.train(key, "surrogate-cnn", epochs=epochs, model_args=args),
+        }
+    families = dict(depths=depths, depth_width=depth_width, widths=widths, width_depth=width_depth)
+    ctx.section(
+        "models",
+        "Models",
+        models_section,
+        target=goal,
+        architecture=target,
+        surrogates=list(trained.values()),
+        epochs=epochs,
+        **families,
     )
-
-    def attention(section: Section) -> None:
-        pgd = attacks[f"PGD-{pgd_steps}"]
-        picked, adversarial, fooled = fooled_examples(pgd, goal, x, y, count=4)
-        gradcam_figure(
-            goal,
-            x[picked],
-            adversarial,
-            ctx.figure(section, "gradcam.png", "Grad-CAM of the target, clean vs PGD"),
-            class_names=ctx.data.class_names,
-        )
-        which = ", ".join(str(i) for i in picked)
-        section.text = (
-            "Where the target looks (last conv layer) before and after a PGD attack, on the "
-            f"first test images it classifies correctly and PGD fools (test images {which})"
-        )
-        if fooled < len(picked):
-            section.text += (
-                f"; only {fooled} of the {len(y)} test images attacked are read correctly and "
-                "fooled, so the rest are the first others (not fooled, or wrong before the attack)"
-            )
-        section.text += "."
-
-    # the images shown are ones the attack fools, as in the seed's Figs 21/22 (runs recorded
-    # with the first four test images, fooled or not, rebuild this section)
-    ctx.section_with(
-        "gradcam",
-        "Grad-CAM: clean versus adversarial",
-        {**params, "gradcam_images": "first fooled"},
-        attention,
+    attacks = dict(
+        images=images,
+        fgsm_eps=eps if fgsm_eps is None else fgsm_eps,
+        eps=eps,
+        pgd_steps=pgd_steps,
+        step=2.5 * eps / pgd_steps if pgd_step is None else pgd_step,
+        random_start=pgd_random_start,
+    )
+    found = []
+    for family, value, args in surrogates:  # each surrogate's rows a task: a stop loses one
+        key = f"surrogate-d{args['depth']}-w{args['width']}"
+        rows = ctx.run(transfer_records, surrogate=trained[key]["model"], target=goal, **attacks)
+        found += [{"family": family, "value": value, **row} for row in rows]
+    white = ctx.run(whitebox_records, target=goal, **attacks)
+    title = "Transfer attacks over surrogate depth and width"
+    ctx.section(
+        "transfer", title, transfer_section, target=goal, found=found, white=white, **attacks
+    )
+    ctx.section(
+        "gradcam", "Grad-CAM: clean versus adversarial", gradcam_section, target=goal, **attacks
     )
     return {}
+
+
+def transfer_attacks(
+    fgsm_eps: float, eps: float, pgd_steps: int, step: float, random_start: bool
+) -> dict[str, Attack | Ensemble]:
+    """FGSM at ``fgsm_eps`` and PGD at ``eps``, by the names the tables use."""
+    return {
+        "FGSM": build_attack("fgsm", eps=fgsm_eps),
+        f"PGD-{pgd_steps}": PGD(eps=eps, steps=pgd_steps, step=step, random_start=random_start),
+    }
+
+
+TRANSFER_COLUMNS = [
+    "family",
+    "value",
+    "attack",
+    "surrogate acc",
+    "target acc",
+    "target loss",
+    "transfer rate",
+]
+
+
+@task(version=1)
+def models_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    architecture: str,
+    surrogates: list[dict[str, Any]],
+    epochs: int,
+    depths: Sequence[int],
+    depth_width: int,
+    widths: Sequence[int],
+    width_depth: int,
+) -> None:
+    """Every model's parameters and accuracy, and the surrogates' training curves per family."""
+    goal, goal_meta = target.load()
+    rows = [model_row(f"target {architecture}", goal, goal_meta)]
+    curves = {"depth": history_rows("target", goal_meta), "width": []}
+    for surrogate in surrogates:
+        args, (net, meta) = surrogate["args"], surrogate["model"].load()
+        rows.append(model_row(f"surrogate depth {args['depth']} width {args['width']}", net, meta))
+        if args["width"] == depth_width and args["depth"] in depths:
+            curves["depth"] += history_rows(f"depth {args['depth']}", meta)
+        if args["depth"] == width_depth and args["width"] in widths:
+            curves["width"] += history_rows(f"width {args['width']:03d}", meta)
+    section.tables.append(Table("models", MODEL_COLUMNS, rows, "parameters and accuracy"))
+    for family in ("depth", "width"):
+        record_training_curves(
+            ctx, section, curves[family], name=family, note=f" (surrogates over {family})"
+        )
+    count = len(list(depths)) + len(list(widths))
+    section.text = (
+        f"Target {architecture} and {count} surrogates, each trained {epochs} epochs on "
+        f"{ctx.data.name} with the same recipe and seed."
+    )
+
+
+@task(version=1)
+def transfer_records(
+    ctx: StudyContext,
+    surrogate: Trained,
+    target: Trained,
+    images: int,
+    fgsm_eps: float,
+    eps: float,
+    pgd_steps: int,
+    step: float,
+    random_start: bool,
+) -> list[dict[str, Any]]:
+    """Each attack crafted on ``surrogate`` and applied to ``target``."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    (net, _), (goal, _) = surrogate.load(), target.load()
+    records = []
+    for name, attack in transfer_attacks(fgsm_eps, eps, pgd_steps, step, random_start).items():
+        m = transfer_attack(attack, net, goal, x, y).metrics()
+        values = [m["surrogate_accuracy"], m["target_accuracy"], m["target_loss"]]
+        records.append(dict(zip(TRANSFER_COLUMNS[2:], [name, *values, m["transfer_rate"]])))
+    return records
+
+
+@task(version=1)
+def whitebox_records(
+    ctx: StudyContext,
+    target: Trained,
+    images: int,
+    fgsm_eps: float,
+    eps: float,
+    pgd_steps: int,
+    step: float,
+    random_start: bool,
+) -> list[dict[str, Any]]:
+    """Each attack on the target itself: the white-box reference."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    goal, _ = target.load()
+    records = []
+    for name, attack in transfer_attacks(fgsm_eps, eps, pgd_steps, step, random_start).items():
+        m = attack(goal, x, y).metrics()
+        accuracy = m["robust_accuracy"]
+        values = ["target itself", 0, name, accuracy, accuracy, m["loss"], 1.0]
+        records.append(dict(zip(TRANSFER_COLUMNS, values)))
+    return records
+
+
+@task(version=1)
+def transfer_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    found: list[dict[str, Any]],
+    white: list[dict[str, Any]],
+    images: int,
+    fgsm_eps: float,
+    eps: float,
+    pgd_steps: int,
+    step: float,
+    random_start: bool,
+) -> None:
+    """The transfer and white-box tables, target accuracy and loss against surrogate depth and
+    width, and the most transferable surrogate."""
+    caption = (
+        f"Linf: FGSM eps {fgsm_eps:g}; PGD eps {eps:g}, {pgd_steps} steps of {step:.4g}"
+        f"{' from a random start' if random_start else ' from x'}; "
+        f"{len(ctx.data.test.labels[:images])} test images"
+    )
+    section.tables.append(Table.of("transfer", TRANSFER_COLUMNS, found, caption))
+    caption = "white-box reference on the target"
+    section.tables.append(Table.of("whitebox", TRANSFER_COLUMNS, white, caption))
+    for family, label in (("depth", "conv blocks"), ("width", "filters per block")):
+        sub = Table.of("transfer", TRANSFER_COLUMNS, [r for r in found if r["family"] == family])
+        for metric in ("target acc", "target loss"):
+            plot_table(
+                sub,
+                ctx.figure(
+                    section,
+                    f"{family}-{metric.replace(' ', '-')}.png",
+                    f"{metric} vs surrogate {family}",
+                ),
+                x="value",
+                y=metric,
+                by="attack",
+                logx=family == "width",
+                title=f"Target {metric} vs surrogate {family} ({label})",
+            )
+    best = min(found, key=lambda r: float(r["target acc"]))
+    pgd_white = next(r for r in white if r["attack"] == f"PGD-{pgd_steps}")
+    clean = target.metadata["metrics"]["test"]["accuracy"]
+    section.text = (
+        f"Clean target accuracy {clean:.4f}. The most transferable examples came from the "
+        f"surrogate of {best['family']} {best['value']} with {best['attack']}: target accuracy "
+        f"{best['target acc']:.4f} (white-box PGD on the target: {pgd_white['target acc']:.4f})."
+    )
+
+
+@task(version=1)
+def gradcam_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    images: int,
+    fgsm_eps: float,
+    eps: float,
+    pgd_steps: int,
+    step: float,
+    random_start: bool,
+) -> None:
+    """Where the target looks before and after PGD, on the first test images it classifies
+    correctly and PGD fools (as in the seed's Figs 21/22)."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    goal, _ = target.load()
+    pgd = transfer_attacks(fgsm_eps, eps, pgd_steps, step, random_start)[f"PGD-{pgd_steps}"]
+    picked, adversarial, fooled = fooled_examples(pgd, goal, x, y, count=4)
+    gradcam_figure(
+        goal,
+        x[picked],
+        adversarial,
+        ctx.figure(section, "gradcam.png", "Grad-CAM of the target, clean vs PGD"),
+        class_names=ctx.data.class_names,
+    )
+    which = ", ".join(str(i) for i in picked)
+    section.text = (
+        "Where the target looks (last conv layer) before and after a PGD attack, on the "
+        f"first test images it classifies correctly and PGD fools (test images {which})"
+    )
+    if fooled < len(picked):
+        section.text += (
+            f"; only {fooled} of the {len(y)} test images attacked are read correctly and "
+            "fooled, so the rest are the first others (not fooled, or wrong before the attack)"
+        )
+    section.text += "."
 
 
 def fooled_examples(
