@@ -106,6 +106,42 @@ CASES = {
             surrogate_pad_to=16,
         ),
     ),
+    "fast-gradient": (
+        dict(model="mlp", epochs=1, train_images=20, test_images=12, pgd_steps=2),
+        dict(
+            model="cnn",
+            epochs=2,
+            batch_size=16,
+            lr=3e-3,
+            schedule="onecycle",
+            fgsm_eps=0.05,
+            fgm_eps=0.5,
+            curve_eps=[0.0, 0.1],
+            pgd_steps=3,
+            pgd_linf_step=0.02,
+            pgd_l2_step=0.1,
+            train_images=10,
+            test_images=10,
+        ),
+    ),
+    "adversarial-training": (
+        dict(model="mlp", epochs=1, at_epochs=1, train_images=20, test_images=12, strong_images=1),
+        dict(
+            model="cnn",
+            epochs=2,
+            at_epochs=2,
+            batch_size=16,
+            lr=3e-3,
+            schedule="onecycle",
+            fgsm_eps=0.05,
+            pgd_steps=3,
+            pgd_step=0.02,
+            fraction=0.5,
+            train_images=10,
+            test_images=10,
+            strong_images=2,
+        ),
+    ),
     "convergence": (
         dict(models=["mlp"], epochs=1, images=12, steps=5),
         dict(models=["cnn"], epochs=2, images=10, eps=0.2, step=0.01, steps=4, tol=1e-2),
@@ -161,7 +197,13 @@ def _run(name, folder, params):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_changing_any_argument_reruns_what_it_feeds_and_only_that(name, tmp_path):
+def test_changing_any_argument_reruns_what_it_feeds_and_only_that(name, tmp_path, monkeypatch):
+    from saddlepoint.experiments.studies import robust_nets
+
+    real = robust_nets.strongest_attack  # keys are the point here, not the evaluation's strength
+    monkeypatch.setattr(
+        robust_nets, "strongest_attack", lambda *a, **o: real(*a, **o, steps=3, queries=10)
+    )
     base, other = CASES[name]
     arguments = [p for p in inspect.signature(STUDIES[name]).parameters if p != "ctx"]
     assert sorted(other) == sorted(arguments), "give every argument of the study a second value"
