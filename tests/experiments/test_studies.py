@@ -1,7 +1,6 @@
 """Each seed study at a tiny size on digits: it runs, records its tables and figures, and its
 numbers have the properties the study is about."""
 
-import json
 import math
 from pathlib import Path
 
@@ -193,17 +192,9 @@ def test_generative(tmp_path):
     # seed Fig 4: the attacked loss of the targeted C1 and of the untargeted C2, each its own plot
     assert {"generative-consecutive-c1-loss.png", "generative-consecutive-c2-loss.png"} <= figures
 
-    def kept_config(folder):  # the settings a (mode, t) run's kept part is keyed by
-        part = folder / "generative" / "kept" / "attacker-consecutive-t0.3.json"
-        return json.loads(part.read_text())["params"]["config"]
-
-    # clip=False (a reading of seed 004) is a run of its own; the default leaves the kept part's
-    # settings as they were before the option, so runs kept then still resume
-    assert "clip" not in kept_config(tmp_path)
     noclip = tmp_path / "noclip"
     unclipped = study(noclip, "generative", t=[0.3], width=8, clip=False, **small)["generative"]
     assert "not clipped" in unclipped.text and "not clipped" not in section.text
-    assert kept_config(noclip)["clip"] is False
 
 
 def test_study_files_and_errors(tmp_path, capsys):
@@ -460,21 +451,18 @@ def test_generative_study_resumes_at_the_next_intensity(tmp_path, monkeypatch):
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert drop(resumed.table("history").records()) == drop(whole.table("history").records())
     # The attackers' weights (tens of MB at the seed's width, never kept in git) are not needed
-    # to resume: each run's rows and figure images are a kept part.
-    kept = tmp_path / "stopped" / "generative" / "kept"
+    # to resume: each run's rows and figure images are its task's result.
     (models / "attacker-alternating-t0.05.pt").unlink()
     trained.clear()
     study(tmp_path / "stopped", "generative", **params, compare_t=[0.05])  # the section reruns
     assert trained == []
-    (kept / "attacker-alternating-t0.3.json").unlink()  # the weights alone: reloaded, not trained
-    trained.clear()
-    study(tmp_path / "stopped", "generative", **params, compare_t=[0.3])
-    assert trained == []
-    (kept / "attacker-alternating-t0.3.json").unlink()
-    (models / "attacker-alternating-t0.3.pt").write_bytes(b"truncated")  # damaged: retrained
-    trained.clear()
+    runs = tmp_path / "stopped" / "generative" / "cache" / "attacker_run"
+    assert len(list(runs.glob("*.json"))) == 2
+    for result in runs.glob("*.json"):  # damaged results are made again, not errors
+        result.write_text(result.read_text()[:-10])
+    trained[:] = ["again"]  # (no longer the sequence that stops the run)
     again = study(tmp_path / "stopped", "generative", **params)["generative"]
-    assert trained == [0.3]
+    assert trained == ["again", 0.05, 0.3]
     assert drop(again.table("history").records()) == drop(whole.table("history").records())
 
 
