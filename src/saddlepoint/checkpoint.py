@@ -24,7 +24,6 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
-from saddlepoint import __version__
 from saddlepoint.fileio import write_bytes, write_text
 from saddlepoint.models.external import (
     EXPORTED,
@@ -35,6 +34,7 @@ from saddlepoint.models.external import (
 )
 from saddlepoint.models.registry import build_model
 from saddlepoint.seeding import resolve_device
+from saddlepoint.version import __version__
 
 FORMAT = "saddlepoint-checkpoint"
 FORMAT_VERSION = 1

@@ -399,7 +399,7 @@ def test_a_study_model_stopped_mid_training_resumes_at_its_last_epoch(digits, tm
     def model_of(folder, defense):
         with RunLog(folder) as log:
             ctx = StudyContext(log=log, data=digits, device="cpu", progress=False)
-            return ctx.model("net", "mlp", epochs=4, defense=defense, batch_size=128)[0]
+            return ctx.train("net", "mlp", epochs=4, defense=defense, batch_size=128).load()[0]
 
     whole = model_of(tmp_path / "whole", NoiseTraining(scale=0.2))
     with pytest.raises(Killed):

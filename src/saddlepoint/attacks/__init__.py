@@ -12,7 +12,7 @@ from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted, bim, fgm, fgsm
 from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
-from saddlepoint.attacks.registry import ATTACKS, build_attack, register_attack
+from saddlepoint.attacks.registry import ATTACKS, build_attack, list_attacks, register_attack
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.transfer import SurrogateEnsemble, TransferResult, transfer_attack
 
@@ -43,6 +43,7 @@ __all__ = [
     "build_attack",
     "fgm",
     "fgsm",
+    "list_attacks",
     "pixel_flip_map",
     "register_attack",
     "transfer_attack",

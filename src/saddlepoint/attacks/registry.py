@@ -46,6 +46,11 @@ class AttackEntry:
 ATTACKS: dict[str, AttackEntry] = {}
 
 
+def list_attacks() -> dict[str, str]:
+    """Every registered attack's name and one-line description."""
+    return {name: entry.description for name, entry in ATTACKS.items()}
+
+
 def register_attack(
     name: str,
     builder: Callable[..., Any],

@@ -256,11 +256,9 @@ def checkpoint_dataset(
 ) -> ImageData:
     """The dataset a checkpoint was trained on (or ``name``), with its recorded options and
     the command line's overrides; or the user's own files given by --data."""
-    from saddlepoint.data import load_dataset  # imported on use: keeps --help fast
+    from saddlepoint.data import dataset_for  # imported on use: keeps --help fast
 
     if getattr(args, "data", None) is not None:
-        from saddlepoint.data.files import load_files
-
         if name is not None:
             raise CLIError("Give --dataset or --data, not both.")
         extra = parse_assignments(args.data_option, "--data-option")
@@ -272,33 +270,14 @@ def checkpoint_dataset(
         # Every split of --data is the whole set and commands take its first --limit images, so
         # only those are read (class by class in turn: they cover every class).
         limit = getattr(args, "limit", None)
-        files = load_files(args.data, size=extra.get("size"), limit=limit)
-        check_fits(meta, files, str(args.data))
-        return files
-
+        return dataset_for(meta, files=args.data, size=extra.get("size"), limit=limit)
     recorded = meta.get("dataset", {})
     name = name or recorded.get("name")
     if name is None:
         raise ValueError("The checkpoint records no dataset; pass --dataset or --data.")
     same = name == recorded.get("name")
-    data = load_dataset(
-        name, **dataset_options(args, name, recorded.get("options") if same else None)
-    )
-    check_fits(meta, data, name)
-    return data
-
-
-def check_fits(meta: dict[str, Any], data: ImageData, source: str) -> None:
-    """The checkpoint's input shape and class count must be the dataset's."""
-    spec = meta.get("model", {})
-    shape, classes = spec.get("in_shape"), spec.get("num_classes")
-    if shape is not None and list(shape) != list(data.shape):
-        raise ValueError(
-            f"The model takes inputs of shape {tuple(shape)} but {source!r} has images of shape "
-            f"{tuple(data.shape)}; use the dataset it was trained on (or its size option)."
-        )
-    if classes is not None and int(classes) < data.num_classes:
-        raise ValueError(f"The model has {classes} classes but {source!r} has {data.num_classes}.")
+    options = dataset_options(args, name, recorded.get("options") if same else None)
+    return dataset_for(meta, name, options=options)
 
 
 _PROBE_BYTES = 64 << 10  # what check_outputs writes to see that a folder has room

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from saddlepoint import __version__
 from saddlepoint.cli import (
     attack,
     audit,
@@ -26,6 +25,7 @@ from saddlepoint.cli import (
     transfer,
 )
 from saddlepoint.cli.common import config_to_argv, options_to_argv
+from saddlepoint.version import __version__
 
 COMMANDS = (
     data,

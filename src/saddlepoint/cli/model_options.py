@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from saddlepoint.cli.common import (
     CLIError,
-    check_fits,
     checkpoint_dataset,
     checkpoint_inputs,
     parse_assignments,
@@ -179,6 +178,8 @@ def load_model_data(
     described: dict[str, Any] = {"model": own.spec}
     if name is not None:
         described["dataset"] = {"name": data.name}
+    from saddlepoint.data.recorded import check_fits
+
     check_fits(described, data, str(args.data or name))
     return own.to(target), described, data
 

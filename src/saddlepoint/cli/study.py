@@ -133,7 +133,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _is_card(path: Path) -> bool:
-    from saddlepoint.cli.benchmark import CARD_FILE
+    from saddlepoint.experiments.card import CARD_FILE
 
     if path.suffix == ".json":
         return True
@@ -143,16 +143,16 @@ def _is_card(path: Path) -> bool:
 def _compare(args: argparse.Namespace) -> int:
     import tempfile
 
-    from saddlepoint.cli.benchmark import card_rows, read_card
+    from saddlepoint.experiments.card import RobustnessCard, compare
     from saddlepoint.runlog import RunLog, Section, Table
     from saddlepoint.viz.report import render_report
 
-    cards = [read_card(path) for path in args.run_dir]
+    cards = [RobustnessCard.load(path) for path in args.run_dir]
     names = [
-        str(card["model"].get("file") or card["model"].get("reference") or path)
+        str(card.model.get("file") or card.model.get("reference") or path)
         for card, path in zip(cards, args.run_dir)
     ]
-    rows = card_rows(cards)
+    rows = compare(cards)
     print(format_table(rows, ["", *names]))
     if args.out is not None:
         check_outputs([("--out", args.out)], [(str(p), p) for p in args.run_dir])

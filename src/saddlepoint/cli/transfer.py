@@ -11,7 +11,6 @@ from saddlepoint.checkpoint import load_checkpoint
 from saddlepoint.cli.attack import add_attack_arguments, attack_kwargs, check_pixel_radius
 from saddlepoint.cli.common import (
     add_data_arguments,
-    check_fits,
     check_outputs,
     checkpoint_inputs,
     format_table,
@@ -90,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{target_data!r}; they must match."
             )
         surrogates.append((path, model, surrogate_meta))
+    from saddlepoint.data.recorded import check_fits
+
     for path, _, surrogate_meta in surrogates:
         check_fits(surrogate_meta, data, f"{data.name} (for surrogate {path})")
     split = data.split(args.split).head(args.limit)

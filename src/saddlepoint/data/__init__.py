@@ -2,6 +2,7 @@
 
 from saddlepoint.data.base import ImageData, Split
 from saddlepoint.data.paths import DatasetNotFoundError, data_root
+from saddlepoint.data.recorded import dataset_for
 from saddlepoint.data.registry import DATASETS, from_tensors, load_dataset, register_dataset
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "ImageData",
     "Split",
     "data_root",
+    "dataset_for",
     "from_tensors",
     "load_dataset",
     "register_dataset",

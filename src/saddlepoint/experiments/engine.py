@@ -35,8 +35,7 @@ from tqdm.auto import tqdm
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.registry import ATTACKS
 from saddlepoint.checkpoint import load_checkpoint, read_metadata
-from saddlepoint.data import load_dataset
-from saddlepoint.data.files import load_files
+from saddlepoint.data import dataset_for
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.store import ResultsStore, config_key
 from saddlepoint.fileio import content_digest
@@ -167,22 +166,13 @@ def current_rows(spec: ExperimentSpec) -> dict[str, str]:
 
 
 def _data_for(spec: ExperimentSpec, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    files = spec.data_path()
+    options = dict(spec.dataset.get("options", {}))
+    files, limit = spec.data_path(), spec.dataset.get("limit")
     if files is not None:
-        options = spec.dataset.get("options", {})
-        data = load_files(files, size=options.get("size"), limit=spec.dataset.get("limit"))
-        shape = meta.get("model", {}).get("in_shape")
-        if shape is not None and list(shape) != list(data.shape):
-            raise ValueError(
-                f"dataset.path {files}: images of shape {tuple(data.shape)}, but the model takes "
-                f"{tuple(shape)} (options: {{size: N}} resizes)."
-            )
-        split = data.split(spec.dataset.get("split", "test"))
-        return split.images, split.labels
-    recorded = meta.get("dataset", {})
-    options = {**recorded.get("options", {}), **spec.dataset.get("options", {})}
-    data = load_dataset(spec.dataset.get("name", recorded.get("name")), **options)
-    split = data.split(spec.dataset.get("split", "test")).head(spec.dataset.get("limit"))
+        data = dataset_for(meta, files=files, size=options.get("size"), limit=limit)
+    else:
+        data = dataset_for(meta, spec.dataset.get("name"), options=options)
+    split = data.split(spec.dataset.get("split", "test")).head(limit)
     return split.images, split.labels
 
 

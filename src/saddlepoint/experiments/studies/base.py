@@ -9,8 +9,6 @@ are recorded first; plots are drawn from the recorded tables only.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +21,7 @@ from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoi
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
 from saddlepoint.experiments.tasks import TaskCache, task, task_key, task_name
-from saddlepoint.fileio import content_digest, write_text
+from saddlepoint.fileio import content_digest
 from saddlepoint.progress import note
 from saddlepoint.runlog import RunLog, Section, Table
 from saddlepoint.train import TrainConfig, train_classifier, train_model
@@ -63,11 +61,8 @@ class StudyContext:
     progress: bool = True
     train_limit: int | None = None  # train on the first N training images only (fast runs)
     dataset_options: dict[str, Any] = field(default_factory=dict)  # as loaded (root included)
-    # model files loaded so far in this run, with their content digests: a section depends on
-    # every model loaded before or while it is built (studies load models before their sections)
-    used_models: dict[str, str] = field(default_factory=dict)
-    # sections to build again even if recorded from the same inputs (a new figure or table in
-    # the code): their models and kept parts are reused, so only the cheap work reruns
+    # sections to build again even if recorded from the same key (a new figure or table in
+    # the code): the tasks they are built from are reused, so only the cheap work reruns
     redo: frozenset[str] = frozenset()
     built: list[str] = field(default_factory=list)  # every section key met in this run
     _running: list[tuple[str, str]] = field(default_factory=list)  # tasks in flight (name, key)
@@ -170,53 +165,12 @@ class StudyContext:
         path = self._model_path(name)
         found = self.cache.load(task_name(function), key)
         if found.hit and path.is_file() and content_digest(path) == found.value["sha256"]:
-            return self._noted(Trained(name, path, found.value["sha256"]))
+            return Trained(name, path, found.value["sha256"])
         function(self, **arguments, resume_tag=key)
         self._state_path(name).unlink(missing_ok=True)  # kept until the model was saved
         digest = content_digest(path)
         self.cache.store(task_name(function), key, material, {"sha256": digest})
-        return self._noted(Trained(name, path, digest))
-
-    def _noted(self, trained: Trained) -> Trained:
-        self.used_models[trained.name] = trained.digest
-        return trained
-
-    def model(
-        self, name: str, architecture: str, **recipe: Any
-    ) -> tuple[nn.Module, dict[str, Any]]:
-        """``train(...)``, loaded: (model, metadata)."""
-        return self.train(name, architecture, **recipe).load()
-
-    def part_key(self, params: dict[str, Any]) -> dict[str, Any]:
-        """What a kept part of a section depends on, JSON-comparable: ``params``, the run's
-        ``inputs()`` and the bytes of every model loaded so far."""
-        key = {**params, "_inputs": self.inputs(), "_models": dict(self.used_models)}
-        return json.loads(json.dumps(key, default=str))
-
-    def kept(self, name: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        """``compute()``'s JSON value, kept in ``kept/NAME.json``: a long section stores each of
-        its parts as it finishes, so a run stopped mid-section recomputes only the parts it
-        lacks. A kept value is reused when ``params``, the run's ``inputs()`` and the bytes of
-        every model loaded so far are unchanged; otherwise it is computed again."""
-        key = self.part_key(params)
-        path = self.folder / "kept" / f"{name}.json"
-        if path.is_file():
-            try:
-                stored = json.loads(path.read_text())
-            except ValueError:  # a damaged file is recomputed, not an error
-                stored = {}
-            if isinstance(stored, dict) and stored.get("params") == key:
-                return stored["value"]
-        value = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"params": key, "value": value}))
-        return json.loads(json.dumps(value))
-
-    def store_path(self, name: str, params: dict[str, Any]) -> Path:
-        """A results store for a sweep inside a study, one per parameter set (so changed
-        parameters never mix with old rows, and unchanged ones resume)."""
-        digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-        return self.folder / f"{name}-{digest[:10]}.sqlite"
+        return Trained(name, path, digest)
 
     def figure(self, section: Section, name: str, caption: str = "") -> Path:
         """A path for figure ``name`` of ``section``, registered in the section (draw it there
@@ -253,36 +207,6 @@ class StudyContext:
             why_not,
             lambda section: build(self, section, **arguments),
         )
-
-    def section_with(
-        self,
-        key: str,
-        title: str,
-        params: dict[str, Any],
-        build: Callable[[Section], None],
-    ) -> Section:
-        """Section ``key`` keyed by ``params`` (the studies not yet written as tasks): reused
-        when recorded from these ``params``, the run's ``inputs()`` and the same bytes in each
-        model file it used, or built now by ``build(section)`` and recorded."""
-        full = json.loads(json.dumps({**params, "_inputs": self.inputs()}, default=str))
-
-        def why_not(stored: dict[str, Any]) -> str:
-            models = stored.pop("_models", {})
-            changed = [
-                name
-                for name, digest in models.items()
-                if not self._model_path(name).is_file()
-                or content_digest(self._model_path(name)) != digest
-            ]
-            if changed:
-                return f"the model files {', '.join(changed)} changed"
-            return "" if stored == full else "its inputs changed"
-
-        def built(section: Section) -> None:
-            build(section)
-            section.params = {**full, "_models": dict(self.used_models)}
-
-        return self._record(key, title, full, why_not, built)
 
     def _record(
         self,

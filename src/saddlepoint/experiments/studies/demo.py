@@ -28,7 +28,7 @@ from saddlepoint.evaluate.robustness import (
 )
 from saddlepoint.experiments.spec import parse_spec
 from saddlepoint.experiments.store import ResultsStore
-from saddlepoint.experiments.studies.base import Section, StudyContext, Table
+from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import (
     ATTACK_COLUMNS,
     MODEL_COLUMNS,
@@ -36,6 +36,7 @@ from saddlepoint.experiments.studies.common import (
     model_row,
     plot_table,
 )
+from saddlepoint.experiments.tasks import task
 from saddlepoint.train import History
 from saddlepoint.viz.gradcam import gradcam_figure
 from saddlepoint.viz.grids import adversarial_grid, flip_map_figure
@@ -90,279 +91,365 @@ def pgd_reading(pgd: float, worst: float, images: int) -> str:
 def demo(ctx: StudyContext) -> dict[str, Any]:
     """Run every section of the demo; returns the headline numbers."""
     plan = PLANS.get(ctx.data.name) or PLANS["digits"]
-    x, y = ctx.data.test.images, ctx.data.test.labels
-    names = ctx.data.class_names
-    model, meta = ctx.model("reference", plan.model, epochs=plan.epochs)
-    eps = plan.eps
-
-    def reference(section: Section) -> None:
-        history = History.from_dict(meta["history"])
-        history.plot(ctx.figure(section, "training.png", "training curves (train vs validation)"))
-        test = meta["metrics"]["test"]
-        section.tables.append(
-            Table("models", MODEL_COLUMNS, [model_row(plan.model, model, meta)], "reference model")
-        )
-        section.text = (
-            f"{plan.model} trained on {ctx.data.name} ({len(ctx.training_data().train)} training "
-            f"images) for {plan.epochs} epochs with the default recipe (Adam, one-cycle, batch 64): "
-            f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}."
-        )
-
-    ctx.section_with("reference", "Reference model", {"plan": plan.model}, reference)
-
-    def whitebox(section: Section) -> None:
-        n, n_cw = plan.images, plan.cw_images
-        suite: list[tuple[str, str, dict[str, Any], int]] = [
-            (f"FGSM Linf {eps:g}", "fgsm", {"eps": eps}, n),
-            (f"PGD-40 Linf {eps:g}", "pgd", {"eps": eps, "steps": 40}, n),  # step 2.5 eps / 40
-            (
-                f"PGD-40 L2 {plan.eps_l2:g}",
-                "pgd",
-                {"norm": "l2", "eps": plan.eps_l2, "steps": 40},
-                n,
-            ),
-            ("DeepFool L2 (minimal)", "deepfool", {}, n),
-            ("CW L2 (minimal)", "cw", {"steps": 100, "search_steps": 6}, n_cw),
-        ]
-        rows = []
-        for label, name, kwargs, count in suite:
-            result = build_attack(name, **kwargs)(model, x[:count], y[:count])
-            rows.append(attack_row(label, result))
-            if name == "pgd" and "Linf" in label:
-                pgd_result = result
-        section.tables.append(Table("attacks", ATTACK_COLUMNS, rows, "white-box attacks"))
-        grid = ctx.figure(section, "pgd-grid.png", "PGD Linf: original, perturbation, adversarial")
-        shown = adversarial_grid(pgd_result, grid, count=5, class_names=names)
-        gradcam_figure(
-            model,
-            pgd_result.inputs[shown[:4]],
-            pgd_result.adversarial[shown[:4]],
-            ctx.figure(section, "gradcam.png", "Grad-CAM of clean and PGD images (last conv)"),
-            class_names=names,
-        )
-        robust = {r[0]: r[3] for r in rows}
-        section.text = (
-            f"On {n} test images, PGD-40 at Linf eps {eps:g} leaves "
-            f"{robust[suite[1][0]]:.1%} accuracy (FGSM: {robust[suite[0][0]]:.1%}). DeepFool and "
-            "CW find minimal L2 perturbations: their median L2 norm is the model's typical "
-            "distance to the decision boundary."
-        )
-
-    ctx.section_with("whitebox", "White-box attacks", {"plan": repr(plan)}, whitebox)
-
-    def transfer(section: Section) -> None:
-        surrogate, smeta = ctx.model(
-            "surrogate", "surrogate-cnn", epochs=1, model_args={"depth": 2, "width": 32}, seed=1
-        )
-        n = plan.images
-        rows = []
-        for label, attack in (
-            (f"FGSM Linf {eps:g}", build_attack("fgsm", eps=eps)),
-            (f"PGD-20 Linf {eps:g}", PGD(eps=eps, steps=20, step=eps / 8)),
-        ):
-            m = run_transfer(attack, surrogate, model, x[:n], y[:n]).metrics()
-            rows.append(
-                [
-                    label,
-                    n,
-                    m["surrogate_accuracy"],
-                    m["target_clean_accuracy"],
-                    m["target_accuracy"],
-                    m["target_loss"],
-                    m["transfer_rate"],
-                ]
-            )
-        columns = [
-            "attack",
-            "images",
-            "surrogate acc (white-box)",
-            "target clean acc",
-            "target acc",
-            "target loss",
-            "transfer rate",
-        ]
-        section.tables.append(
-            Table("models", MODEL_COLUMNS, [model_row("surrogate-cnn d2 w32", surrogate, smeta)])
-        )
-        section.tables.append(Table("transfer", columns, rows, "surrogate -> reference"))
-        section.text = (
-            "Examples crafted on a small surrogate (2 conv blocks of 32 filters, 1 epoch) and "
-            f"shown to the reference model: PGD's examples leave it {rows[1][4]:.1%} accuracy, "
-            f"against {rows[1][2]:.1%} on the surrogate itself."
-        )
-
-    ctx.section_with("transfer", "Transfer attack", {"plan": repr(plan)}, transfer)
-
-    def blackbox(section: Section) -> None:
-        n, q = plan.blackbox_images, plan.queries
-        rows = [
-            attack_row(f"Square Linf {eps:g}", Square(eps=eps, queries=q)(model, x[:n], y[:n])),
-            attack_row(
-                f"random search Linf {eps:g}",
-                RandomSearch(eps=eps, queries=q, on_bound="project")(model, x[:n], y[:n]),
-            ),
-            attack_row("one white pixel (all positions)", PixelSweep()(model, x[:n], y[:n])),
-        ]
-        section.tables.append(
-            Table("blackbox", ATTACK_COLUMNS, rows, f"query-only attacks, budget {q}")
-        )
-        images = x[:4]
-        maps = torch.stack(
-            [pixel_flip_map(model, image, int(label)) for image, label in zip(images, y[:4])]
-        )
-        flip_map_figure(
-            images,
-            maps,
-            ctx.figure(
-                section, "flips.png", "positions where one white pixel flips the prediction"
-            ),
-            labels=[names[int(v)] for v in y[:4]],
-        )
-        section.text = (
-            f"Attacks that only query the model's scores, {q} queries at most per image: Square "
-            f"leaves {rows[0][3]:.1%} accuracy with {rows[0][10]:.0f} queries on average."
-        )
-
-    ctx.section_with("blackbox", "Black-box attacks", {"plan": repr(plan)}, blackbox)
-
-    def grid(section: Section) -> None:
-        from saddlepoint.experiments.engine import current_rows, run_experiment
-
-        checkpoint = ctx.folder / "models" / "reference.safetensors"
-        spec = parse_spec(
-            {
-                "name": "demo-grid",
-                "checkpoints": [str(checkpoint)],
-                "dataset": {"split": "test", "limit": plan.grid_images},
-                "attack": "pgd",
-                "grid": {
-                    "eps": list(plan.grid_eps),
-                    "steps": list(range(1, 9)),
-                    "loss": ["ce", "mse"],
-                    "random_start": [True, False],
-                },
-                "fixed": {"step": plan.grid_step, "seed": ctx.seed},
-            }
-        )
-        store_path = ctx.store_path("grid", {"plan": repr(plan)})
-        run_experiment(spec, store_path, progress=ctx.progress)
-        with ResultsStore(store_path) as store:
-            records = store.rows(current_rows(spec))
-        columns = ["eps", "steps", "loss", "random start", "accuracy", "loss value"]
-        rows = [
-            [
-                r["param_eps"],
-                r["param_steps"],
-                r["param_loss"],
-                bool(r["param_random_start"]),
-                r["accuracy"],
-                r["loss"],
-            ]
-            for r in records
-        ]
-        rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
-        table = Table("grid", columns, rows, f"PGD grid, step {plan.grid_step:g}")
-        top = sorted(rows, key=lambda r: r[4])[:10]
-        section.tables.append(Table("top", columns, top, "top 10 configurations (lowest accuracy)"))
-        section.tables.append(table)
-        plot_table(
-            table,
-            ctx.figure(
-                section, "accuracy-vs-steps.png", "accuracy vs steps, mean over losses and starts"
-            ),
-            x="steps",
-            y="accuracy",
-            by="eps",
-            ci=True,
-            title="PGD grid: accuracy vs steps",
-        )
-        section.text = (
-            f"{len(rows)} PGD configurations on {plan.grid_images} images, run by the sweep engine: "
-            "the step counts share one run, and eps values and random starts share stacked batches. "
-            f"The strongest setting leaves {top[0][4]:.1%} accuracy."
-        )
-
-    ctx.section_with("grid", "Small attack grid", {"plan": repr(plan)}, grid)
-
+    eps, n = plan.eps, plan.images
+    reference = ctx.train("reference", plan.model, epochs=plan.epochs)
+    ctx.section(
+        "reference",
+        "Reference model",
+        reference_section,
+        target=reference,
+        plan=plan.model,
+        epochs=plan.epochs,
+    )
+    whitebox = dict(eps=eps, eps_l2=plan.eps_l2, images=n, cw_images=plan.cw_images)
+    ctx.section("whitebox", "White-box attacks", whitebox_section, target=reference, **whitebox)
+    surrogate = ctx.train(
+        "surrogate", "surrogate-cnn", epochs=1, model_args={"depth": 2, "width": 32}, seed=1
+    )
+    ctx.section(
+        "transfer",
+        "Transfer attack",
+        transfer_section,
+        target=reference,
+        surrogate=surrogate,
+        eps=eps,
+        images=n,
+    )
+    blackbox = dict(eps=eps, images=plan.blackbox_images, queries=plan.queries)
+    ctx.section("blackbox", "Black-box attacks", blackbox_section, target=reference, **blackbox)
+    grid = dict(images=plan.grid_images, eps=plan.grid_eps, step=plan.grid_step)
+    found = ctx.run(demo_grid_records, target=reference, **grid)
+    ctx.section("grid", "Small attack grid", grid_section, found=found, **grid)
     defense = AdversarialTraining("fgsm-rs", eps=eps, warmup_epochs=1)
-    defended, dmeta = ctx.model("fast-at", plan.model, epochs=plan.at_epochs, defense=defense)
-
-    def adversarial_training(section: Section) -> None:
-        n = plan.defense_images
-        models = [("reference", model, meta), ("fast AT", defended, dmeta)]
-        table = defense_table(
-            models, x[:n], y[:n], eps, seed=ctx.seed, strong_queries=plan.strong_queries
-        )
-        section.tables.append(table)
-        rows = table.rows
-        pgd, worst = rows[1][2], rows[1][3]
-        section.text = (
-            f"Fast adversarial training (FGSM with random start, eps {eps:g}, warm-up 1 epoch, "
-            f"{plan.at_epochs} epochs) leaves {pgd:.1%} accuracy under PGD-40 with two "
-            f"restarts and {worst:.1%} under the worst case of that and {STRONGEST_LABEL} "
-            f"(reference model: {rows[0][3]:.1%}), at a clean accuracy of {rows[1][1]:.1%}, on "
-            f"the first {n} test images. The second number is the robust accuracy; "
-            f"{pgd_reading(pgd, worst, n)}."
-        )
-
-    evaluation = {"plan": repr(plan), "evaluation": STRONGEST_ATTACK}  # a new one re-runs these
-    ctx.section_with("defense", "Fast adversarial training", evaluation, adversarial_training)
-
-    def audit_section(section: Section) -> None:
-        n = plan.audit_images
-        report = audit(
-            defended,
-            x[:n],
-            y[:n],
-            eps=eps,
-            queries=plan.queries,
-            seed=ctx.seed,
-            strong_queries=plan.strong_queries,
-        )
-        rows = [
-            [
-                check.name,
-                "pass" if check.passed else "FAIL",
-                ", ".join(f"{k} {v:.3f}" for k, v in check.numbers.items()),
-            ]
-            for check in report.checks
-        ]
-        section.tables.append(Table("audit", ["check", "result", "numbers"], rows))
-        failed = [check for check in report.checks if not check.passed]
-        summary = [
-            [
-                report.robust_accuracy,
-                report.robust_attack,
-                f"{len(report.checks) - len(failed)}/{len(report.checks)}",
-                "; ".join(f"{c.name} ({c.meaning})" for c in failed),
-            ]
-        ]
-        section.tables.append(
-            Table(
-                "audit-summary",
-                ["robust accuracy", "reached by", "checks passed", "failed"],
-                summary,
-                "the lowest robust accuracy of every attack the audit ran at eps",
-            )
-        )
-        section.text = (
-            f"The gradient-masking audit of the fast-AT model on the first {n} test images at "
-            f"Linf eps {eps:g}: robust accuracy {report.robust_accuracy:.1%} "
-            f"({report.robust_attack}). " + "".join(f"Note: {note}. " for note in report.notes)
-        )
-        if not failed:
-            section.text += (
-                "It passes every check: its robustness is not an artefact of attacks failing."
-            )
-        else:
-            section.text += (
-                f"It fails {len(failed)} check(s): "
-                + "; ".join(f"{c.name} ({c.meaning})" for c in failed)
-                + ". Quote the audit's robust accuracy, not PGD-40's, for this model."
-            )
-
-    ctx.section_with("audit", "Gradient-masking audit", evaluation, audit_section)
+    defended = ctx.train("fast-at", plan.model, epochs=plan.at_epochs, defense=defense)
+    evaluation = dict(evaluation=STRONGEST_ATTACK, strong_queries=plan.strong_queries)
+    ctx.section(
+        "defense",
+        "Fast adversarial training",
+        defense_section,
+        reference=reference,
+        defended=defended,
+        eps=eps,
+        epochs=plan.at_epochs,
+        images=plan.defense_images,
+        **evaluation,
+    )
+    ctx.section(
+        "audit",
+        "Gradient-masking audit",
+        audit_section,
+        target=defended,
+        eps=eps,
+        images=plan.audit_images,
+        queries=plan.queries,
+        **evaluation,
+    )
     return {"sections": [s.key for s in ctx.log.sections()]}
+
+
+@task(version=1)
+def reference_section(
+    ctx: StudyContext, section: Section, target: Trained, plan: str, epochs: int
+) -> None:
+    """The reference model's training curves and accuracy."""
+    model, meta = target.load()
+    history = History.from_dict(meta["history"])
+    history.plot(ctx.figure(section, "training.png", "training curves (train vs validation)"))
+    test = meta["metrics"]["test"]
+    section.tables.append(
+        Table("models", MODEL_COLUMNS, [model_row(plan, model, meta)], "reference model")
+    )
+    section.text = (
+        f"{plan} trained on {ctx.data.name} ({len(ctx.training_data().train)} training "
+        f"images) for {epochs} epochs with the default recipe (Adam, one-cycle, batch 64): "
+        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}."
+    )
+
+
+@task(version=1)
+def whitebox_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    eps: float,
+    eps_l2: float,
+    images: int,
+    cw_images: int,
+) -> None:
+    """FGSM, PGD (Linf, L2), DeepFool and CW; a PGD image grid and Grad-CAM maps."""
+    model, _ = target.load()
+    x, y, names = ctx.data.test.images, ctx.data.test.labels, ctx.data.class_names
+    fgsm, pgd = f"FGSM Linf {eps:g}", f"PGD-40 Linf {eps:g}"
+    suite: list[tuple[str, str, dict[str, Any], int]] = [
+        (fgsm, "fgsm", {"eps": eps}, images),
+        (pgd, "pgd", {"eps": eps, "steps": 40}, images),  # step 2.5 eps / 40
+        (f"PGD-40 L2 {eps_l2:g}", "pgd", {"norm": "l2", "eps": eps_l2, "steps": 40}, images),
+        ("DeepFool L2 (minimal)", "deepfool", {}, images),
+        ("CW L2 (minimal)", "cw", {"steps": 100, "search_steps": 6}, cw_images),
+    ]
+    results = {
+        label: build_attack(name, **kwargs)(model, x[:count], y[:count])
+        for label, name, kwargs, count in suite
+    }
+    rows = [attack_row(label, result) for label, result in results.items()]
+    section.tables.append(Table("attacks", ATTACK_COLUMNS, rows, "white-box attacks"))
+    grid = ctx.figure(section, "pgd-grid.png", "PGD Linf: original, perturbation, adversarial")
+    shown = adversarial_grid(results[pgd], grid, count=5, class_names=names)
+    gradcam_figure(
+        model,
+        results[pgd].inputs[shown[:4]],
+        results[pgd].adversarial[shown[:4]],
+        ctx.figure(section, "gradcam.png", "Grad-CAM of clean and PGD images (last conv)"),
+        class_names=names,
+    )
+    robust = {label: r.metrics()["robust_accuracy"] for label, r in results.items()}
+    section.text = (
+        f"On {images} test images, PGD-40 at Linf eps {eps:g} leaves {robust[pgd]:.1%} accuracy "
+        f"(FGSM: {robust[fgsm]:.1%}). DeepFool and CW find minimal L2 perturbations: their "
+        "median L2 norm is the model's typical distance to the decision boundary."
+    )
+
+
+TRANSFER_COLUMNS = [
+    "attack",
+    "images",
+    "surrogate acc (white-box)",
+    "target clean acc",
+    "target acc",
+    "target loss",
+    "transfer rate",
+]
+
+
+@task(version=1)
+def transfer_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    surrogate: Trained,
+    eps: float,
+    images: int,
+) -> None:
+    """FGSM and PGD crafted on a small surrogate and shown to the reference model."""
+    (model, _), (other, other_meta) = target.load(), surrogate.load()
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    records = []
+    for label, attack in (
+        (f"FGSM Linf {eps:g}", build_attack("fgsm", eps=eps)),
+        (f"PGD-20 Linf {eps:g}", PGD(eps=eps, steps=20, step=eps / 8)),
+    ):
+        m = run_transfer(attack, other, model, x, y).metrics()
+        values = [label, len(y), m["surrogate_accuracy"], m["target_clean_accuracy"]]
+        values += [m["target_accuracy"], m["target_loss"], m["transfer_rate"]]
+        records.append(dict(zip(TRANSFER_COLUMNS, values)))
+    row = model_row("surrogate-cnn d2 w32", other, other_meta)
+    section.tables.append(Table("models", MODEL_COLUMNS, [row]))
+    section.tables.append(Table.of("transfer", TRANSFER_COLUMNS, records, "surrogate -> reference"))
+    pgd = records[1]
+    section.text = (
+        "Examples crafted on a small surrogate (2 conv blocks of 32 filters, 1 epoch) and "
+        f"shown to the reference model: PGD's examples leave it {pgd['target acc']:.1%} "
+        f"accuracy, against {pgd['surrogate acc (white-box)']:.1%} on the surrogate itself."
+    )
+
+
+@task(version=1)
+def blackbox_section(
+    ctx: StudyContext, section: Section, target: Trained, eps: float, images: int, queries: int
+) -> None:
+    """Square, random search and one white pixel at every position; flip maps of four images."""
+    model, _ = target.load()
+    x, y, names = ctx.data.test.images, ctx.data.test.labels, ctx.data.class_names
+    n, q = images, queries
+    rows = [
+        attack_row(f"Square Linf {eps:g}", Square(eps=eps, queries=q)(model, x[:n], y[:n])),
+        attack_row(
+            f"random search Linf {eps:g}",
+            RandomSearch(eps=eps, queries=q, on_bound="project")(model, x[:n], y[:n]),
+        ),
+        attack_row("one white pixel (all positions)", PixelSweep()(model, x[:n], y[:n])),
+    ]
+    table = Table("blackbox", ATTACK_COLUMNS, rows, f"query-only attacks, budget {q}")
+    section.tables.append(table)
+    maps = torch.stack([pixel_flip_map(model, image, int(c)) for image, c in zip(x[:4], y[:4])])
+    flip_map_figure(
+        x[:4],
+        maps,
+        ctx.figure(section, "flips.png", "positions where one white pixel flips the prediction"),
+        labels=[names[int(v)] for v in y[:4]],
+    )
+    square = table.records()[0]
+    section.text = (
+        f"Attacks that only query the model's scores, {q} queries at most per image: Square "
+        f"leaves {square['robust acc']:.1%} accuracy with {square['queries']:.0f} queries on "
+        "average."
+    )
+
+
+GRID_COLUMNS = ["eps", "steps", "loss", "random start", "accuracy", "loss value"]
+
+
+@task(version=1)
+def demo_grid_records(
+    ctx: StudyContext, target: Trained, images: int, eps: Sequence[float], step: float
+) -> list[dict[str, Any]]:
+    """A PGD grid over eps, steps 1-8, CE and MSE, with and without a random start, run by the
+    sweep engine (whose store, beside this task's result, resumes it)."""
+    from saddlepoint.experiments.engine import current_rows, run_experiment
+
+    spec = parse_spec(
+        {
+            "name": "demo-grid",
+            "checkpoints": [str(target.path)],
+            "dataset": {"split": "test", "limit": images},
+            "attack": "pgd",
+            "grid": {
+                "eps": list(eps),
+                "steps": list(range(1, 9)),
+                "loss": ["ce", "mse"],
+                "random_start": [True, False],
+            },
+            "fixed": {"step": step, "seed": ctx.seed},
+        }
+    )
+    store_path = ctx.scratch(".sqlite")
+    run_experiment(spec, store_path, progress=ctx.progress)
+    with ResultsStore(store_path) as store:
+        rows = store.rows(current_rows(spec))
+    records = [
+        dict(
+            zip(
+                GRID_COLUMNS,
+                [
+                    r["param_eps"],
+                    r["param_steps"],
+                    r["param_loss"],
+                    bool(r["param_random_start"]),
+                    r["accuracy"],
+                    r["loss"],
+                ],
+            )
+        )
+        for r in rows
+    ]
+    return sorted(records, key=lambda r: tuple(r[c] for c in GRID_COLUMNS[:4]))
+
+
+@task(version=1)
+def grid_section(
+    ctx: StudyContext,
+    section: Section,
+    found: list[dict[str, Any]],
+    images: int,
+    eps: Sequence[float],
+    step: float,
+) -> None:
+    """The grid's ten strongest settings, every setting, and accuracy against steps."""
+    table = Table.of("grid", GRID_COLUMNS, found, f"PGD grid, step {step:g}")
+    top = sorted(found, key=lambda r: r["accuracy"])[:10]
+    caption = "top 10 configurations (lowest accuracy)"
+    section.tables.append(Table.of("top", GRID_COLUMNS, top, caption))
+    section.tables.append(table)
+    plot_table(
+        table,
+        ctx.figure(
+            section, "accuracy-vs-steps.png", "accuracy vs steps, mean over losses and starts"
+        ),
+        x="steps",
+        y="accuracy",
+        by="eps",
+        ci=True,
+        title="PGD grid: accuracy vs steps",
+    )
+    section.text = (
+        f"{len(found)} PGD configurations on {images} images, run by the sweep engine: the step "
+        "counts share one run, and eps values and random starts share stacked batches. "
+        f"The strongest setting leaves {top[0]['accuracy']:.1%} accuracy."
+    )
+
+
+@task(version=1)
+def defense_section(
+    ctx: StudyContext,
+    section: Section,
+    reference: Trained,
+    defended: Trained,
+    eps: float,
+    epochs: int,
+    images: int,
+    evaluation: str,
+    strong_queries: int,
+) -> None:
+    """PGD and the robust accuracy of the reference and the fast-AT model (the strongest
+    evaluation, named by ``evaluation`` so that a new one re-runs this)."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    models = [("reference", *reference.load()), ("fast AT", *defended.load())]
+    table = defense_table(models, x, y, eps, seed=ctx.seed, strong_queries=strong_queries)
+    section.tables.append(table)
+    pgd_column, robust_column = table.columns[2], table.columns[3]
+    before, after = table.records()
+    pgd, worst = after[pgd_column], after[robust_column]
+    section.text = (
+        f"Fast adversarial training (FGSM with random start, eps {eps:g}, warm-up 1 epoch, "
+        f"{epochs} epochs) leaves {pgd:.1%} accuracy under PGD-40 with two "
+        f"restarts and {worst:.1%} under the worst case of that and {STRONGEST_LABEL} "
+        f"(reference model: {before[robust_column]:.1%}), at a clean accuracy of "
+        f"{after['clean acc (test)']:.1%}, on the first {len(y)} test images. The second number "
+        f"is the robust accuracy; {pgd_reading(pgd, worst, len(y))}."
+    )
+
+
+@task(version=1)
+def audit_section(
+    ctx: StudyContext,
+    section: Section,
+    target: Trained,
+    eps: float,
+    images: int,
+    queries: int,
+    evaluation: str,
+    strong_queries: int,
+) -> None:
+    """The gradient-masking audit of the defended model, its checks and its verdict."""
+    model, _ = target.load()
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    report = audit(
+        model, x, y, eps=eps, queries=queries, seed=ctx.seed, strong_queries=strong_queries
+    )
+    rows = [
+        [
+            check.name,
+            "pass" if check.passed else "FAIL",
+            ", ".join(f"{k} {v:.3f}" for k, v in check.numbers.items()),
+        ]
+        for check in report.checks
+    ]
+    section.tables.append(Table("audit", ["check", "result", "numbers"], rows))
+    failed = [check for check in report.checks if not check.passed]
+    why = "; ".join(f"{c.name} ({c.meaning})" for c in failed)
+    passed = f"{len(report.checks) - len(failed)}/{len(report.checks)}"
+    section.tables.append(
+        Table(
+            "audit-summary",
+            ["robust accuracy", "reached by", "checks passed", "failed"],
+            [[report.robust_accuracy, report.robust_attack, passed, why]],
+            "the lowest robust accuracy of every attack the audit ran at eps",
+        )
+    )
+    section.text = (
+        f"The gradient-masking audit of the fast-AT model on the first {len(y)} test images at "
+        f"Linf eps {eps:g}: robust accuracy {report.robust_accuracy:.1%} "
+        f"({report.robust_attack}). " + "".join(f"Note: {note}. " for note in report.notes)
+    )
+    if not failed:
+        section.text += (
+            "It passes every check: its robustness is not an artefact of attacks failing."
+        )
+    else:
+        section.text += (
+            f"It fails {len(failed)} check(s): {why}. Quote the audit's robust accuracy, not "
+            "PGD-40's, for this model."
+        )
 
 
 def defense_table(
@@ -381,22 +468,18 @@ def defense_table(
     pgd = PGD(eps=eps, steps=pgd_steps, restarts=2, early_stop=True, seed=seed)
     strong = strongest_attack("linf", eps, seed=seed, steps=strong_steps, queries=strong_queries)
     pgd_label = f"PGD-{pgd_steps}x2 Linf {eps:g}"
-    rows = []
+    robust_label = f"robust accuracy (worst of PGD and {STRONGEST_LABEL})"
+    records = []
     for label, net, metadata in models:
         pgd_result = pgd(net, x, y)
         robust = worst_case({pgd_label: pgd_result, STRONGEST_LABEL: strong(net, x, y)})
-        rows.append(
-            [
-                label,
-                metadata["metrics"]["test"]["accuracy"],
-                pgd_result.metrics()["robust_accuracy"],
-                robust.accuracy,
-            ]
+        records.append(
+            {
+                "model": label,
+                "clean acc (test)": metadata["metrics"]["test"]["accuracy"],
+                pgd_label: pgd_result.metrics()["robust_accuracy"],
+                robust_label: robust.accuracy,
+            }
         )
-    columns = [
-        "model",
-        "clean acc (test)",
-        pgd_label,
-        f"robust accuracy (worst of PGD and {STRONGEST_LABEL})",
-    ]
-    return Table("defense", columns, rows, "reference vs adversarially trained")
+    columns = ["model", "clean acc (test)", pgd_label, robust_label]
+    return Table.of("defense", columns, records, "reference vs adversarially trained")
