@@ -166,6 +166,8 @@ CASES = {
             clip=False,
             compare_t=[0.1],
             images=10,
+            bound="clamp",
+            lr=1e-3,
         ),
     ),
     "convergence": (
@@ -249,3 +251,21 @@ def test_changing_any_argument_reruns_what_it_feeds_and_only_that(name, tmp_path
         for key, (digest, seconds) in again.items():  # rebuilt exactly when its key changed
             if key in recorded:
                 assert (digest == recorded[key][0]) == (seconds == recorded[key][1]), key
+
+
+def test_studies_are_short_declarations_without_hand_written_keys():
+    """Every function under experiments/studies/ fits in 80 lines, and none builds a cache key:
+    keys come from the engine only (no 'params' dict handed to a cache)."""
+    import ast
+    from pathlib import Path
+
+    import saddlepoint.experiments.studies as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 80, f"{path.name}: {node.name} has {length} lines"
+            if isinstance(node, ast.Attribute) and node.attr in ("kept", "part_key", "store_path"):
+                raise AssertionError(f"{path.name}: ctx.{node.attr} keys a result by hand")

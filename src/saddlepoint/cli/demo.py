@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 def audit_line(section: Section) -> str:
     """The demo's closing audit line: the robust accuracy to quote and the failed checks."""
-    accuracy, reached_by, passed, failed = section.table("audit-summary").rows[0]
+    summary = section.table("audit-summary").records()[0]
     line = (
-        f"\naudit of the fast-AT model: robust accuracy {accuracy:.4f} ({reached_by}); "
-        f"{passed} checks pass"
+        f"\naudit of the fast-AT model: robust accuracy {summary['robust accuracy']:.4f} "
+        f"({summary['reached by']}); {summary['checks passed']} checks pass"
     )
-    return line + (f"; failed: {failed}" if failed else "")
+    return line + (f"; failed: {summary['failed']}" if summary["failed"] else "")

@@ -15,13 +15,9 @@ from saddlepoint.cli.common import (
     format_table,
     positive_int,
 )
-from saddlepoint.data import load_dataset
 from saddlepoint.fileio import write_text
-from saddlepoint.modes import predict_logits
 from saddlepoint.progress import watched
-from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
-from saddlepoint.viz.grids import generative_figure
-from saddlepoint.viz.plots import line_plot
+from saddlepoint.train.generative import GenerativeAttackConfig
 
 SEED004_T = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 
@@ -34,8 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train classifier C1 (and C2, same architecture, another seed, clean data "
         "only), then an encoder-decoder attacker whose perturbation is bounded by the intensity "
         "t, in consecutive mode (C1 frozen) or alternating mode (attacker and C1 take turns). "
-        "Writes a per-epoch table (CSV, JSON), accuracy-versus-t plots and a picture of "
-        "originals, perturbations and attacks per t.",
+        "Runs the generative study (`saddlepoint study run` with study: generative) into --out: "
+        "a re-run resumes at the runs it lacks. Writes its report (accuracy against t, per-epoch "
+        "curves, originals, perturbations and attacks per t) and the per-epoch rows as CSV and "
+        "JSON.",
     )
     parser.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
     parser.add_argument(
@@ -124,82 +122,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load_dataset(args.dataset, **dataset_options(args, args.dataset))
-    data = type(data)(
-        data.name,
-        data.train.head(args.train_limit),
-        data.val.head(2000),
-        data.test.head(args.test_limit),
-        data.class_names,
-        data.source,
-    )
+    """The generative study with these settings, run into --out (resumable: a re-run trains
+    only the (mode, t) runs it lacks), with its report and the per-epoch rows as CSV and JSON."""
+    from saddlepoint.experiments.studies import run_study
+    from saddlepoint.runlog import RunLog
+    from saddlepoint.viz.report import render_report
+
     modes = ["consecutive", "alternating"] if args.mode == "both" else [args.mode]
-    rows, attackers = [], {}
-    for mode in modes:
-        for t in args.t:
-            config = GenerativeAttackConfig(
-                t=t,
-                mode=mode,
-                classifier=args.classifier,
-                classifier_epochs=args.classifier_epochs,
-                attacker_epochs=args.attacker_epochs,
-                clean_epochs=args.clean_epochs,
-                width=args.width,
-                bound=args.bound,
-                loss=args.loss,
-                lr=args.lr,
-                final_norm=args.final_norm,
-                c2_alongside=args.c2_alongside,
-                clip=args.clip,
-                seed=args.seed,
-                device=args.device,
-            )
-            run_ = train_generative_attack(data, config, progress=watched())
-            rows += run_.history
-            attackers[(mode, t)] = run_.attacker.cpu()
+    params = dict(t=list(args.t), modes=modes, classifier=args.classifier, width=args.width)
+    params |= dict(classifier_epochs=args.classifier_epochs, attacker_epochs=args.attacker_epochs)
+    params |= dict(clean_epochs=args.clean_epochs, loss=args.loss, final_norm=args.final_norm)
+    params |= dict(c2_alongside=args.c2_alongside, clip=args.clip, images=args.test_limit)
+    params |= dict(bound=args.bound, lr=args.lr)
+    study = {
+        "study": "generative",
+        "title": "Generative attacker (saddlepoint gan-attack)",
+        "dataset": {"name": args.dataset, "options": dataset_options(args, args.dataset)},
+        "seed": args.seed,
+        "device": args.device,
+        "train_limit": args.train_limit,
+        "params": params,
+    }
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    run_study(study, out, progress=watched())
+    with RunLog(out) as log:
+        section = log.section("generative")
+    rows = section.table("history").records()
     write_text(out / "results.json", json.dumps(rows, indent=2) + "\n")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "results.csv", buffer.getvalue())
-    final = [r for r in rows if r["epoch"] == args.attacker_epochs]
-    for mode in modes:
-        mine = sorted((r for r in final if r["mode"] == mode), key=lambda r: r["t"])
-        ts = [r["t"] for r in mine]
-        series = {
-            f"{c.upper()} {kind}": (ts, [r[f"{c}_{kind}_accuracy"] for r in mine])
-            for c in ("c1", "c2")
-            for kind in ("clean", "attacked")
-        }
-        line_plot(
-            series,
-            out / f"accuracy-vs-t-{mode}.png",
-            xlabel="intensity t",
-            ylabel="test accuracy",
-            title=f"Generative attacker, {mode}",
-            logx=len(ts) > 1,
-        )
-    examples = data.test.images[:6]
-    attacked = {key: predict_logits(a, examples) for key, a in attackers.items()}  # outputs
-    generative_figure(attacked, examples, out / "attacks-per-t.png")
+    final = section.table("final")
     print(
         format_table(
-            [
-                (
-                    r["mode"],
-                    r["t"],
-                    r["c1_clean_accuracy"],
-                    r["c1_attacked_accuracy"],
-                    r["c2_clean_accuracy"],
-                    r["c2_attacked_accuracy"],
-                )
-                for r in final
-            ],
-            ["mode", "t", "C1 clean", "C1 attacked", "C2 clean", "C2 attacked"],
+            final.rows, ["mode", "t", "C1 clean", "C1 attacked", "C2 clean", "C2 attacked"]
         )
     )
-    print(f"results: {out / 'results.csv'}\nplots: {out}")
+    print(f"results: {out / 'results.csv'}\nreport: {render_report(out)}")
     return 0

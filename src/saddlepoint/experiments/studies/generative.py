@@ -106,6 +106,8 @@ def generative(
     clip: bool = True,
     compare_t: Sequence[float] = (0.04, 0.08),
     images: int | None = None,
+    bound: str = "scale",
+    lr: float = 3e-3,
 ) -> dict:
     """Train the attacker network per (mode, t); C1 (attacked) and C2 (transfer) accuracy.
 
@@ -117,7 +119,8 @@ def generative(
     that reading, not a valid-image threat model). Figures: accuracy and loss per
     attacker epoch, one curve per t (seed Figs 3-5), and the two modes side by side at each t of
     ``compare_t`` that was run (Fig 6). ``images``: evaluate after each attacker epoch on the
-    first N test images only (all by default, as the seed).
+    first N test images only (all by default, as the seed). ``bound`` 'scale' bounds the
+    perturbation by t * tanh, 'clamp' clamps it to [-t, t]; ``lr`` is the Adam learning rate.
     """
     configs: list[dict[str, Any]] = [
         dict(
@@ -130,6 +133,8 @@ def generative(
             width=width,
             loss=loss,
             final_norm=final_norm,
+            bound=bound,
+            lr=lr,
             c2_alongside=c2_alongside,
             clip=clip,
             seed=ctx.seed,
