@@ -31,6 +31,12 @@ class AttackEntry:
         """Whether the attack is minimal-norm (no radius): read from the builder, never built."""
         return bool(getattr(self.builder, "minimal", False))
 
+    @property
+    def stackable(self) -> bool:
+        """Whether the sweep engine may stack this attack's configurations into one run (the
+        builder says so; presets built by functions, such as fgsm, do not)."""
+        return bool(getattr(self.builder, "stackable", False))
+
     def arguments(self) -> dict[str, Any]:
         """Every keyword the attack accepts, with the preset's values over the defaults. A
         builder that passes ``**common`` on to ``Attack`` accepts the keywords in ``COMMON``."""

@@ -37,6 +37,7 @@ from saddlepoint.attacks.registry import ATTACKS
 from saddlepoint.checkpoint import load_checkpoint, read_metadata
 from saddlepoint.data import dataset_for
 from saddlepoint.experiments.spec import ExperimentSpec
+from saddlepoint.experiments.stacked import record_settings
 from saddlepoint.experiments.store import ResultsStore, config_key
 from saddlepoint.fileio import content_digest
 from saddlepoint.models.external import EXTERNAL, factory_source_digest
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def _shareable(attack: str, params: dict[str, Any]) -> bool:
     """Whether configurations of this kind may share one multi-step PGD run."""
-    if ATTACKS[attack].builder is not PGD:
+    if not ATTACKS[attack].stackable:
         return False
     merged = {**ATTACKS[attack].arguments(), **params}
     return (
@@ -61,7 +62,7 @@ def _shareable(attack: str, params: dict[str, Any]) -> bool:
     )
 
 
-# Settings that share one stacked run besides the step count (see PGD.record_settings).
+# Settings that share one stacked run besides the step count (see stacked.record_settings).
 STACKED = ("steps", "eps", "random_start", "step", "loss")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STACK_BYTES = 256 * 2**20  # memory cap on one stacked copy of the data (inputs and starts)
@@ -360,12 +361,12 @@ def _run_group(
     steps = sorted({c["steps"] for c in group})
     fixed = {k: v for k, v in params.items() if k not in STACKED}
     attack_object = build_attack(attack, **fixed, steps=max(steps), record_at=steps)
-    assert isinstance(attack_object, PGD)  # STACKABLE holds PGD presets only
+    assert isinstance(attack_object, PGD)  # a stackable entry builds a PGD
     per_setting = 2 * x.numel() * x.element_size()  # inputs and starts of one copy
     chunk = max(1, STACK_BYTES // max(per_setting, 1))
     records = torch.cat(
         [
-            attack_object.record_settings(model, x, y, settings[i : i + chunk])
+            record_settings(attack_object, model, x, y, settings[i : i + chunk])
             for i in range(0, len(settings), chunk)
         ]
     )

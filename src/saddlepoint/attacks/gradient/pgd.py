@@ -33,8 +33,7 @@ Example:
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -46,13 +45,7 @@ from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.gradient.restarts import StrongestSoFar
 from saddlepoint.attacks.runtime import (
     float32_logits,
-    memory_layout,
-    plan_execution,
-    precision_scope,
-    to_layout,
 )
-from saddlepoint.losses import get_loss
-from saddlepoint.modes import evaluating
 from saddlepoint.threat import parse_eps
 from saddlepoint.validation import check_choice, check_flag, check_number
 
@@ -62,6 +55,9 @@ class PGD(Attack):
 
     name = "pgd"
     low_precision = True
+    # record_at lets one run of max(k) steps answer every step count k: the sweep engine stacks
+    # configurations of a stackable attack into one run (experiments/stacked.py)
+    stackable = True
 
     def __init__(
         self,
@@ -237,89 +233,6 @@ class PGD(Attack):
         records[:, slot, 1] = F.cross_entropy(logits, labels, reduction="none")
         records[:, slot, 2] = value
 
-    def record_settings(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        settings: Sequence[
-            tuple[float, bool] | tuple[float, bool, float] | tuple[float, bool, float, str]
-        ],
-    ) -> torch.Tensor:
-        """The ``record_at`` records of this attack at several (eps, random_start), (eps,
-        random_start, step) or (eps, random_start, step, loss) settings, as one stacked batch:
-        shape (len(settings), N, len(record_at), 3).
-
-        Every setting's copy of the data carries its own radius, step size and loss (the
-        attack's when a setting gives none) and start (the random start a separate run at that
-        eps draws), and the stacked rows go through the model in sub-batches
-        of the planned size, so one forward/backward pass serves several settings while memory
-        stays that of one sub-batch. Results equal separate runs' up to float rounding (exactly,
-        when the sub-batches line up). Needs ``record_at``, one restart, no early stop or tol."""
-        owner = type(self).__name__
-        if not self.record_at or self.restarts != 1 or self.early_stop or self.tol is not None:
-            raise ValueError(
-                f"{owner}.record_settings needs record_at, restarts=1, early_stop=False, tol=None."
-            )
-        if not settings:
-            raise ValueError(f"{owner}.record_settings needs at least one (eps, random_start).")
-        x, y, _ = self._check(model, x, y, None)
-        n, shape, context = len(x), tuple(x.shape[1:]), BatchContext(0, self.seed)
-        radii, steps, starts, loss_names = [], [], [], []
-        for setting in settings:
-            eps, random_start = setting[0], setting[1]
-            step = parse_eps(setting[2], "step", owner) if len(setting) > 2 else self.step
-            loss_names.append(setting[3] if len(setting) > 3 else self.loss_name)
-            eps = parse_eps(eps, "eps", owner)
-            radii.append(torch.full((n,), eps, device=x.device, dtype=x.dtype))
-            steps.append(torch.full((n,), step, device=x.device, dtype=x.dtype))
-            if random_start:
-                starts.append(context.random_start(n, shape, self.norm, eps, 0).to(x))
-            else:
-                starts.append(torch.zeros_like(x))
-        stacked_x = x.repeat(len(settings), *([1] * (x.dim() - 1)))
-        stacked_y, radius, start = y.repeat(len(settings)), torch.cat(radii), torch.cat(starts)
-        step_sizes = torch.cat(steps)
-        names = sorted(set(loss_names))
-        loss_rows = torch.tensor(
-            [names.index(name) for name in loss_names], device=x.device
-        ).repeat_interleave(n)
-        losses = [get_loss(name) for name in names]
-        records = x.new_zeros((len(stacked_x), len(self.record_at), 3))
-        plan = plan_execution(
-            model,
-            x[: min(n, 2)],
-            len(stacked_x),
-            batch_size=self.batch_size,
-            memory_format=self.memory_format,
-            precision=self._precision(),
-        )
-        layout = plan.channels_last
-        with (
-            evaluating(model, freeze=True),
-            torch.enable_grad(),
-            memory_layout(model, layout),
-            precision_scope(x.device, plan.precision),
-        ):
-            for first in range(0, len(stacked_x), plan.batch_size):
-                rows = slice(first, first + plan.batch_size)
-                worker = self
-                if names != [self.loss_name]:  # each row ascends its own setting's loss
-                    worker = copy.copy(self)
-                    worker.loss_fn = RowLosses(losses, loss_rows[rows])
-                worker._ascend(  # writes its records into the view records[rows]
-                    model,
-                    to_layout(stacked_x[rows], layout),
-                    stacked_y[rows],
-                    None,
-                    to_layout(start[rows], layout),
-                    None,
-                    records[rows],
-                    eps=radius[rows],
-                    step=step_sizes[rows],
-                )
-        return records.view(len(settings), n, len(self.record_at), 3).cpu()
-
     def _run(
         self,
         model: nn.Module,
@@ -379,26 +292,3 @@ def fgm(**kwargs: Any) -> PGD:
 def bim(**kwargs: Any) -> PGD:
     """BIM / I-FGSM (Kurakin et al., 2017): PGD from x, without a random start."""
     return PGD(**{"random_start": False, **kwargs})
-
-
-class RowLosses:
-    """Several per-sample losses over one batch, row i taking loss ``losses[index[i]]``: the
-    stacked settings of a grid ascend different losses in one pass (the gradient of the summed
-    objective is still each row's own)."""
-
-    def __init__(
-        self,
-        losses: Sequence[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
-        index: torch.Tensor,
-    ) -> None:
-        self.losses, self.index = list(losses), index
-        self.present = [int(i) for i in index.unique().tolist()]  # one device sync, not per step
-
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if len(self.present) == 1:
-            return self.losses[self.present[0]](logits, labels)
-        values = torch.zeros(len(labels), dtype=logits.dtype, device=logits.device)
-        for i in self.present:
-            rows = self.index == i
-            values[rows] = self.losses[i](logits[rows], labels[rows]).to(values.dtype)
-        return values
