@@ -6,7 +6,7 @@ Square), and, beside the machinery (``base``, ``result``, ``runtime``, ``registr
 attacks built from other attacks or models (``ensemble``, ``transfer``, ``generative``).
 """
 
-from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
+from saddlepoint.attacks.base import Adversary, Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square, pixel_flip_map
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
@@ -18,6 +18,7 @@ from saddlepoint.attacks.transfer import SurrogateEnsemble, TransferResult, tran
 
 __all__ = [
     "APGD",
+    "Adversary",
     "APGDTargeted",
     "ATTACKS",
     "Attack",

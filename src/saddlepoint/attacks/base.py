@@ -14,7 +14,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -92,6 +92,35 @@ def _takes_positional(init: Any) -> bool:
     """Whether a constructor takes any argument by position besides self (most attacks do not)."""
     parameters = list(inspect.signature(init).parameters.values())[1:]
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+
+@runtime_checkable
+class Adversary(Protocol):
+    """What every attack and every ensemble of attacks is: configured once, described by its
+    settings, and called on ``(model, x, y)`` (targeted with ``targets``) for per-sample
+    results. Code that takes "an attack" takes an Adversary."""
+
+    @property
+    def name(self) -> str: ...
+
+    def config(self) -> dict: ...
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        targets: torch.Tensor | None = None,
+    ) -> AttackResult: ...
+
+    def perturb(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
 
 
 class Attack:

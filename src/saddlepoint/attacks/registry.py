@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from saddlepoint.attacks.base import COMMON, Attack
+from saddlepoint.attacks.base import COMMON, Adversary, Attack
 from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square
-from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
+from saddlepoint.attacks.ensemble import EnsemblePreset
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
 from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
 from saddlepoint.validation import check_keywords, check_new_name, unknown_name_error
@@ -22,7 +22,7 @@ class AttackEntry:
     """A registered attack: the class (or builder), preset arguments and a description."""
 
     name: str
-    builder: Callable[..., Attack | Ensemble]
+    builder: Callable[..., Adversary]
     preset: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -181,7 +181,7 @@ register_attack(
 )
 
 
-def build_attack(name: str, **kwargs: Any) -> Attack | Ensemble:
+def build_attack(name: str, **kwargs: Any) -> Adversary:
     """Configure attack ``name``; ``kwargs`` override its preset (unknown ones: TypeError)."""
     if name not in ATTACKS:
         raise unknown_name_error("attack", name, ATTACKS)

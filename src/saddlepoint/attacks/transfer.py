@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saddlepoint.attacks.base import Attack
-from saddlepoint.attacks.ensemble import Ensemble
+from saddlepoint.attacks.base import Adversary
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import predict_logits
 from saddlepoint.validation import check_choice
@@ -83,7 +82,7 @@ class TransferResult:
 
 
 def transfer_attack(
-    attack: Attack | Ensemble,
+    attack: Adversary,
     surrogates: nn.Module | Sequence[nn.Module],
     target: nn.Module,
     x: torch.Tensor,

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saddlepoint.attacks import Attack, Ensemble
+from saddlepoint.attacks import Adversary
 from saddlepoint.attacks.registry import ATTACKS, build_attack
 from saddlepoint.data.base import ImageData
 from saddlepoint.threat import parse_eps
@@ -59,7 +59,7 @@ class AdversarialTraining(TrainingDefense):
         self.attack = self._build(1.0)  # validates the arguments now, not mid-training
         self._epoch_set: torch.Tensor | None = None
 
-    def _build(self, scale: float) -> Attack | Ensemble:
+    def _build(self, scale: float) -> Adversary:
         kwargs = dict(self.attack_kwargs)
         if "step" in kwargs and kwargs["step"] is not None:
             kwargs["step"] = parse_eps(kwargs["step"]) * scale

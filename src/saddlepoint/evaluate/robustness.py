@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from saddlepoint.attacks import Attack, AttackResult, Ensemble, build_attack
+from saddlepoint.attacks import Adversary, AttackResult, build_attack
 
 # Measured on the demo's fast-AT MNIST CNN, 1,000 test images, Linf 0.3: apgd-ensemble 28.2%,
 # apgd-t 26.6%, apgd-ce-t 25.5%, apgd-strong 24.9% (PGD-40x2: 48.7%).
@@ -38,7 +38,7 @@ def strongest_attack(
     bounds: tuple[float, float] = (0.0, 1.0),
     seed: int = 0,
     **overrides: Any,
-) -> Attack | Ensemble:
+) -> Adversary:
     """The strongest registered evaluation at (``norm``, ``eps``); ``overrides`` reach the
     members that take them (``steps`` the gradient attacks, ``queries`` Square)."""
     return build_attack(STRONGEST_ATTACK, norm=norm, eps=eps, bounds=bounds, seed=seed, **overrides)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, Attack, Ensemble, build_attack
+from saddlepoint.attacks import PGD, Adversary, build_attack
 from saddlepoint.data.base import Split
 from saddlepoint.defenses import AdversarialTraining
 from saddlepoint.evaluate.robustness import STRONGEST_LABEL, strongest_attack
@@ -32,7 +32,7 @@ def _attacks(
     pgd_steps: int,
     pgd_linf_step: float,
     pgd_l2_step: float,
-) -> dict[str, Attack | Ensemble]:
+) -> dict[str, Adversary]:
     """The seed's four attacks: FGSM, FGM, and PGD in Linf and L2 from x."""
     return {
         f"FGSM eps {fgsm_eps:g}": build_attack("fgsm", eps=fgsm_eps),
@@ -53,7 +53,7 @@ def _splits(ctx: StudyContext, train_images: int | None, test_images: int | None
     return {"train": train, "test": ctx.data.test.head(test_images, "test_images")}
 
 
-def _accuracy(attack: Attack | Ensemble | None, net: nn.Module, split: Split) -> float:
+def _accuracy(attack: Adversary | None, net: nn.Module, split: Split) -> float:
     """Accuracy on ``split`` under ``attack`` (clean when None), in chunks to bound memory."""
     correct, total = 0.0, 0
     for start in range(0, len(split), 2000):
@@ -70,8 +70,8 @@ def _accuracy(attack: Attack | Ensemble | None, net: nn.Module, split: Split) ->
 def table3_accuracies(
     net: nn.Module,
     split: Split,
-    attacks: Mapping[str, Attack | Ensemble],
-    strong: Attack | Ensemble | None = None,
+    attacks: Mapping[str, Adversary],
+    strong: Adversary | None = None,
     strong_images: int = 0,
 ) -> list[float]:
     """Seed 002's Table 3 cells for ``net`` on ``split``: clean accuracy, accuracy under each of
@@ -390,7 +390,7 @@ def table3_record(
     only) under the strongest evaluation on its first ``strong_images`` images."""
     net, _ = target.load()
     data = _splits(ctx, train_images, test_images)[split]
-    attacks: dict[str, Attack | Ensemble] = {
+    attacks: dict[str, Adversary] = {
         "FGSM": build_attack("fgsm", eps=fgsm_eps),
         "PGD": PGD(norm="linf", eps=fgsm_eps, steps=pgd_steps, step=pgd_step, random_start=False),
     }

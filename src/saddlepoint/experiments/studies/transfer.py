@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, Attack, Ensemble, build_attack, transfer_attack
+from saddlepoint.attacks import PGD, Adversary, build_attack, transfer_attack
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import (
     MODEL_COLUMNS,
@@ -101,7 +101,7 @@ def transfer_study(
 
 def transfer_attacks(
     fgsm_eps: float, eps: float, pgd_steps: int, step: float, random_start: bool
-) -> dict[str, Attack | Ensemble]:
+) -> dict[str, Adversary]:
     """FGSM at ``fgsm_eps`` and PGD at ``eps``, by the names the tables use."""
     return {
         "FGSM": build_attack("fgsm", eps=fgsm_eps),
@@ -291,7 +291,7 @@ def gradcam_section(
 
 
 def fooled_examples(
-    attack: Attack | Ensemble,
+    attack: Adversary,
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
