@@ -52,8 +52,8 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
 @pytest.mark.parametrize(
     ("register", "registry", "name", "args"),
     [
-        ("saddlepoint.attacks.registry:register_attack", "ATTACKS", "pgd", ("x",)),
-        ("saddlepoint.models.registry:register_model", "MODELS", "cnn", ("x",)),
+        ("saddlepoint.attacks.registry:register_attack", "ATTACKS", "pgd", ({},)),
+        ("saddlepoint.models.registry:register_model", "MODELS", "cnn", ({},)),
         ("saddlepoint.data.registry:register_dataset", "DATASETS", "digits", ("x",)),
         ("saddlepoint.experiments.studies:register_study", "STUDIES", "transfer", ()),
     ],

@@ -80,7 +80,7 @@ def test_recipe_fills_what_the_config_and_command_line_leave(tmp_path):
     """--recipe mnist-robust stands for its measured options; a config file's values and the
     command line's win over it, in that order; every preset is valid for `train`."""
     from saddlepoint.cli.main import parse
-    from saddlepoint.cli.recipes import TRAIN_RECIPES
+    from saddlepoint.train.presets import TRAIN_RECIPES
 
     parser = build_parser()
     args = parse(parser, ["train", "--recipe", "mnist-robust"])

@@ -14,7 +14,8 @@ from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Squ
 from saddlepoint.attacks.ensemble import EnsemblePreset
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
 from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
-from saddlepoint.validation import check_keywords, check_new_name, unknown_name_error
+from saddlepoint.registry import Registry
+from saddlepoint.validation import check_keywords, unknown_name_error
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class AttackEntry:
         return values
 
 
-ATTACKS: dict[str, AttackEntry] = {}
+ATTACKS: Registry[AttackEntry] = Registry("attack")
 
 
 def list_attacks() -> dict[str, str]:
@@ -64,8 +65,7 @@ def register_attack(
     description: str = "",
 ) -> None:
     """Add an attack to the registry: the CLI, configs and the contract tests pick it up."""
-    check_new_name("attack", name, ATTACKS)
-    ATTACKS[name] = AttackEntry(name, builder, dict(preset or {}), description)
+    ATTACKS.register(name, AttackEntry(name, builder, dict(preset or {}), description))
 
 
 register_attack(

@@ -14,11 +14,11 @@ from saddlepoint.cli.common import (
     format_table,
     parse_assignments,
 )
-from saddlepoint.cli.recipes import TRAIN_RECIPES, TrainRecipe
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
 from saddlepoint.progress import watched
 from saddlepoint.train import TrainConfig, TrainingDefense, recipe_tag, train_classifier
+from saddlepoint.train.presets import TRAIN_RECIPES, TrainRecipe
 
 log = logging.getLogger(__name__)
 

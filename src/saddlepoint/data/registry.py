@@ -13,7 +13,8 @@ from saddlepoint.data.base import ImageData, three_way_split
 from saddlepoint.data.cifar import load_cifar10
 from saddlepoint.data.digits import load_digits
 from saddlepoint.data.mnist import load_fashion_mnist, load_mnist
-from saddlepoint.validation import check_keywords, check_new_name, unknown_name_error
+from saddlepoint.registry import Registry
+from saddlepoint.validation import check_keywords, unknown_name_error
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,12 @@ class DatasetEntry:
         return {name: p.default for name, p in signature.parameters.items()}
 
 
-DATASETS: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
 def register_dataset(name: str, loader: Callable[..., ImageData], description: str) -> None:
     """Add a dataset to the registry (the CLI and configs see it at once)."""
-    check_new_name("dataset", name, DATASETS)
-    DATASETS[name] = DatasetEntry(name, loader, description)
+    DATASETS.register(name, DatasetEntry(name, loader, description))
 
 
 register_dataset(

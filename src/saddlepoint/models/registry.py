@@ -17,7 +17,8 @@ from torch import nn
 from saddlepoint.models.cnn import MLP, ConvNet
 from saddlepoint.models.preprocess import QuantizedModel, parse_quantize
 from saddlepoint.models.resnet import ResNet18
-from saddlepoint.validation import check_keywords, check_new_name, check_number, unknown_name_error
+from saddlepoint.registry import Registry
+from saddlepoint.validation import check_keywords, check_number, unknown_name_error
 
 
 def surrogate_cnn(*, depth: int = 3, width: int = 64, **kwargs: Any) -> ConvNet:
@@ -64,7 +65,7 @@ def _convnet_defaults() -> dict[str, Any]:
     return {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
 
 
-MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(
@@ -75,8 +76,7 @@ def register_model(
     source: str = "",
 ) -> None:
     """Add a model to the registry (the CLI, configs and contract tests see it at once)."""
-    check_new_name("model", name, MODELS)
-    MODELS[name] = ModelEntry(name, builder, dict(preset or {}), description, source)
+    MODELS.register(name, ModelEntry(name, builder, dict(preset or {}), description, source))
 
 
 register_model(

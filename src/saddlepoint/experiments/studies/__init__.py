@@ -29,8 +29,9 @@ from saddlepoint.experiments.studies.robust_nets import adversarial_training_stu
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
 from saddlepoint.fileio import read_yaml
+from saddlepoint.registry import Registry
 from saddlepoint.runlog import RUN_FILE, RunLog
-from saddlepoint.validation import check_new_name, closest
+from saddlepoint.validation import closest
 
 
 def _hint(name: str, choices: Iterable[str]) -> str:
@@ -38,19 +39,21 @@ def _hint(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {match!r}?)" if match else ""
 
 
-STUDIES: dict[str, Callable[..., Any]] = {
-    "attack-grid": attack_grid,  # 1
-    "convergence": convergence,  # 2
-    "transfer": transfer_study,  # 3
-    "overfitting": overfitting,  # 4
-    "defenses": defenses,  # 5
-    "minimal-perturbations": minimal_perturbations,  # 6
-    "blackbox": blackbox,  # 7
-    "generative": generative,  # 8
-    "fast-gradient": fast_gradient,  # 9
-    "adversarial-training": adversarial_training_study,  # 10
-    "demo": demo,  # the main job: a little of everything
-}
+STUDIES: Registry[Callable[..., Any]] = Registry("study")
+for _name, _function in (
+    ("attack-grid", attack_grid),
+    ("convergence", convergence),
+    ("transfer", transfer_study),
+    ("overfitting", overfitting),
+    ("defenses", defenses),
+    ("minimal-perturbations", minimal_perturbations),
+    ("blackbox", blackbox),
+    ("generative", generative),
+    ("fast-gradient", fast_gradient),
+    ("adversarial-training", adversarial_training_study),
+    ("demo", demo),  # the main job: a little of everything
+):
+    STUDIES.register(_name, _function)
 
 # Where each study comes from in the seed reports (../shared/seeds/, summarised in README).
 SOURCES: dict[str, str] = {
@@ -75,8 +78,7 @@ class StudyError(ValueError):
 
 
 def register_study(name: str, function: Callable[..., Any]) -> None:
-    check_new_name("study", name, STUDIES)
-    STUDIES[name] = function
+    STUDIES.register(name, function)
 
 
 def load_study(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def check_study(data: Any) -> dict[str, Any]:
                 f"Allowed: {', '.join(_KEYS)}."
             )
     name = data.get("study")
-    if name not in STUDIES:
+    if not isinstance(name, str) or name not in STUDIES:
         raise StudyError(
             f"Field 'study': {name!r} is not a study{_hint(str(name), STUDIES)}. "
             f"Choose one of: {', '.join(sorted(STUDIES))}."

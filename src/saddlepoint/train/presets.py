@@ -1,4 +1,4 @@
-"""Named presets of `saddlepoint train` options: recipes measured here, ready to re-run.
+"""Named training recipes: presets of `saddlepoint train` options measured here, ready to re-run.
 
 A recipe fills the options it names; options given on the command line (or in a --config file)
 win. Each entry says what it measured, on which machine, so a user knows what to expect.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from saddlepoint.registry import Registry
+
 
 @dataclass(frozen=True)
 class TrainRecipe:
@@ -18,8 +20,10 @@ class TrainRecipe:
     measured: str = ""
 
 
-TRAIN_RECIPES: dict[str, TrainRecipe] = {
-    "mnist-robust": TrainRecipe(
+TRAIN_RECIPES: Registry[TrainRecipe] = Registry("recipe")
+TRAIN_RECIPES.register(
+    "mnist-robust",
+    TrainRecipe(
         options={
             "dataset": "mnist",
             "model": "mnist-cnn",
@@ -37,7 +41,10 @@ TRAIN_RECIPES: dict[str, TrainRecipe] = {
         "21.2 min on 2 CPU cores (AVX512-BF16), 98.4% clean, 89.8% under the reference AutoAttack "
         "on 1,000 test images (89.5% under `adaptive`)",
     ),
-    "fashion-robust": TrainRecipe(
+)
+TRAIN_RECIPES.register(
+    "fashion-robust",
+    TrainRecipe(
         options={
             "dataset": "fashion-mnist",
             "model": "mnist-cnn",
@@ -54,4 +61,4 @@ TRAIN_RECIPES: dict[str, TrainRecipe] = {
         "epochs), 8 epochs: 85.3% clean, 75.9% under the reference AutoAttack on 1,000 test "
         "images",
     ),
-}
+)
