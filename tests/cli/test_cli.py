@@ -202,3 +202,27 @@ def test_an_interrupted_train_command_resumes_to_the_same_weights(capsys, tmp_pa
     a, b = safetensors.torch.load_file(whole), safetensors.torch.load_file(stopped)
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
     assert not state.exists()
+
+
+def test_every_attack_keyword_is_an_option_generated_from_the_registry():
+    """The attack options are the registry's keywords: none is hand-kept, so none is missing."""
+    import argparse
+
+    from saddlepoint.attacks import ATTACKS
+    from saddlepoint.cli.attack import (
+        NOT_ON_THE_COMMAND_LINE,
+        add_attack_arguments,
+        attack_kwargs,
+        option_dest,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_attack_arguments(parser)
+    dests = {action.dest for action in parser._actions}
+    for name, entry in ATTACKS.items():
+        for keyword in set(entry.arguments()) - NOT_ON_THE_COMMAND_LINE:
+            assert option_dest(keyword) in dests, f"{name}: {keyword} has no option"
+    args = parser.parse_args(
+        ["--attack", "apgd", "--momentum", "0.5", "--attack-seed", "3", "--no-early-stop"]
+    )
+    assert attack_kwargs(args) == {"momentum": 0.5, "seed": 3, "early_stop": False}

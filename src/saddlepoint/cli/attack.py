@@ -37,30 +37,56 @@ if TYPE_CHECKING:
 
     from saddlepoint.data import ImageData
 
-# CLI option -> attack keyword; only options given on the command line are passed.
-ATTACK_OPTIONS = {
-    "norm": "norm",
-    "eps": "eps",
-    "step": "step",
-    "steps": "steps",
-    "random_start": "random_start",
-    "restarts": "restarts",
-    "loss": "loss",
-    "early_stop": "early_stop",
-    "tol": "tol",
-    "overshoot": "overshoot",
-    "candidates": "candidates",
-    "search_steps": "search_steps",
-    "lr": "lr",
-    "initial_const": "initial_const",
-    "kappa": "kappa",
-    "queries": "queries",
-    "pixels": "pixels",
-    "popsize": "popsize",
-    "attack_seed": "seed",
-    "attack_batch_size": "batch_size",
-    "precision": "precision",
+# Attack keywords the command line leaves to --option (structures, or outputs it never shows).
+NOT_ON_THE_COMMAND_LINE = frozenset({"bounds", "record_at", "trace"})
+# Keywords whose option takes another name, so it cannot be read as the command's own.
+OPTION_NAMES = {"seed": "attack-seed", "batch_size": "attack-batch-size"}
+# Help for the keywords a user reaches for first; every other keyword says which attacks take it.
+OPTION_HELP = {
+    "norm": "threat-model norm (l1: the attacks that support it, such as apgd and fab)",
+    "step": "PGD step size eta, e.g. 2/255",
+    "steps": "iterations n (PGD, APGD, DeepFool, CW)",
+    "random_start": "start at a random point of the ball",
+    "restarts": "random restarts, keeping each sample's worst case",
+    "loss": "loss to ascend: ce, mse, cw, dlr",
+    "early_stop": "evaluation mode, on by default where the attack supports it: stop each sample "
+    "at its first success (the same or lower robust accuracy for far fewer passes; loss under "
+    "attack is then that of the first successful iterate). --no-early-stop runs every step",
+    "tol": "PGD: stop a sample when its loss changes by less",
+    "overshoot": "DeepFool overshoot",
+    "candidates": "DeepFool: classes considered",
+    "queries": "query budget per image (black-box attacks)",
+    "pixels": "one-pixel: how many pixels may change",
+    "popsize": "one-pixel: population size",
+    "search_steps": "CW: binary-search steps over c",
+    "lr": "CW: Adam learning rate",
+    "initial_const": "CW: starting c",
+    "kappa": "CW: confidence margin",
+    "seed": "seed of the attack's random draws",
+    "batch_size": "sub-batch size (default: measured)",
+    "precision": "of the gradient passes of PGD/APGD (default: fp32): bf16 or fp16 under "
+    "autocast, or auto (bf16 where the hardware has it and it measures faster); iterates and "
+    "the success decision stay float32",
 }
+# Keywords read as radii or step sizes (a number or a fraction such as 8/255).
+FRACTIONS = frozenset({"eps", "step"})
+
+
+def attack_keywords() -> dict[str, list[str]]:
+    """Every keyword some registered attack takes (the ones the command line offers), with the
+    attacks that take it: the attack options are generated from the registry, so a new attack's
+    keyword is an option the moment it is registered."""
+    taken: dict[str, list[str]] = {}
+    for name, entry in ATTACKS.items():
+        for keyword in entry.arguments():
+            if keyword not in NOT_ON_THE_COMMAND_LINE:
+                taken.setdefault(keyword, []).append(name)
+    return taken
+
+
+def option_dest(keyword: str) -> str:
+    """The argparse destination of an attack keyword's option."""
+    return OPTION_NAMES.get(keyword, keyword).replace("-", "_")
 
 
 def _attack_epilog() -> str:
@@ -74,6 +100,16 @@ def _attack_epilog() -> str:
         )
         lines.append(f"  {'':14s}   {args}")
     return "\n".join(lines)
+
+
+def _size(text: str) -> int | str:
+    """argparse type: a sub-batch size, or 'auto' (measured)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'auto'") from None
 
 
 def _fraction(text: str) -> float:
@@ -135,59 +171,37 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attack", default="pgd", help=f"attack name: {', '.join(ATTACKS)} (default: pgd)"
     )
-    parser.add_argument(
-        "--norm",
-        choices=["linf", "l2", "l1"],
-        help="threat-model norm (l1: the attacks that support it, such as apgd and fab)",
-    )
-    parser.add_argument(
-        "--eps",
-        type=_fraction,
-        help="radius of the ball in [0, 1] pixel units, e.g. 0.3 or 8/255 (default, Linf: "
-        + ", ".join(f"{name} {eps:g}" for name, eps in DEFAULT_EPS.items())
-        + "; your own --data needs one)",
-    )
-    parser.add_argument("--step", type=_fraction, help="PGD step size eta, e.g. 2/255")
-    parser.add_argument("--steps", type=int, help="iterations n (PGD, APGD, DeepFool, CW)")
-    parser.add_argument(
-        "--random-start",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="start at a random point of the ball",
-    )
-    parser.add_argument(
-        "--restarts", type=int, help="random restarts, keeping each sample's worst case"
-    )
-    parser.add_argument("--loss", help="loss to ascend: ce, mse, cw, dlr")
-    parser.add_argument(
-        "--early-stop",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="evaluation mode, on by default where the attack supports it: stop each sample at "
-        "its first success (the same or lower robust accuracy for far fewer passes; loss under "
-        "attack is then that of the first successful iterate). --no-early-stop runs every step",
-    )
-    parser.add_argument(
-        "--tol", type=float, help="PGD: stop a sample when its loss changes by less"
-    )
-    parser.add_argument("--overshoot", type=float, help="DeepFool overshoot")
-    parser.add_argument("--candidates", type=int, help="DeepFool: classes considered")
-    parser.add_argument("--queries", type=int, help="query budget per image (black-box attacks)")
-    parser.add_argument("--pixels", type=int, help="one-pixel: how many pixels may change")
-    parser.add_argument("--popsize", type=int, help="one-pixel: population size")
-    parser.add_argument("--search-steps", type=int, help="CW: binary-search steps over c")
-    parser.add_argument("--lr", type=float, help="CW: Adam learning rate")
-    parser.add_argument("--initial-const", type=float, help="CW: starting c")
-    parser.add_argument("--kappa", type=float, help="CW: confidence margin")
-    parser.add_argument("--attack-seed", type=int, help="seed of the attack's random draws")
-    parser.add_argument("--attack-batch-size", type=int, help="sub-batch size (default: measured)")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "auto"],
-        help="of the gradient passes of PGD/APGD (default: fp32): bf16 or fp16 under autocast, "
-        "or auto (bf16 where the hardware has it and it measures faster); iterates and the "
-        "success decision stay float32",
-    )
+    defaults: dict[str, Any] = {}
+    for entry in ATTACKS.values():
+        for keyword, value in entry.arguments().items():
+            if value is not None:
+                defaults.setdefault(keyword, value)
+    for keyword, attacks in sorted(attack_keywords().items()):
+        default = defaults.get(keyword)
+        help_text = OPTION_HELP.get(keyword) or f"{keyword} of {', '.join(attacks)}"
+        flag = "--" + OPTION_NAMES.get(keyword, keyword).replace("_", "-")
+        options: dict[str, Any] = {"dest": option_dest(keyword), "help": help_text}
+        if keyword == "eps":
+            options["help"] = (
+                "radius of the ball in [0, 1] pixel units, e.g. 0.3 or 8/255 (default, Linf: "
+                + ", ".join(f"{name} {eps:g}" for name, eps in DEFAULT_EPS.items())
+                + "; your own --data needs one)"
+            )
+        if keyword == "norm":
+            options["choices"] = ["linf", "l2", "l1"]
+        elif keyword == "precision":
+            options["choices"] = ["fp32", "bf16", "fp16", "auto"]
+        elif isinstance(default, bool):
+            options |= {"action": argparse.BooleanOptionalAction, "default": None}
+        elif keyword in FRACTIONS:
+            options["type"] = _fraction
+        elif keyword == "batch_size":
+            options["type"] = _size
+        elif isinstance(default, int):
+            options["type"] = int
+        elif isinstance(default, float) or default is None:
+            options["type"] = float
+        parser.add_argument(flag, **options)
     parser.add_argument(
         "--option", action="append", metavar="KEY=VALUE", help="any other attack argument"
     )
@@ -236,9 +250,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def attack_kwargs(args: argparse.Namespace) -> dict:
     """The attack keywords given on the command line (plus --option KEY=VALUE)."""
     kwargs = {
-        kw: getattr(args, opt)
-        for opt, kw in ATTACK_OPTIONS.items()
-        if getattr(args, opt) is not None
+        keyword: getattr(args, option_dest(keyword))
+        for keyword in attack_keywords()
+        if getattr(args, option_dest(keyword), None) is not None
     }
     kwargs.update(parse_assignments(args.option, "--option"))
     supports = args.attack in ATTACKS and "early_stop" in ATTACKS[args.attack].arguments()
