@@ -4,6 +4,8 @@ Trains the reference model; runs FGSM, PGD (Linf and L2), DeepFool and CW with a
 and Grad-CAM maps; a transfer attack from a small surrogate; black-box attacks (Square, random
 search) with one-pixel flip maps; a small PGD grid through the sweep engine; a fast adversarial
 training; and the gradient-masking audit of the defended model. Sizes per dataset are in PLANS.
+The grid is the attack-grid study's task and the transfer attack the transfer study's, each in
+the demo's own table; the other sections are tasks of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks import PGD, PixelSweep, RandomSearch, Square, build_attack
-from saddlepoint.attacks import transfer_attack as run_transfer
 from saddlepoint.attacks.blackbox.one_pixel import pixel_flip_map
 from saddlepoint.defenses import AdversarialTraining
 from saddlepoint.evaluate.audit import audit
@@ -26,8 +27,7 @@ from saddlepoint.evaluate.robustness import (
     strongest_attack,
     worst_case,
 )
-from saddlepoint.experiments.spec import parse_spec
-from saddlepoint.experiments.store import ResultsStore
+from saddlepoint.experiments.studies.attacks import grid_records
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import (
     ATTACK_COLUMNS,
@@ -36,6 +36,7 @@ from saddlepoint.experiments.studies.common import (
     model_row,
     plot_table,
 )
+from saddlepoint.experiments.studies.transfer import transfer_records
 from saddlepoint.experiments.tasks import task
 from saddlepoint.train import History
 from saddlepoint.viz.gradcam import gradcam_figure
@@ -106,20 +107,25 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
     surrogate = ctx.train(
         "surrogate", "surrogate-cnn", epochs=1, model_args={"depth": 2, "width": 32}, seed=1
     )
+    attacks = dict(images=n, fgsm_eps=eps, eps=eps, pgd_steps=20, step=eps / 8, random_start=True)
+    found = ctx.run(transfer_records, surrogate=surrogate, target=reference, **attacks)
     ctx.section(
-        "transfer",
-        "Transfer attack",
-        transfer_section,
-        target=reference,
-        surrogate=surrogate,
-        eps=eps,
-        images=n,
+        "transfer", "Transfer attack", transfer_section, surrogate=surrogate, found=found, eps=eps
     )
     blackbox = dict(eps=eps, images=plan.blackbox_images, queries=plan.queries)
     ctx.section("blackbox", "Black-box attacks", blackbox_section, target=reference, **blackbox)
-    grid = dict(images=plan.grid_images, eps=plan.grid_eps, step=plan.grid_step)
-    found = ctx.run(demo_grid_records, target=reference, **grid)
-    ctx.section("grid", "Small attack grid", grid_section, found=found, **grid)
+    grid = dict(images=plan.grid_images, eps=plan.grid_eps, eta=[plan.grid_step], norms=["linf"])
+    grid |= dict(steps=list(range(1, 9)), losses=["ce", "mse"], l2_step="steepest")
+    found = ctx.run(grid_records, target=reference, **grid)["records"]  # the attack-grid's task
+    records = sorted(map(grid_record, found), key=lambda r: [r[c] for c in GRID_COLUMNS[:4]])
+    ctx.section(
+        "grid",
+        "Small attack grid",
+        grid_section,
+        found=records,
+        images=plan.grid_images,
+        step=plan.grid_step,
+    )
     defense = AdversarialTraining("fgsm-rs", eps=eps, warmup_epochs=1)
     defended = ctx.train("fast-at", plan.model, epochs=plan.at_epochs, defense=defense)
     evaluation = dict(evaluation=STRONGEST_ATTACK, strong_queries=plan.strong_queries)
@@ -225,23 +231,17 @@ TRANSFER_COLUMNS = [
 def transfer_section(
     ctx: StudyContext,
     section: Section,
-    target: Trained,
     surrogate: Trained,
+    found: list[dict[str, Any]],
     eps: float,
-    images: int,
 ) -> None:
-    """FGSM and PGD crafted on a small surrogate and shown to the reference model."""
-    (model, _), (other, other_meta) = target.load(), surrogate.load()
-    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
-    records = []
-    for label, attack in (
-        (f"FGSM Linf {eps:g}", build_attack("fgsm", eps=eps)),
-        (f"PGD-20 Linf {eps:g}", PGD(eps=eps, steps=20, step=eps / 8)),
-    ):
-        m = run_transfer(attack, other, model, x, y).metrics()
-        values = [label, len(y), m["surrogate_accuracy"], m["target_clean_accuracy"]]
-        values += [m["target_accuracy"], m["target_loss"], m["transfer_rate"]]
-        records.append(dict(zip(TRANSFER_COLUMNS, values)))
+    """The transfer study's FGSM and PGD-20 rows for one small surrogate and the reference."""
+    other, other_meta = surrogate.load()
+    labels = {"FGSM": f"FGSM Linf {eps:g}", "PGD-20": f"PGD-20 Linf {eps:g}"}
+    records = [
+        {**r, "attack": labels[r["attack"]], "surrogate acc (white-box)": r["surrogate acc"]}
+        for r in found
+    ]
     row = model_row("surrogate-cnn d2 w32", other, other_meta)
     section.tables.append(Table("models", MODEL_COLUMNS, [row]))
     section.tables.append(Table.of("transfer", TRANSFER_COLUMNS, records, "surrogate -> reference"))
@@ -289,50 +289,10 @@ def blackbox_section(
 GRID_COLUMNS = ["eps", "steps", "loss", "random start", "accuracy", "loss value"]
 
 
-@task(version=1)
-def demo_grid_records(
-    ctx: StudyContext, target: Trained, images: int, eps: Sequence[float], step: float
-) -> list[dict[str, Any]]:
-    """A PGD grid over eps, steps 1-8, CE and MSE, with and without a random start, run by the
-    sweep engine (whose store, beside this task's result, resumes it)."""
-    from saddlepoint.experiments.engine import current_rows, run_experiment
-
-    spec = parse_spec(
-        {
-            "name": "demo-grid",
-            "checkpoints": [str(target.path)],
-            "dataset": {"split": "test", "limit": images},
-            "attack": "pgd",
-            "grid": {
-                "eps": list(eps),
-                "steps": list(range(1, 9)),
-                "loss": ["ce", "mse"],
-                "random_start": [True, False],
-            },
-            "fixed": {"step": step, "seed": ctx.seed},
-        }
-    )
-    store_path = ctx.scratch(".sqlite")
-    run_experiment(spec, store_path, progress=ctx.progress)
-    with ResultsStore(store_path) as store:
-        rows = store.rows(current_rows(spec))
-    records = [
-        dict(
-            zip(
-                GRID_COLUMNS,
-                [
-                    r["param_eps"],
-                    r["param_steps"],
-                    r["param_loss"],
-                    bool(r["param_random_start"]),
-                    r["accuracy"],
-                    r["loss"],
-                ],
-            )
-        )
-        for r in rows
-    ]
-    return sorted(records, key=lambda r: tuple(r[c] for c in GRID_COLUMNS[:4]))
+def grid_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An attack-grid record in the demo's columns."""
+    values = [record["eps"], record["n"], record["loss"], record["omega"] == "omega_rand"]
+    return dict(zip(GRID_COLUMNS, [*values, record["accuracy"], record["loss value"]]))
 
 
 @task(version=1)
@@ -341,7 +301,6 @@ def grid_section(
     section: Section,
     found: list[dict[str, Any]],
     images: int,
-    eps: Sequence[float],
     step: float,
 ) -> None:
     """The grid's ten strongest settings, every setting, and accuracy against steps."""

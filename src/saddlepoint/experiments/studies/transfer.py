@@ -156,7 +156,7 @@ def models_section(
     )
 
 
-@task(version=1)
+@task(version=2)
 def transfer_records(
     ctx: StudyContext,
     surrogate: Trained,
@@ -175,7 +175,8 @@ def transfer_records(
     for name, attack in transfer_attacks(fgsm_eps, eps, pgd_steps, step, random_start).items():
         m = transfer_attack(attack, net, goal, x, y).metrics()
         values = [m["surrogate_accuracy"], m["target_accuracy"], m["target_loss"]]
-        records.append(dict(zip(TRANSFER_COLUMNS[2:], [name, *values, m["transfer_rate"]])))
+        record = dict(zip(TRANSFER_COLUMNS[2:], [name, *values, m["transfer_rate"]]))
+        records.append(record | {"target clean acc": m["target_clean_accuracy"], "images": len(y)})
     return records
 
 
