@@ -274,3 +274,42 @@ def test_adversarial_training_does_not_depend_on_which_layout_the_clock_favours(
         train_model(model, small, config, transform=defense, progress=False)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_train_classifier_resumes_only_the_same_recipe_without_a_tag_from_the_caller(
+    digits, tmp_path
+):
+    """The resume tag is derived from train_classifier's own arguments: a stopped run resumes
+    to the uninterrupted weights, and a run with another recipe starts afresh."""
+    import shutil
+
+    from saddlepoint.defenses import NoiseTraining
+    from saddlepoint.train import TrainConfig, train_classifier
+    from tests.interrupt import Killed, stop_before
+
+    state, config = tmp_path / "state.pt", TrainConfig(epochs=3, device="cpu", batch_size=256)
+    epochs_run = []
+
+    def counted(defense):
+        start_epoch = defense.start_epoch
+        defense.start_epoch = lambda *a: (epochs_run.append(a[2]), start_epoch(*a))
+        return defense
+
+    def run(transform, resume=state, lr=None):
+        chosen = config if lr is None else TrainConfig(**{**config.to_dict(), "lr": lr})
+        return train_classifier(
+            digits, "mlp", chosen, transform=transform, resume=resume, progress=False
+        )
+
+    with pytest.raises(Killed):
+        run(stop_before(NoiseTraining(scale=0.2), 2))
+    whole = run(NoiseTraining(scale=0.2), resume=None).model
+    shutil.copy(state, tmp_path / "copy.pt")
+    epochs_run.clear()
+    run(counted(NoiseTraining(scale=0.2)), resume=tmp_path / "copy.pt", lr=1e-2)
+    assert epochs_run == [1, 2, 3]  # another learning rate: the saved state is not its own
+    epochs_run.clear()
+    resumed = run(counted(NoiseTraining(scale=0.2)))
+    assert epochs_run == [2, 3]  # the same recipe: resumed after its first epoch
+    for a, b in zip(whole.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)

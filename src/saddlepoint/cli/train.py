@@ -17,7 +17,7 @@ from saddlepoint.cli.common import (
 from saddlepoint.data import DATASETS, load_dataset
 from saddlepoint.models import MODELS, count_parameters
 from saddlepoint.progress import watched
-from saddlepoint.train import TrainConfig, TrainingDefense, recipe_tag, train_classifier
+from saddlepoint.train import TrainConfig, TrainingDefense, train_classifier
 from saddlepoint.train.presets import TRAIN_RECIPES, TrainRecipe
 
 log = logging.getLogger(__name__)
@@ -255,15 +255,6 @@ def run(args: argparse.Namespace) -> int:
         outputs.append(("the training plot of --out", out.with_suffix(".png")))
     check_outputs(outputs)
     data = load_dataset(args.dataset, **options)
-    recipe = {
-        "model": args.model,
-        "model_args": model_args,
-        "normalize": not args.no_normalize,
-        "train": config.to_dict(),
-        "defense": defense.config() if defense is not None else None,
-        "dataset": args.dataset,
-        "options": options,
-    }
     state = out.with_name(out.name + ".training.pt")  # the loop state, for a stopped run
     result = train_classifier(
         data,
@@ -274,8 +265,7 @@ def run(args: argparse.Namespace) -> int:
         normalize=not args.no_normalize,
         dataset_options=options,
         progress=watched(),
-        resume=state,
-        resume_tag=recipe_tag(recipe),
+        resume=state,  # resumed only by the same recipe (train_classifier derives its tag)
     )
     metadata = dict(result.metadata)
     if defense is not None:

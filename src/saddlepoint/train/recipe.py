@@ -16,7 +16,7 @@ from saddlepoint.seeding import seeded
 from saddlepoint.train.config import TrainConfig
 from saddlepoint.train.defense import BatchTransform, TrainingDefense
 from saddlepoint.train.history import History
-from saddlepoint.train.trainer import train_model
+from saddlepoint.train.trainer import recipe_tag, train_model
 
 
 @dataclass
@@ -43,9 +43,20 @@ def train_classifier(
     resume_tag: str = "",
 ) -> TrainedClassifier:
     """Build ``model_name`` for ``data`` (normalized with train-split statistics), train it and
-    evaluate it on the test split. Weights are initialized under ``config.seed``; ``resume`` and
-    ``resume_tag`` keep the loop state after each epoch (see :func:`train_model`)."""
+    evaluate it on the test split. Weights are initialized under ``config.seed``; ``resume``
+    keeps the loop state after each epoch (see :func:`train_model`), resumed only by a call
+    with the same ``resume_tag`` (by default a digest of every argument that shapes the
+    weights: the data, the model and its arguments, the config and the transform)."""
     config = config or TrainConfig()
+    if resume is not None and not resume_tag:
+        resume_tag = recipe_tag(
+            {
+                "data": [data.name, dataset_options or {}, len(data.train), list(data.shape)],
+                "model": [model_name, model_args or {}, normalize],
+                "config": config.to_dict(),
+                "transform": _describe(transform),
+            }
+        )
     args = dict(model_args or {})
     if normalize and "mean" not in args:
         args["mean"], args["std"] = channel_stats(data.train.images)
@@ -75,3 +86,13 @@ def train_classifier(
         },
     }
     return TrainedClassifier(model, history, test, metadata)
+
+
+def _describe(transform: Any) -> Any:
+    """What a training transform contributes to the resume tag: its settings where it has a
+    ``config()``, else its kind (a plain function's repr holds its address, different per run)."""
+    if transform is None:
+        return None
+    if callable(getattr(transform, "config", None)):
+        return transform.config()
+    return getattr(transform, "__qualname__", type(transform).__qualname__)
