@@ -131,11 +131,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "defenses",
         "adversarial: --defense-attack (any attack, e.g. pgd, fgsm, fgsm-rs), --defense-eps, "
         "--defense-steps, --defense-step, --fraction, --warmup-epochs, --regenerate, --defense-bpda; "
-        "trades: --defense-eps, --defense-steps, --beta; noise: --noise-kind, --noise-scale, --fraction",
+        "trades: --defense-eps, --defense-steps, --beta; noise: --noise-kind, --noise-scale, --fraction; "
+        "n-fgsm: --defense-eps, --warmup-epochs (noise 2 eps, step eps, not projected); "
+        "gradalign: --defense-eps, --align, --warmup-epochs",
     )
     defense.add_argument(
         "--defense",
-        choices=["adversarial", "trades", "noise"],
+        choices=["adversarial", "n-fgsm", "gradalign", "trades", "noise"],
         help="training defense (default: none)",
     )
     defense.add_argument(
@@ -171,6 +173,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train through quantization with BPDA",
     )
     defense.add_argument("--beta", type=float, default=None, help="TRADES trade-off (default: 6)")
+    defense.add_argument(
+        "--align", type=float, default=None, help="GradAlign penalty weight (default: 0.2)"
+    )
     defense.add_argument(
         "--noise-kind", choices=["gaussian", "uniform"], default=None, help="noise training kind"
     )
@@ -217,6 +222,9 @@ def build_cli_defense(args: argparse.Namespace) -> TrainingDefense | None:
         )
     if args.defense == "trades":
         return build_defense("trades", eps=args.defense_eps, **kwargs)
+    if args.defense in ("n-fgsm", "gradalign"):
+        align = {} if args.align is None else {"align": args.align}
+        return build_defense(args.defense, eps=args.defense_eps, **kwargs, **align)
     return build_defense("noise", **kwargs)
 
 

@@ -1,8 +1,9 @@
-"""Defenses: training recipes (adversarial, TRADES, noise) and preprocessing layers
+"""Defenses: training recipes (adversarial, N-FGSM, GradAlign, TRADES, noise) and preprocessing layers
 (quantization) with the tools to attack through them honestly (BPDA, EOT)."""
 
 from saddlepoint.defenses.adversarial import AdversarialTraining
 from saddlepoint.defenses.eot import ExpectationOverTransformation, RandomNoiseInput
+from saddlepoint.defenses.fast import GradAlignTraining, NFGSMTraining
 from saddlepoint.defenses.noise import NoiseTraining
 from saddlepoint.defenses.quantize import Quantize, QuantizedModel, bpda, parse_quantize
 from saddlepoint.defenses.registry import DEFENSES, build_defense
@@ -12,6 +13,8 @@ __all__ = [
     "DEFENSES",
     "AdversarialTraining",
     "ExpectationOverTransformation",
+    "GradAlignTraining",
+    "NFGSMTraining",
     "NoiseTraining",
     "Quantize",
     "QuantizedModel",
