@@ -1,0 +1,32 @@
+"""`saddlepoint certify`: certified accuracy per radius, the per-image record and the plot."""
+
+import json
+
+from saddlepoint.cli.main import main
+from saddlepoint.evaluate.smoothing import radius_from_counts
+
+
+def test_certify_a_noise_trained_model(capsys, tmp_path):
+    model = tmp_path / "noisy.safetensors"
+    train = ["--quiet", "train", "--dataset", "digits", "--model", "mlp", "--epochs", "3"]
+    train += ["--defense", "noise", "--noise-scale", "0.25", "--out", str(model)]
+    assert main(train) == 0
+    capsys.readouterr()
+    certify = ["--quiet", "certify", str(model), "--sigma", "0.25", "--n", "400", "--n0", "40"]
+    certify += ["--limit", "8", "--radii", "0,0.25,0.5", "--out", str(tmp_path / "cert")]
+    assert main(certify) == 0
+    out = capsys.readouterr().out
+    assert "certified accuracy" in out and "abstained on" in out
+    record = json.loads((tmp_path / "cert" / "certify.json").read_text())
+    assert [p["radius"] for p in record["curve"]] == [0.0, 0.25, 0.5]
+    accuracies = [p["certified accuracy"] for p in record["curve"]]
+    assert accuracies == sorted(accuracies, reverse=True) and accuracies[0] > 0.5
+    for image in record["images"]:  # every radius is the formula's from the recorded counts
+        formula = radius_from_counts(image["count"], record["n"], record["alpha"], 0.25)
+        assert image["radius"] <= formula
+    assert (tmp_path / "cert" / "certified-accuracy.png").is_file()
+
+
+def test_a_bad_sigma_is_one_line_naming_it(capsys, tmp_path):
+    code = main(["certify", str(tmp_path / "missing.safetensors"), "--sigma", "abc"])
+    assert code != 0 and "--sigma" in capsys.readouterr().err
