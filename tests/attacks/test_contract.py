@@ -37,6 +37,7 @@ FAST_ARGS = {
     "cw": {"steps": 5, "search_steps": 2},
     "random-search": {"queries": 20},
     "square": {"queries": 20},
+    "rays": {"queries": 30},
     "one-pixel": {"popsize": 8, "queries": 33},
     "pixel-sweep": {},
 }

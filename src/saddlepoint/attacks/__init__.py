@@ -7,7 +7,14 @@ attacks built from other attacks or models (``ensemble``, ``transfer``, ``genera
 """
 
 from saddlepoint.attacks.base import Adversary, Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, Square, pixel_flip_map
+from saddlepoint.attacks.blackbox import (
+    OnePixel,
+    PixelSweep,
+    RandomSearch,
+    RayS,
+    Square,
+    pixel_flip_map,
+)
 from saddlepoint.attacks.ensemble import Ensemble, EnsemblePreset
 from saddlepoint.attacks.generative import GenerativeAttack, PerturbationGenerator
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted, bim, fgm, fgsm
@@ -37,6 +44,7 @@ __all__ = [
     "PerturbationGenerator",
     "PixelSweep",
     "RandomSearch",
+    "RayS",
     "Square",
     "SurrogateEnsemble",
     "TransferResult",

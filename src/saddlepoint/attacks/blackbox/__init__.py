@@ -1,7 +1,9 @@
-"""Score-based black-box attacks: the model is only queried for its outputs, never differentiated."""
+"""Black-box attacks: the model is only queried, never differentiated; score-based (Square,
+random search, one pixel) or decision-based, from its label alone (RayS)."""
 
 from saddlepoint.attacks.blackbox.one_pixel import OnePixel, PixelSweep, pixel_flip_map
 from saddlepoint.attacks.blackbox.random_search import RandomSearch
+from saddlepoint.attacks.blackbox.rays import RayS
 from saddlepoint.attacks.blackbox.square import Square
 
-__all__ = ["OnePixel", "PixelSweep", "RandomSearch", "Square", "pixel_flip_map"]
+__all__ = ["OnePixel", "PixelSweep", "RandomSearch", "RayS", "Square", "pixel_flip_map"]
