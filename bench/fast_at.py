@@ -27,14 +27,18 @@ from saddlepoint.defenses import AdversarialTraining, GradAlignTraining, NFGSMTr
 from saddlepoint.train import TrainConfig, train_classifier  # noqa: E402
 
 EPS = 0.3
-RECIPES = {
-    "FGSM-RS (fast AT)": lambda: AdversarialTraining("fgsm-rs", eps=EPS, warmup_epochs=2),
-    "N-FGSM": lambda: NFGSMTraining(eps=EPS, warmup_epochs=2),
-    "GradAlign": lambda: GradAlignTraining(eps=EPS, warmup_epochs=2),
-    "PGD-AT (10 x 0.05)": lambda: AdversarialTraining(
-        "pgd", eps=EPS, steps=10, step=0.05, warmup_epochs=2
-    ),
-}
+
+
+def recipes(noise: float) -> dict:
+    """Each recipe's name and a maker of its training defense (N-FGSM with ``noise`` x eps)."""
+    return {
+        "FGSM-RS (fast AT)": lambda: AdversarialTraining("fgsm-rs", eps=EPS, warmup_epochs=2),
+        "N-FGSM": lambda: NFGSMTraining(eps=EPS, noise=noise, warmup_epochs=2),
+        "GradAlign": lambda: GradAlignTraining(eps=EPS, warmup_epochs=2),
+        "PGD-AT (10 x 0.05)": lambda: AdversarialTraining(
+            "pgd", eps=EPS, steps=10, step=0.05, warmup_epochs=2
+        ),
+    }
 
 
 def main() -> int:
@@ -45,6 +49,9 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=20000, help="training images")
     parser.add_argument("--images", type=int, default=500, help="test images evaluated")
     parser.add_argument("--only", nargs="*", default=None, help="recipes to run (names above)")
+    parser.add_argument(
+        "--nfgsm-noise", type=float, default=2.0, help="N-FGSM's noise in eps (paper: 2)"
+    )
     args = parser.parse_args()
     data = load_dataset("mnist")
     data = type(data)(
@@ -57,9 +64,12 @@ def main() -> int:
     )
     x, y = data.test.images[: args.images], data.test.labels[: args.images]
     print(f"# {machine()}", flush=True)
-    print(f"# MNIST, mnist-cnn, Linf {EPS}, {args.epochs} epochs on {args.train} images")
+    print(
+        f"# MNIST, mnist-cnn, Linf {EPS}, {args.epochs} epochs on {args.train} images; "
+        f"N-FGSM noise {args.nfgsm_noise:g} eps"
+    )
     rows = []
-    for name, make in RECIPES.items():
+    for name, make in recipes(args.nfgsm_noise).items():
         if args.only and name.split()[0] not in args.only:
             continue
         start = time.perf_counter()
