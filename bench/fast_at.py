@@ -29,12 +29,13 @@ from saddlepoint.train import TrainConfig, train_classifier  # noqa: E402
 EPS = 0.3
 
 
-def recipes(noise: float) -> dict:
-    """Each recipe's name and a maker of its training defense (N-FGSM with ``noise`` x eps)."""
+def recipes(noise: float, align: float) -> dict:
+    """Each recipe's name and a maker of its training defense (N-FGSM with ``noise`` x eps,
+    GradAlign with penalty weight ``align``)."""
     return {
         "FGSM-RS (fast AT)": lambda: AdversarialTraining("fgsm-rs", eps=EPS, warmup_epochs=2),
         "N-FGSM": lambda: NFGSMTraining(eps=EPS, noise=noise, warmup_epochs=2),
-        "GradAlign": lambda: GradAlignTraining(eps=EPS, warmup_epochs=2),
+        "GradAlign": lambda: GradAlignTraining(eps=EPS, align=align, warmup_epochs=2),
         "PGD-AT (10 x 0.05)": lambda: AdversarialTraining(
             "pgd", eps=EPS, steps=10, step=0.05, warmup_epochs=2
         ),
@@ -52,6 +53,7 @@ def main() -> int:
     parser.add_argument(
         "--nfgsm-noise", type=float, default=2.0, help="N-FGSM's noise in eps (paper: 2)"
     )
+    parser.add_argument("--align", type=float, default=0.2, help="GradAlign's penalty weight")
     args = parser.parse_args()
     data = load_dataset("mnist")
     data = type(data)(
@@ -66,10 +68,10 @@ def main() -> int:
     print(f"# {machine()}", flush=True)
     print(
         f"# MNIST, mnist-cnn, Linf {EPS}, {args.epochs} epochs on {args.train} images; "
-        f"N-FGSM noise {args.nfgsm_noise:g} eps"
+        f"N-FGSM noise {args.nfgsm_noise:g} eps, GradAlign weight {args.align:g}"
     )
     rows = []
-    for name, make in recipes(args.nfgsm_noise).items():
+    for name, make in recipes(args.nfgsm_noise, args.align).items():
         if args.only and name.split()[0] not in args.only:
             continue
         start = time.perf_counter()
