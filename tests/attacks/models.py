@@ -18,6 +18,12 @@ class Affine(nn.Module):
         return x.flatten(1) @ self.weight.T + self.bias
 
 
+def two_class_linear(w: torch.Tensor, b: float) -> Affine:
+    """Class 1 where w.x + b > 0 (logits -score, score): its boundary is the hyperplane, at L2
+    distance |w.x + b| / ||w||_2 and Linf distance |w.x + b| / ||w||_1 from x."""
+    return Affine(torch.stack([-w, w]), torch.tensor([-b, b], dtype=w.dtype))
+
+
 def tiny_convnet(channels: int = 1, classes: int = 4, seed: int = 0) -> nn.Module:
     """A small conv net with batch-norm and dropout (modes matter), randomly initialized."""
     generator = torch.Generator().manual_seed(seed)

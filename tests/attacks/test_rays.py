@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks import RayS, build_attack
+from tests.attacks.models import two_class_linear
 
 
 class LabelOnly(nn.Module):
@@ -20,23 +21,14 @@ class LabelOnly(nn.Module):
         return nn.functional.one_hot(labels, 2).float()
 
 
-class Linear(nn.Module):
-    def __init__(self, w: torch.Tensor, b: float) -> None:
-        super().__init__()
-        self.w, self.b = nn.Parameter(w.clone()), b
-
-    def forward(self, x):
-        score = x.flatten(1) @ self.w + self.b
-        return torch.stack([-score, score], dim=1)
-
-
 def _linear_case():
     torch.manual_seed(0)
     w = torch.randn(16)
     x = 0.4 + 0.2 * torch.rand(6, 1, 4, 4)
-    model = Linear(w, -float((x.flatten(1) @ w).mean()))
+    b = -float((x.flatten(1) @ w).mean())
+    model = two_class_linear(w, b)
     labels = model(x).argmax(1)
-    exact = (x.flatten(1) @ w + model.b).abs() / w.abs().sum()  # min Linf distance to the plane
+    exact = (x.flatten(1) @ w + b).abs() / w.abs().sum()  # min Linf distance to the plane
     return model, x, labels, exact
 
 

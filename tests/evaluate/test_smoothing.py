@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from saddlepoint.evaluate.smoothing import (
     ABSTAIN,
@@ -14,27 +13,16 @@ from saddlepoint.evaluate.smoothing import (
     lower_confidence_bound,
     radius_from_counts,
 )
+from tests.attacks.models import two_class_linear
 
 UNBOUNDED = (-1e9, 1e9)  # no clipping: the smoothed linear classifier keeps its closed form
-
-
-class Linear(nn.Module):
-    """Class 1 where w.x + b > 0: the distance to its boundary is |w.x + b| / ||w||."""
-
-    def __init__(self, w: torch.Tensor, b: float) -> None:
-        super().__init__()
-        self.w, self.b = nn.Parameter(w.clone()), b
-
-    def forward(self, x):
-        score = x.flatten(1) @ self.w + self.b
-        return torch.stack([-score, score], dim=1)
 
 
 def _points():
     torch.manual_seed(0)
     w = torch.randn(16)
     x = torch.randn(12, 1, 4, 4)
-    return Linear(w, 0.3), x, (x.flatten(1) @ w + 0.3).abs() / w.norm()
+    return two_class_linear(w, 0.3), x, (x.flatten(1) @ w + 0.3).abs() / w.norm()
 
 
 def test_the_certified_radius_never_exceeds_the_distance_to_a_linear_boundary():
@@ -75,7 +63,7 @@ def test_each_image_draws_its_own_noise_so_any_subset_gives_the_same_result():
 def test_a_point_on_the_boundary_is_not_certified_and_prediction_abstains():
     w = torch.zeros(16)
     w[0] = 1.0
-    model = Linear(w, 0.0)
+    model = two_class_linear(w, 0.0)
     x = torch.zeros(3, 1, 4, 4)  # exactly on the boundary: either class half the time
     smoothed = SmoothedClassifier(model, sigma=0.5, bounds=UNBOUNDED)
     result = smoothed.certify(x, n0=100, n=2_000)
