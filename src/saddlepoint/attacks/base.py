@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from saddlepoint import lp
+from saddlepoint.attacks.distribute import current_runner, local
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.runtime import (
     PRECISIONS,
@@ -396,7 +397,12 @@ class Attack:
             )
 
     def _execute(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        targets: torch.Tensor | None,
+        offset: int = 0,
     ) -> tuple[list[BatchOutput], torch.Tensor, ExecutionPlan]:
         """Run ``_run`` over sub-batches under the measured (or configured) execution plan.
         Query-only attacks get a fixed plan (measuring would send the model extra queries) in
@@ -422,7 +428,7 @@ class Attack:
                 stop = start + plan.batch_size
                 xb = to_layout(x[start:stop], plan.channels_last)
                 tb = targets[start:stop] if targets is not None else None
-                context = BatchContext(start, self.seed)
+                context = BatchContext(offset + start, self.seed)
                 outputs.append(self._run(model, xb, y[start:stop], tb, context))
         adversarial = torch.cat([o.adversarial.contiguous() for o in outputs]) if outputs else x
         return outputs, adversarial, plan
@@ -470,13 +476,22 @@ class Attack:
         y: torch.Tensor,
         *,
         targets: torch.Tensor | None = None,
+        offset: int = 0,
     ) -> AttackResult:
         """Attack ``model`` on inputs ``x`` (in bounds) with labels ``y``; targeted when
-        ``targets`` is given. Returns per-sample results on the CPU."""
+        ``targets`` is given. Returns per-sample results on the CPU. ``offset`` is the position
+        of ``x[0]`` in a larger batch this is a shard of: the shard is then attacked exactly as
+        it would be there. Inside ``distributed(runner)`` the runner splits the call."""
+        check_number(type(self).__name__, "offset", offset, low=0, integer=True)
+        runner = current_runner()
+        if runner is not None:
+            x, y, targets = self._check(model, x, y, targets)
+            with local():  # the runner's own calls attack here
+                return runner(self, model, x.cpu(), y.cpu(), _cpu(targets), offset)
         start = time.perf_counter()
         x, y, targets = self._check(model, x, y, targets)
         with evaluating(model, freeze=True), torch.enable_grad():
-            outputs, adversarial, plan = self._execute(model, x, y, targets)
+            outputs, adversarial, plan = self._execute(model, x, y, targets, offset)
             final = self._guarantee(adversarial, x)
             size = plan.batch_size
             # Logits from low-precision passes are not reused: success is decided in float32.
@@ -523,6 +538,10 @@ class Attack:
             return torch.cat(known)
         parts = [model(points[i : i + size]) for i in range(0, len(points), max(size, 1))]
         return torch.cat(parts) if parts else points.new_zeros((0, 0))
+
+
+def _cpu(values: torch.Tensor | None) -> torch.Tensor | None:
+    return values.cpu() if values is not None else None
 
 
 def _gather(outputs: list[BatchOutput], key: str, n: int) -> torch.Tensor:
