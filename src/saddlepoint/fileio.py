@@ -201,3 +201,36 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"{path} is not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML: {error}") from None
+
+
+class Busy(RuntimeError):
+    """Another process holds the lock on a folder."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for the block, or raise Busy
+    at once, naming the process that holds it: two writers would interleave their writes. The
+    lock goes with the process (a killed driver never leaves it held)."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise Busy(
+                f"{what} {folder} is in use by {holder}: wait for it to finish or stop it "
+                "(two processes writing one run would interleave their writes)."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {os.uname().nodename}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

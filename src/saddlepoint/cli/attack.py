@@ -12,10 +12,13 @@ from safetensors.torch import save
 from saddlepoint.attacks import ATTACKS, Ensemble, build_attack
 from saddlepoint.cli.common import (
     CLIError,
+    add_cluster_arguments,
     add_data_arguments,
     add_device_argument,
+    add_shard_argument,
     against_record,
     check_outputs,
+    cluster_options,
     format_table,
     non_negative_int,
     parse_assignments,
@@ -28,6 +31,7 @@ from saddlepoint.cli.model_options import (
     model_inputs,
     model_path,
 )
+from saddlepoint.experiments.cluster import evaluation_executor
 from saddlepoint.fileio import write_bytes, write_text
 from saddlepoint.progress import note, reporting
 from saddlepoint.threat import parse_eps
@@ -244,6 +248,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a PNG grid of N examples",
     )
     add_data_arguments(parser, user_data=True)
+    add_cluster_arguments(parser, "the attack")
+    add_shard_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -326,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
             "stops at its first success, so robust accuracy is the same or lower and the loss "
             "and norm columns are those of that iterate; --no-early-stop runs every step"
         )
-    result = attack(model, split.images, split.labels)
+    with evaluation_executor(**cluster_options(args), shards=args.shards) as runner:
+        result = attack(model, split.images, split.labels)
     metrics = result.metrics()
     warn_clean_accuracy(float(metrics["clean_accuracy"]), meta, against_record(args, len(split)))
     print(f"{args.attack}: {attack!r}")
@@ -367,6 +374,11 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(attack, Ensemble):
         steps = ", ".join(f"{label} {value:.4f}" for label, value in attack.progression(result))
         print(f"robust accuracy after each attack: {steps}")
+    ran = runner.summary() if runner else {"executor": "local"}
+    if runner:
+        print(
+            f"ran on {ran['workers']} Ray worker(s) ({', '.join(ran['devices'])}) in {ran['shards']} shard(s): seconds per worker {ran['seconds_per_worker']}"
+        )
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         tensors = {
@@ -384,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
             "config": attack.config(),
             "split": args.split,
             "metrics": metrics,
+            "ran": ran,
         }
         write_text(args.save / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
         print(f"saved: {args.save / 'adversarial.safetensors'}, {args.save / 'metrics.json'}")

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from saddlepoint.cli.attack import _fraction, check_pixel_radius, load_checkpoint_data
 from saddlepoint.cli.common import (
+    add_cluster_arguments,
     add_data_arguments,
     add_device_argument,
+    add_shard_argument,
     add_strong_evaluation_arguments,
     check_outputs,
+    cluster_options,
     format_table,
     positive_int,
 )
@@ -24,6 +27,7 @@ from saddlepoint.cli.model_options import (
 )
 from saddlepoint.defenses.quantize import bpda
 from saddlepoint.evaluate.audit import audit
+from saddlepoint.experiments.cluster import evaluation_executor
 from saddlepoint.fileio import write_text
 
 
@@ -67,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--json", type=Path, default=None, help="where to save (default: CHECKPOINT-audit.json)"
     )
     add_data_arguments(parser, user_data=True)
+    add_cluster_arguments(parser, "each attack of the audit")
+    add_shard_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     model, _, data = load_checkpoint_data(args)
     split = data.split(args.split).head(args.limit)
     context = bpda(model, args.bpda) if args.bpda else contextlib.nullcontext()
-    with context:
+    with context, evaluation_executor(**cluster_options(args), shards=args.shards) as runner:
         report = audit(
             model,
             split.images,
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 "weights": str(args.weights) if args.weights else None,
                 "bpda": args.bpda,
                 **report.to_dict(),
+                "ran": runner.summary() if runner else {"executor": "local"},
             },
             indent=2,
         )

@@ -12,11 +12,14 @@ from typing import Any, cast
 from saddlepoint.cli.attack import _fraction, check_pixel_radius, state_cost
 from saddlepoint.cli.common import (
     CLIError,
+    add_cluster_arguments,
     add_data_arguments,
     add_device_argument,
+    add_shard_argument,
     add_strong_evaluation_arguments,
     against_record,
     check_outputs,
+    cluster_options,
     format_table,
     positive_int,
     warn_clean_accuracy,
@@ -28,6 +31,7 @@ from saddlepoint.cli.model_options import (
     model_path,
     own_model_given,
 )
+from saddlepoint.experiments.cluster import evaluation_executor
 from saddlepoint.fileio import content_digest
 
 
@@ -62,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None, help="folder for the card (default: MODEL-benchmark/)"
     )
     add_data_arguments(parser, user_data=True)
+    add_cluster_arguments(parser, "each attack of the card")
+    add_shard_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -105,19 +111,21 @@ def run(args: argparse.Namespace) -> int:
         factor=1.3,
     )
     source = str(args.data) if args.data is not None else data.name
-    card = benchmark(
-        model,
-        split.images,
-        split.labels,
-        norm=args.norm,
-        eps=args.eps,
-        seed=args.seed,
-        strong_steps=args.strong_steps,
-        strong_queries=args.strong_queries,
-        model_record=_model_record(args, meta),
-        data_record={"source": source, "split": args.split},
-        device=str(args.device),
-    )
+    with evaluation_executor(**cluster_options(args), shards=args.shards) as runner:
+        card = benchmark(
+            model,
+            split.images,
+            split.labels,
+            norm=args.norm,
+            eps=args.eps,
+            seed=args.seed,
+            strong_steps=args.strong_steps,
+            strong_queries=args.strong_queries,
+            model_record=_model_record(args, meta),
+            data_record={"source": source, "split": args.split},
+            device=str(args.device),
+        )
+    card.ran = runner.summary() if runner else {"executor": "local"}
     card.seconds = round(time.perf_counter() - started, 1)
     html = card.save(out, title=f"Robustness card: {model_path(args).name}")
     print(format_table(compare([card]), ["", model_path(args).name]))

@@ -372,3 +372,62 @@ def add_strong_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         help="Square's budget inside the strongest evaluation (default: 5000, the reference's); "
         "a lower budget can only count more images robust",
     )
+
+
+def add_cluster_arguments(
+    parser: argparse.ArgumentParser,
+    what: str,
+    executors: Sequence[str] = ("local", "ray"),
+    threads: bool = True,
+) -> None:
+    """--executor, --address and --workers, the same for every command that can use Ray."""
+    group = parser.add_argument_group("cluster (Ray: pip install 'saddlepoint[ray]')")
+    group.add_argument(
+        "--executor",
+        choices=list(executors),
+        default="local",
+        help=f"where {what} runs: in this process (local)"
+        + (", a pool of processes on this machine" if "processes" in executors else "")
+        + ", or as Ray tasks on a local Ray or the cluster at --address (ray); the same "
+        "results either way",
+    )
+    group.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address, e.g. auto or ray://HEAD:10001 (default: start a local Ray "
+        "with --workers CPUs)",
+    )
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="CPUs of a local Ray (or processes of the pool) when no --address is given",
+    )
+    if not threads:
+        return
+    group.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch threads per task (default: torch's own locally, 1 per Ray task); torch's "
+        "CPU sums depend on it, so runs at the same --threads give the same bits anywhere",
+    )
+
+
+def add_shard_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shards",
+        type=positive_int,
+        default=None,
+        help="with --executor ray: split the images into N shards, one Ray task each, for "
+        "every attack (default: as many as the cluster runs at once); any split gives the "
+        "per-image results of one process",
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster arguments as keyword arguments (address only with --executor ray)."""
+    if args.executor != "ray" and args.address:
+        raise SystemExit("error: --address needs --executor ray.")
+    options = {"executor": args.executor, "address": args.address, "workers": args.workers}
+    return {**options, "threads": args.threads}

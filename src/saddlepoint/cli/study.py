@@ -7,7 +7,9 @@ from pathlib import Path
 
 from saddlepoint.cli.common import (
     CLIError,
+    add_cluster_arguments,
     check_outputs,
+    cluster_options,
     format_table,
     parse_assignments,
     positive_int,
@@ -18,7 +20,9 @@ from saddlepoint.runlog import RUN_FILE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run a study from experiments/ and its report")
-    commands = parser.add_subparsers(dest="study_command", required=True, metavar="{run,list}")
+    commands = parser.add_subparsers(
+        dest="study_command", required=True, metavar="{run,list,costs}"
+    )
     run = commands.add_parser(
         "run",
         help="run a study file into a run folder, then write its HTML report",
@@ -60,9 +64,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a change to its figures (repeatable; its models and kept parts are reused; a key the "
         "run folder has not recorded is refused before anything runs)",
     )
+    add_cluster_arguments(run, "each training and attack part")
+    run.add_argument(
+        "--storage",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="where the study's cache and models live: a folder every node mounts, or an "
+        "object store (s3://bucket/prefix; pip install 'saddlepoint[s3]'; an S3-compatible "
+        "server through AWS_ENDPOINT_URL); default: the run folder",
+    )
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="the registered studies")
     listing.set_defaults(handler=_list)
+    costs = commands.add_parser(
+        "costs",
+        help="what each task of a run cost, and its wall time projected on N workers",
+        description="Read the seconds the engine recorded for every task in a run's cache "
+        "(the run folder's, or --storage) and project the wall time on N workers (longest "
+        "task first to the least loaded worker: a lower bound, since a task also waits for "
+        "the models it uses).",
+    )
+    costs.add_argument("run", type=Path, help="the run folder")
+    costs.add_argument("--storage", default=None, help="the run's storage, if not its folder")
+    costs.add_argument(
+        "--workers",
+        type=positive_int,
+        nargs="+",
+        default=[1, 2, 4, 8, 16],
+        help="worker counts to project (default: 1 2 4 8 16)",
+    )
+    costs.set_defaults(handler=_costs)
 
     report = subparsers.add_parser(
         "report",
@@ -116,8 +147,35 @@ def _run(args: argparse.Namespace) -> int:
         overrides["params"] = {**study["params"], **changed}
     out = args.out or Path("runs") / args.study.stem
     check_outputs([("--out", out / RUN_FILE), ("--out", out / "report.html")])
-    run_study(study, out, progress=watched(), overrides=overrides, redo=args.redo)
+    run_study(
+        study,
+        out,
+        progress=watched(),
+        overrides=overrides,
+        redo=args.redo,
+        storage=args.storage,
+        **cluster_options(args),
+    )
     print(f"report: {render_report(out)}")
+    return 0
+
+
+def _costs(args: argparse.Namespace) -> int:
+    from saddlepoint.experiments.storage import Storage
+    from saddlepoint.experiments.tasks import TaskCache, projected_seconds
+
+    storage = Storage(args.storage or args.run).check()
+    costs = TaskCache(storage, "cache").costs()
+    if not costs:
+        raise CLIError(f"{storage.root} holds no task with recorded seconds (cache/ is empty).")
+    rows = [
+        (task, len(seconds), f"{sum(seconds):.1f}", f"{max(seconds):.1f}")
+        for task, seconds in sorted(costs.items(), key=lambda item: -sum(item[1]))
+    ]
+    print(format_table(rows, ["task", "runs", "seconds", "longest"]))
+    every = [cost for seconds in costs.values() for cost in seconds]
+    projected = [(n, f"{projected_seconds(every, n):.1f}") for n in args.workers]
+    print(format_table(projected, ["workers", "projected seconds"]))
     return 0
 
 

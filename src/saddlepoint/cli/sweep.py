@@ -9,7 +9,7 @@ import io
 import math
 from pathlib import Path
 
-from saddlepoint.cli.common import format_table, positive_int
+from saddlepoint.cli.common import add_cluster_arguments, format_table, positive_int
 from saddlepoint.cli.model_options import add_trust_argument
 from saddlepoint.experiments import ResultsStore, load_spec, run_experiment
 from saddlepoint.experiments.engine import current_rows
@@ -42,23 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None, help="folder of the store (default: runs/EXPERIMENT)"
     )
     run.add_argument(
-        "--executor",
-        choices=["local", "processes", "ray"],
-        default="local",
-        help="in this process, a pool of processes on this machine, or Ray tasks (a local Ray, "
-        "or the cluster at --address); the same rows either way",
-    )
-    run.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster address, e.g. auto (default: start a local Ray)",
-    )
-    run.add_argument(
         "--yes", action="store_true", help="run grids of more than 50,000 configurations"
     )
-    run.add_argument(
-        "--workers", type=positive_int, default=2, help="processes (or local Ray CPUs) to use"
-    )
+    add_cluster_arguments(run, "the sweep", ("local", "processes", "ray"), threads=False)
     add_trust_argument(run)
     run.set_defaults(handler=run_sweep)
     status = commands.add_parser("status", help="how many configurations are done")

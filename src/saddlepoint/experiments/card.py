@@ -49,6 +49,8 @@ class RobustnessCard:
     machine: str = ""
     seconds: float = 0.0
     date: str = ""
+    # where the attacks ran: {"executor": "local"}, or Ray's workers, devices and seconds each
+    ran: dict[str, Any] = field(default_factory=lambda: {"executor": "local"})
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CARD_FORMAT, "format_version": 1, **asdict(self)}
@@ -147,11 +149,18 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
     ]
     rows.append(["audit", *audits])
     rows.append(["seconds", *[f"{c.seconds:.1f}" for c in cards]])
+    rows.append(["ran on", *[_ran(c.ran) for c in cards]])
     software = [
         f"saddlepoint {c.software['saddlepoint']}, torch {c.software['torch']}" for c in cards
     ]
     rows.append(["software", *software])
     return rows
+
+
+def _ran(ran: dict[str, Any]) -> str:
+    if ran.get("executor") != "ray":
+        return "one process"
+    return f"{ran['workers']} Ray workers ({', '.join(ran['devices'])}), {ran['shards']} shards"
 
 
 def benchmark(

@@ -36,6 +36,7 @@ from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.attacks.registry import ATTACKS
 from saddlepoint.checkpoint import load_checkpoint, read_metadata
 from saddlepoint.data import dataset_for
+from saddlepoint.experiments.cluster import Cluster, import_ray
 from saddlepoint.experiments.spec import ExperimentSpec
 from saddlepoint.experiments.stacked import record_settings
 from saddlepoint.experiments.store import ResultsStore, config_key
@@ -250,25 +251,13 @@ def _results(
             for future in as_completed([pool.submit(_unit, spec, group, trust) for group in units]):
                 yield future.result()
     else:
-        try:
-            import ray
-        except ImportError as error:
-            raise ValueError(
-                "The 'ray' executor needs Ray: pip install 'saddlepoint[ray]' (or pip install ray)."
-            ) from error
-        started = not ray.is_initialized()
-        if started:
-            options = {"address": address} if address else {"num_cpus": workers}
-            ray.init(include_dashboard=False, log_to_driver=False, **options)
-        try:
-            task = ray.remote(num_cpus=1)(_unit)
+        ray = import_ray()
+        with Cluster(address=address, workers=workers) as cluster:
+            task = ray.remote(**cluster.resources())(_unit)
             pending = [task.remote(spec, group, trust) for group in units]
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 yield ray.get(ready[0])
-        finally:
-            if started:
-                ray.shutdown()
 
 
 def run_experiment(

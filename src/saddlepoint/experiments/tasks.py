@@ -7,7 +7,8 @@ written by hand: whatever a task takes is in its key, and nothing else can reach
 task may not be a closure (it would read values its key does not hold). A trained model enters a
 key as its name and the digest of its file, so a retrained model re-runs everything built on it.
 
-Results are JSON values written atomically, one file per key (``cache/<task>/<key>.json``): a run
+Results are JSON values written whole, one file per key (``cache/<task>/<key>.json`` in the
+study's storage: its run folder, a shared folder or an object store): a run
 killed at any moment loses at most the task in flight, and re-running computes exactly the tasks
 whose key is new. Bump a task's ``version`` when its code changes what it returns.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from saddlepoint.fileio import write_text
+from saddlepoint.experiments.storage import Storage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,29 +121,72 @@ class Cached:
 
 
 class TaskCache:
-    """Task results as JSON files under ``folder``, one per key, each written atomically."""
+    """Task results as JSON files in ``storage`` (a folder or an object store, see
+    ``experiments.storage``) under ``prefix``, one per key, each written whole."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, storage: Storage | str | Path, prefix: str = "") -> None:
+        self.storage = storage if isinstance(storage, Storage) else Storage(storage)
+        self.prefix = prefix
+
+    def relative(self, name: str, key: str) -> str:
+        short = f"{name.rsplit('.', 1)[-1]}/{key[:32]}.json"
+        return f"{self.prefix}/{short}" if self.prefix else short
 
     def path(self, name: str, key: str) -> Path:
-        return self.folder / name.rsplit(".", 1)[-1] / f"{key[:32]}.json"
+        """A local path for the entry: the file itself in a folder storage, else the place
+        this machine keeps files beside it (scratch files derive their names from it)."""
+        return self.storage.scratch_folder() / self.relative(name, key)
 
     def load(self, name: str, key: str) -> Cached:
-        path = self.path(name, key)
+        text = self.storage.read_text(self.relative(name, key))
         try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError):  # missing or damaged (a kill mid-write cannot damage it)
+            stored = json.loads(text) if text is not None else None
+        except ValueError:  # damaged (a kill mid-write cannot damage it)
             return Cached(False)
         if not isinstance(stored, dict) or stored.get("key") != key:
             return Cached(False)
         return Cached(True, stored.get("value"))
 
-    def store(self, name: str, key: str, material: dict[str, Any], value: Any) -> Any:
-        """Write ``value`` under ``key``; returns it as a later load returns it (JSON form)."""
-        text = json.dumps({"key": key, "made_from": material, "value": value}, default=_unknown)
-        write_text(self.path(name, key), text)
+    def store(
+        self,
+        name: str,
+        key: str,
+        material: dict[str, Any],
+        value: Any,
+        seconds: float | None = None,
+    ) -> Any:
+        """Write ``value`` under ``key``, with the ``seconds`` it took to compute; returns it as a
+        later load returns it (JSON form)."""
+        entry = {"key": key, "made_from": material, "value": value, "seconds": seconds}
+        text = json.dumps(entry, default=_unknown)
+        self.storage.write_text(self.relative(name, key), text)
         return json.loads(text)["value"]
+
+    def costs(self) -> dict[str, list[float]]:
+        """The seconds each stored task took, by task name (entries stored without them, by an
+        older version, are left out)."""
+        found: dict[str, list[float]] = {}
+        for relative in self.storage.files(self.prefix):
+            if not relative.endswith(".json"):
+                continue
+            try:
+                entry = json.loads(self.storage.read_text(relative) or "")
+            except ValueError:
+                continue
+            seconds = entry.get("seconds") if isinstance(entry, dict) else None
+            if isinstance(seconds, int | float):
+                task = str(entry.get("made_from", {}).get("task", relative)).rsplit(".", 1)[-1]
+                found.setdefault(task, []).append(float(seconds))
+        return found
+
+
+def projected_seconds(costs: list[float], workers: int) -> float:
+    """Wall time of ``costs`` on ``workers`` workers, longest first to the least loaded one (a
+    lower bound for a study: it ignores that a task waits for the models it uses)."""
+    loads = [0.0] * max(1, workers)
+    for cost in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += cost
+    return max(loads)
 
 
 def _unknown(value: Any) -> Any:

@@ -13,13 +13,19 @@ turns it into one HTML page. Re-running skips the sections already recorded.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from saddlepoint.attacks.runtime import reproducible_plans
 from saddlepoint.data import ImageData, load_dataset
+from saddlepoint.experiments.cluster import EXECUTORS, Cluster, RayTasks
+from saddlepoint.experiments.storage import Storage
 from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
 from saddlepoint.experiments.studies.base import StudyContext
 from saddlepoint.experiments.studies.blackbox import blackbox
@@ -28,10 +34,10 @@ from saddlepoint.experiments.studies.generative import generative
 from saddlepoint.experiments.studies.robust_nets import adversarial_training_study, fast_gradient
 from saddlepoint.experiments.studies.training import defenses, overfitting
 from saddlepoint.experiments.studies.transfer import transfer_study
-from saddlepoint.fileio import read_yaml
+from saddlepoint.fileio import folder_lock, read_yaml
 from saddlepoint.registry import Registry
 from saddlepoint.runlog import RUN_FILE, RunLog
-from saddlepoint.validation import closest
+from saddlepoint.validation import check_choice, closest
 
 
 def _hint(name: str, choices: Iterable[str]) -> str:
@@ -204,12 +210,28 @@ def run_study(
     overrides: dict[str, Any] | None = None,
     data: ImageData | None = None,
     redo: Collection[str] = (),
+    executor: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    storage: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run a checked study mapping into the run folder ``out``; returns the study's summary.
     ``data``, when the caller has already loaded the study's dataset, saves loading it again.
     ``redo``: section keys to build again though recorded (after a change to their figures or
     tables); a key not recorded in ``out`` is an error before anything runs (a section not yet
-    recorded is built anyway), and one the study no longer builds is an error after it ran."""
+    recorded is built anyway), and one the study no longer builds is an error after it ran.
+
+    ``executor`` 'ray' runs the study's tasks (trainings, attack parts) on the Ray cluster at
+    ``address`` (a local one with ``workers`` CPUs when None), each as soon as its inputs are
+    ready; the records are the ones a local run makes. ``storage`` is where the cache and the
+    models live (default: the run folder): a folder every node mounts or an object-store URL
+    such as ``s3://bucket/study``. One process at a time may run a study in ``out``.
+    ``threads``: torch's threads per task (default: torch's own here, 1 per Ray task); runs at
+    the same count give the same bits wherever they run."""
+    check_choice("run_study", "executor", executor, EXECUTORS)
+    if storage is not None:
+        Storage(storage).check()
     changed = _changes(study.get("params") or {}, overrides or {})
     study = check_study({**study, **(overrides or {})})
     options = dict(study["dataset"].get("options") or {})
@@ -218,7 +240,11 @@ def run_study(
         _check_redo(redo, _recorded(out), f"is not recorded in {out}, which holds")
     if data is None:
         data = load_dataset(study["dataset"]["name"], **options)
-    with RunLog(out) as log:
+    with (
+        folder_lock(out, "The run folder"),
+        RunLog(out) as log,
+        _executor(executor, address, workers, threads) as tasks,
+    ):
         log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
         log.set_meta("study", study["study"])
         log.set_meta("dataset", f"{data.name} ({len(data.train)} train / {len(data.test)} test)")
@@ -233,10 +259,31 @@ def run_study(
             train_limit=study.get("train_limit"),
             dataset_options=options,
             redo=frozenset(redo),
+            storage_root=storage,
+            executor=tasks,
         )
         summary = STUDIES[study["study"]](ctx, **study["params"]) or {}
     _check_redo(redo, ctx.built, f"is no section of study {study['study']!r}, which has")
     return summary
+
+
+@contextlib.contextmanager
+def _executor(
+    executor: str, address: str | None, workers: int, threads: int | None
+) -> Iterator[RayTasks | None]:
+    """None (tasks run here, on ``threads`` torch threads if given) or the Ray executor,
+    connected for the block."""
+    if executor == "ray":
+        with Cluster(address=address, workers=workers, threads=threads or 1) as cluster:
+            yield RayTasks(cluster)
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        with reproducible_plans():  # as on a worker: plans by rule, not by the clock
+            yield None
+    finally:
+        torch.set_num_threads(before)
 
 
 def _recorded(out: str | os.PathLike[str]) -> list[str]:

@@ -359,7 +359,8 @@ def convergence(
 ) -> dict:
     """PGD run until its loss stops changing: loss and accuracy per iteration (seed 000 §4.3.2)."""
     pgd = dict(images=images, eps=eps, step=step, steps=steps, tol=tol)
-    traces = [ctx.run(pgd_trace, target=ctx.train(m, m, epochs=epochs), **pgd) for m in models]
+    trained = [ctx.train(m, m, epochs=epochs) for m in models]  # on a cluster: all at once
+    traces = ctx.map(pgd_trace, [dict(target=target, **pgd) for target in trained])
     ctx.section("convergence", "PGD until convergence", convergence_section, traces=traces, **pgd)
     return {}
 

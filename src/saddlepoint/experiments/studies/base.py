@@ -10,7 +10,7 @@ are recorded first; plots are drawn from the recorded tables only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from torch import nn
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from saddlepoint.data import ImageData
 from saddlepoint.evaluate.metrics import evaluate_split
+from saddlepoint.experiments.cluster import Pending
+from saddlepoint.experiments.storage import Storage
 from saddlepoint.experiments.tasks import TaskCache, task, task_key, task_name
 from saddlepoint.fileio import content_digest
 from saddlepoint.progress import note
@@ -29,14 +31,46 @@ from saddlepoint.train import TrainConfig, train_classifier, train_model
 __all__ = ["Section", "StudyContext", "Table", "Trained"]
 
 
-@dataclass(frozen=True)
 class Trained:
-    """A model a study trained: its name in the run, its file and the file's digest (what a key
-    built on it holds, so a retrained model re-runs everything made from it)."""
+    """A model a study trained: its name in the run, its storage and its file's digest (what a
+    key built on it holds, so a retrained model re-runs everything made from it). A model still
+    training on a cluster is pending: reading its digest, path or weights waits for it."""
 
-    name: str
-    path: Path
-    digest: str
+    def __init__(
+        self, name: str, storage: Storage, digest: str | None = None, pending: Any = None
+    ) -> None:
+        self.name = name
+        self.storage = storage
+        self._digest = digest
+        self._pending = pending
+
+    def __repr__(self) -> str:
+        return f"Trained({self.name!r}, {self._digest or 'pending'})"
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to a worker once trained
+        return {
+            "name": self.name,
+            "storage": self.storage,
+            "_digest": self.digest,
+            "_pending": None,
+        }
+
+    @property
+    def relative(self) -> str:
+        return f"models/{self.name}.safetensors"
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = str(self._pending.result()["sha256"])
+            self._pending = None
+        return self._digest
+
+    @property
+    def path(self) -> Path:
+        """A local file with the model's weights (downloaded from an object store)."""
+        self.digest  # noqa: B018 - waits for a pending model
+        return self.storage.local_path(self.relative)
 
     def cache_identity(self) -> dict[str, str]:
         return {"model": self.name, "sha256": self.digest}
@@ -52,9 +86,12 @@ class Trained:
 
 @dataclass
 class StudyContext:
-    """The run folder's log, the dataset, and the settings every study shares."""
+    """The run folder's log, the dataset, and the settings every study shares. Its cache and
+    models live in ``storage_root`` (the run folder unless given: a folder every node mounts,
+    or an object-store URL), and its tasks run where ``executor`` sends them (this process when
+    None, a Ray cluster with ``experiments.cluster.RayTasks``)."""
 
-    log: RunLog
+    log: RunLog | None
     data: ImageData
     seed: int = 0
     device: str = "auto"
@@ -65,11 +102,40 @@ class StudyContext:
     # the code): the tasks they are built from are reused, so only the cheap work reruns
     redo: frozenset[str] = frozenset()
     built: list[str] = field(default_factory=list)  # every section key met in this run
+    storage_root: str | None = None
+    executor: Any = None
     _running: list[tuple[str, str]] = field(default_factory=list)  # tasks in flight (name, key)
+    _submitted: dict[str, Any] = field(default_factory=dict)  # key -> Pending or Trained
+
+    @property
+    def runlog(self) -> RunLog:
+        """The run's log (the driver's: a task on a worker has none)."""
+        if self.log is None:
+            raise RuntimeError(
+                "A task run on a worker has no run folder or log: write files with ctx.storage."
+            )
+        return self.log
 
     @property
     def folder(self) -> Path:
-        return self.log.folder
+        return self.runlog.folder
+
+    @property
+    def storage(self) -> Storage:
+        return Storage(self.storage_root or self.folder)
+
+    def for_worker(self) -> StudyContext:
+        """What a task running on another machine gets: no log, no executor, no bars."""
+        return replace(
+            self,
+            log=None,
+            executor=None,
+            progress=False,
+            storage_root=self.storage.root,
+            built=[],
+            _running=[],
+            _submitted={},
+        )
 
     def say(self, message: str) -> None:
         """A progress line (logged at INFO: shown unless --quiet, on a terminal or not)."""
@@ -84,13 +150,15 @@ class StudyContext:
     def _data_identity(self) -> dict[str, Any]:
         return {"dataset": self.data.name, "options": dict(self.data.options)}
 
-    def _model_path(self, key: str) -> Path:
-        return self.folder / "models" / f"{key}.safetensors"
+    def _model_path(self, name: str) -> Path:
+        """Where model ``name`` is written on this machine (the stored file itself in a folder
+        storage; uploaded from there to an object store)."""
+        return self.storage.scratch_folder() / "models" / f"{name}.safetensors"
 
-    def _state_path(self, key: str) -> Path:
-        """Where model ``key``'s training keeps its state after each epoch (removed once the
+    def _state_path(self, name: str) -> Path:
+        """Where model ``name``'s training keeps its state after each epoch (removed once the
         model itself is saved)."""
-        return self.folder / "models" / f"{key}.training.pt"
+        return self.storage.scratch_folder() / "models" / f"{name}.training.pt"
 
     def training_data(self) -> ImageData:
         if self.train_limit is None:
@@ -99,22 +167,40 @@ class StudyContext:
 
     @property
     def cache(self) -> TaskCache:
-        return TaskCache(self.folder / "cache")
+        return TaskCache(self.storage, "cache")
 
     def run(self, function: Callable[..., Any], /, **arguments: Any) -> Any:
         """``function(ctx, **arguments)``'s JSON value, computed once per key: the task's name
         and version, ``arguments`` bound by its signature and the run's ``inputs()``."""
+        return self.submit(function, **arguments).result()
+
+    def map(self, function: Callable[..., Any], calls: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """``run(function, **call)`` for every call, all submitted before any is awaited: on a
+        cluster they run at once."""
+        submitted = [self.submit(function, **call) for call in calls]
+        return [pending.result() for pending in submitted]
+
+    def submit(self, function: Callable[..., Any], /, **arguments: Any) -> Pending:
+        """Start ``run(function, **arguments)`` (on the executor) and return its pending value."""
         name = task_name(function)
         key, material = task_key(function, arguments, self.inputs())
+        if key in self._submitted:  # the same task asked for twice while in flight
+            return self._submitted[key]
         found = self.cache.load(name, key)
         if found.hit:
-            return found.value
+            return Pending(value=found.value, done=True)
+        if self.executor is not None:
+            pending = self.executor.submit(self, run_on_worker, function, arguments)
+            self._submitted[key] = pending
+            return pending
         self._running.append((name, key))
+        start = time.perf_counter()
         try:
             value = function(self, **arguments)
         finally:
             self._running.pop()
-        return self.cache.store(name, key, material, value)
+        seconds = time.perf_counter() - start
+        return Pending(value=self.cache.store(name, key, material, value, seconds), done=True)
 
     def scratch(self, suffix: str) -> Path:
         """A file of the task now running, beside its result (say, the store a long sweep
@@ -159,23 +245,27 @@ class StudyContext:
         self, name: str, function: Callable[..., Any], arguments: dict[str, Any]
     ) -> Trained:
         """A model task's file: reused when the cache says which bytes it made from this key
-        and the file still holds them; else made again."""
+        and the storage still holds them; else made again (on a cluster: the model is pending
+        until a key or a load needs it)."""
         arguments = {"name": name, **arguments}
         key, material = task_key(function, arguments, self.inputs())
-        path = self._model_path(name)
-        found = self.cache.load(task_name(function), key)
-        if found.hit and path.is_file() and content_digest(path) == found.value["sha256"]:
-            return Trained(name, path, found.value["sha256"])
-        function(self, **arguments, resume_tag=key)
-        self._state_path(name).unlink(missing_ok=True)  # kept until the model was saved
-        digest = content_digest(path)
-        self.cache.store(task_name(function), key, material, {"sha256": digest})
-        return Trained(name, path, digest)
+        if key in self._submitted:
+            return self._submitted[key]
+        known = stored_model(self, function, name, key)
+        if known is not None:
+            return Trained(name, self.storage, known)
+        if self.executor is None:
+            made = make_model(self, function, arguments, key, material)
+            return Trained(name, self.storage, made["sha256"])
+        pending = self.executor.submit(self, make_model, function, arguments, key, material)
+        trained = Trained(name, self.storage, pending=pending)
+        self._submitted[key] = trained
+        return trained
 
     def figure(self, section: Section, name: str, caption: str = "") -> Path:
         """A path for figure ``name`` of ``section``, registered in the section (draw it there
         before the section is recorded)."""
-        path = self.log.figure_path(f"{section.key}-{name}")
+        path = self.runlog.figure_path(f"{section.key}-{name}")
         section.figures.append((str(path.relative_to(self.folder)), caption))
         return path
 
@@ -219,14 +309,14 @@ class StudyContext:
         """The recorded section ``key`` when ``why_not(its params)`` finds no reason to build
         it again (and it is not in ``redo``); else ``build`` it now and record it."""
         self.built.append(key)
-        stored = self.log.params(key)
+        stored = self.runlog.params(key)
         if stored is not None and key in self.redo:
             self.say(f"{title}: built again on request (--redo {key})")
         elif stored is not None:
             why = why_not(stored)
             if not why:
                 self.say(f"{title}: already done, skipped")
-                return self.log.section(key)
+                return self.runlog.section(key)
             self.say(f"{title}: recorded from other inputs ({why}), recomputing")
         else:
             self.say(f"{title} ...")
@@ -234,8 +324,52 @@ class StudyContext:
         start = time.perf_counter()
         build(section)
         section.seconds = time.perf_counter() - start
-        self.log.add(section)
+        self.runlog.add(section)
         return section
+
+
+def run_on_worker(
+    ctx: StudyContext, function: Callable[..., Any], arguments: dict[str, Any]
+) -> Any:
+    """A task on a worker: looked up in the cache again (a retried task that an earlier try
+    finished is not computed twice), else computed and stored there."""
+    return ctx.run(function, **arguments)
+
+
+def stored_model(
+    ctx: StudyContext, function: Callable[..., Any], name: str, key: str
+) -> str | None:
+    """The digest of model ``name`` when the cache holds it under ``key`` and the storage
+    still holds those bytes; else None."""
+    found = ctx.cache.load(task_name(function), key)
+    if not found.hit:
+        return None
+    digest = found.value["sha256"]
+    return digest if ctx.storage.digest(f"models/{name}.safetensors") == digest else None
+
+
+def make_model(
+    ctx: StudyContext,
+    function: Callable[..., Any],
+    arguments: dict[str, Any],
+    key: str,
+    material: dict[str, Any],
+) -> dict[str, str]:
+    """Train (or fine-tune) a model by ``function``, put it in the storage and record its
+    digest under ``key``; a model already stored under the key (a retried task) is kept."""
+    name = arguments["name"]
+    known = stored_model(ctx, function, name, key)
+    if known is not None:
+        return {"sha256": known}
+    start = time.perf_counter()
+    function(ctx, **arguments, resume_tag=key)
+    seconds = time.perf_counter() - start  # of this try (a resumed training: since resuming)
+    local = ctx._model_path(name)
+    ctx._state_path(name).unlink(missing_ok=True)  # kept until the model was saved
+    digest = content_digest(local)
+    ctx.storage.put_file(local, f"models/{name}.safetensors")
+    ctx.cache.store(task_name(function), key, material, {"sha256": digest}, seconds)
+    return {"sha256": digest}
 
 
 @task(version=1)

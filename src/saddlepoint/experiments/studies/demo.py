@@ -154,7 +154,7 @@ def demo(ctx: StudyContext) -> dict[str, Any]:
         queries=plan.queries,
         **evaluation,
     )
-    return {"sections": [s.key for s in ctx.log.sections()]}
+    return {"sections": [s.key for s in ctx.runlog.sections()]}
 
 
 @task(version=1)

@@ -14,7 +14,6 @@ from saddlepoint.attacks.generative import PerturbationGenerator
 from saddlepoint.experiments.studies.base import Section, StudyContext, Table, Trained
 from saddlepoint.experiments.studies.common import plot_table
 from saddlepoint.experiments.tasks import task
-from saddlepoint.fileio import write_bytes
 from saddlepoint.modes import predict_logits
 from saddlepoint.train.generative import GenerativeAttackConfig, train_generative_attack
 from saddlepoint.viz.grids import generative_figure
@@ -83,9 +82,7 @@ def attacker_run(
     torch.save(
         {"settings": settings, "history": run.history, "attacker": attacker.state_dict()}, buffer
     )
-    write_bytes(
-        ctx.folder / "models" / f"attacker-{config.mode}-t{config.t:g}.pt", buffer.getvalue()
-    )
+    ctx.storage.write_bytes(f"models/attacker-{config.mode}-t{config.t:g}.pt", buffer.getvalue())
     attacked = predict_logits(attacker.eval(), ctx.data.test.images[:examples])
     return {"history": run.history, "examples": attacked.tolist()}
 
@@ -142,10 +139,9 @@ def generative(
         for mode in modes
         for intensity in t
     ]
-    runs = []
-    for settings in configs:
-        pair = _classifiers(ctx, GenerativeAttackConfig(**settings))
-        runs.append(ctx.run(attacker_run, **pair, settings=settings, images=images, examples=6))
+    pairs = [_classifiers(ctx, GenerativeAttackConfig(**settings)) for settings in configs]
+    calls = [dict(pair, settings=s, images=images, examples=6) for pair, s in zip(pairs, configs)]
+    runs = ctx.map(attacker_run, calls)  # on a cluster, every attacker trains at once
     ctx.section(
         "generative",
         "Generative attacker",

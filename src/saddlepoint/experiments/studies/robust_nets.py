@@ -333,8 +333,8 @@ def adversarial_training_study(
         for split in ("train", "test"):
             # each row is a task: the strongest evaluation of a network that resists the attack
             # takes about an hour of a core, and a stopped run recomputes only the rows it lacks
-            found.append(
-                ctx.run(
+            found.append(  # on a cluster: every row at once
+                ctx.submit(
                     table3_record,
                     target=net,
                     label=label,
@@ -344,6 +344,7 @@ def adversarial_training_study(
                     **evaluation,
                 )
             )
+    found = [pending.result() for pending in found]
     ctx.section(
         "table3",
         "Adversarial training, perturbed afresh each epoch",

@@ -83,11 +83,12 @@ def overfitting(
         lr,
     ):
         target = ctx.train(label.replace(" ", "-"), arch, model_args=model_args, **options)
-        found.append(
-            ctx.run(
+        found.append(  # submitted: on a cluster every model trains and is attacked at once
+            ctx.submit(
                 overfit_record, target=target, label=label, random_start=pgd_random_start, **pgd
             )
         )
+    found = [pending.result() for pending in found]
     ctx.section(
         "overfitting",
         "Over-fitting versus robustness",
@@ -277,7 +278,7 @@ def defenses(
             batch_size=batch_size,
         )
         # each model's row is a task of its own: its evaluation can take an hour
-        record = ctx.run(
+        record = ctx.submit(  # on a cluster every model is trained and evaluated at once
             defense_record,
             target=target,
             label=label,
@@ -287,6 +288,7 @@ def defenses(
             **strong,
         )
         found.append(record)
+    found = [pending.result() for pending in found]
     ctx.section(
         "defenses", "Defenses, naive and honest", defenses_section, found=found, **evaluation
     )

@@ -83,11 +83,14 @@ def transfer_study(
         step=2.5 * eps / pgd_steps if pgd_step is None else pgd_step,
         random_start=pgd_random_start,
     )
-    found = []
-    for family, value, args in surrogates:  # each surrogate's rows a task: a stop loses one
-        key = f"surrogate-d{args['depth']}-w{args['width']}"
-        rows = ctx.run(transfer_records, surrogate=trained[key]["model"], target=goal, **attacks)
-        found += [{"family": family, "value": value, **row} for row in rows]
+    # each surrogate's rows a task (a stop loses one; on a cluster they run at once)
+    keys = [f"surrogate-d{args['depth']}-w{args['width']}" for _, _, args in surrogates]
+    calls = [dict(surrogate=trained[key]["model"], target=goal, **attacks) for key in keys]
+    found = [
+        {"family": family, "value": value, **row}
+        for (family, value, _), rows in zip(surrogates, ctx.map(transfer_records, calls))
+        for row in rows
+    ]
     white = ctx.run(whitebox_records, target=goal, **attacks)
     title = "Transfer attacks over surrogate depth and width"
     ctx.section(
