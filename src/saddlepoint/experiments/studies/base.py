@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from saddlepoint.data import ImageData
+from saddlepoint.data import ImageData, Split
 from saddlepoint.evaluate.metrics import evaluate_split
 from saddlepoint.experiments.cluster import Pending
 from saddlepoint.experiments.storage import Storage
@@ -125,9 +125,11 @@ class StudyContext:
         return Storage(self.storage_root or self.folder)
 
     def for_worker(self) -> StudyContext:
-        """What a task running on another machine gets: no log, no executor, no bars."""
+        """What a task running on another machine gets: no log, no executor, no bars, and of
+        the training split only the images the run trains on (less to send)."""
         return replace(
             self,
+            data=self._data_to_send(),
             log=None,
             executor=None,
             progress=False,
@@ -136,6 +138,15 @@ class StudyContext:
             _running=[],
             _submitted={},
         )
+
+    def _data_to_send(self) -> ImageData:
+        """The data with only the training images the run uses, copied out of the full split
+        (a slice would carry its whole storage along when pickled)."""
+        if self.train_limit is None or self.train_limit >= len(self.data.train):
+            return self.data
+        train = self.data.train
+        n = self.train_limit
+        return replace(self.data, train=Split(train.images[:n].clone(), train.labels[:n].clone()))
 
     def say(self, message: str) -> None:
         """A progress line (logged at INFO: shown unless --quiet, on a terminal or not)."""
