@@ -38,6 +38,8 @@ FAST_ARGS = {
     "random-search": {"queries": 20},
     "square": {"queries": 20},
     "rays": {"queries": 30},
+    "hsj": {"queries": 60, "init_evals": 8, "init_tries": 5},
+    "hsj-minimal": {"queries": 60, "init_evals": 8, "init_tries": 5},
     "one-pixel": {"popsize": 8, "queries": 33},
     "pixel-sweep": {},
 }

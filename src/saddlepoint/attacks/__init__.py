@@ -8,6 +8,8 @@ attacks built from other attacks or models (``ensemble``, ``transfer``, ``genera
 
 from saddlepoint.attacks.base import Adversary, Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.blackbox import (
+    HopSkipJump,
+    HopSkipJumpMinimal,
     OnePixel,
     PixelSweep,
     RandomSearch,
@@ -39,6 +41,8 @@ __all__ = [
     "FAB",
     "FABMinimal",
     "GenerativeAttack",
+    "HopSkipJump",
+    "HopSkipJumpMinimal",
     "OnePixel",
     "PGD",
     "PerturbationGenerator",

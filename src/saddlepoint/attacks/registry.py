@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saddlepoint.attacks.base import COMMON, Adversary, Attack
-from saddlepoint.attacks.blackbox import OnePixel, PixelSweep, RandomSearch, RayS, Square
+from saddlepoint.attacks.blackbox import (
+    HopSkipJump,
+    HopSkipJumpMinimal,
+    OnePixel,
+    PixelSweep,
+    RandomSearch,
+    RayS,
+    Square,
+)
 from saddlepoint.attacks.ensemble import EnsemblePreset
 from saddlepoint.attacks.gradient import APGD, PGD, APGDTargeted
 from saddlepoint.attacks.minimal import FAB, CarliniWagnerL2, DeepFool, FABMinimal
@@ -175,6 +183,18 @@ register_attack(
 register_attack("square", Square, {}, "Square attack (2020), query-only, Linf or L2")
 register_attack(
     "rays", RayS, {}, "RayS (2020): hard-label ray search, the model's label only, Linf"
+)
+register_attack(
+    "hsj",
+    HopSkipJump,
+    {},
+    "HopSkipJump (2020): hard-label boundary walk, the model's label only, L2 or Linf",
+)
+register_attack(
+    "hsj-minimal",
+    HopSkipJumpMinimal,
+    {},
+    "HopSkipJump spending its whole budget: the closest boundary point (minimal-norm)",
 )
 register_attack(
     "one-pixel", OnePixel, {}, "differential evolution over 1 (or k) pixels (Su et al. 2019)"

@@ -1,9 +1,19 @@
 """Black-box attacks: the model is only queried, never differentiated; score-based (Square,
-random search, one pixel) or decision-based, from its label alone (RayS)."""
+random search, one pixel) or decision-based, from its label alone (RayS, HopSkipJump)."""
 
+from saddlepoint.attacks.blackbox.hsj import HopSkipJump, HopSkipJumpMinimal
 from saddlepoint.attacks.blackbox.one_pixel import OnePixel, PixelSweep, pixel_flip_map
 from saddlepoint.attacks.blackbox.random_search import RandomSearch
 from saddlepoint.attacks.blackbox.rays import RayS
 from saddlepoint.attacks.blackbox.square import Square
 
-__all__ = ["OnePixel", "PixelSweep", "RandomSearch", "RayS", "Square", "pixel_flip_map"]
+__all__ = [
+    "HopSkipJump",
+    "HopSkipJumpMinimal",
+    "OnePixel",
+    "PixelSweep",
+    "RandomSearch",
+    "RayS",
+    "Square",
+    "pixel_flip_map",
+]
