@@ -388,8 +388,8 @@ def add_cluster_arguments(
         default="local",
         help=f"where {what} runs: in this process (local)"
         + (", a pool of processes on this machine" if "processes" in executors else "")
-        + ", or as Ray tasks on a local Ray or the cluster at --address (ray); the same "
-        "results either way",
+        + ", or as Ray tasks on a local Ray or the cluster at --address (ray); "
+        + ("the same results either way at the same --threads" if threads else "the same rows"),
     )
     group.add_argument(
         "--address",

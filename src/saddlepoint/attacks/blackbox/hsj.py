@@ -60,7 +60,7 @@ class HopSkipJump(Attack):
         max_evals: int = 10000,
         init_tries: int = 100,
         gamma: float = 1.0,
-        chunk: int = 16384,
+        chunk: int = 512,
         **common: Any,
     ) -> None:
         super().__init__(norm=norm, eps=eps, **common)
@@ -139,8 +139,12 @@ class _Walk:
     # ---- queries and draws ----------------------------------------------------------------
 
     def ask(self, rows: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One query of each row's point: (misclassified, logits)."""
-        logits = query(self.model, points)
+        """One query of each row's point: (misclassified, logits). Sent ``chunk`` points at a
+        time: a batch that outgrows the caches costs more per point."""
+        size = self.attack.chunk
+        logits = torch.cat(
+            [query(self.model, points[i : i + size]) for i in range(0, len(points), size)]
+        )
         self.used.index_add_(0, rows, torch.ones_like(rows))
         return logits.argmax(1) != self.labels[rows], logits
 
