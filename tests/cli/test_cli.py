@@ -152,7 +152,8 @@ def test_demo_on_digits(capsys, tmp_path, monkeypatch):
         blackbox_images=100,
         queries=300,
         grid_images=200,
-        defense_images=150,
+        defense_images=60,
+        audit_images=60,
         strong_queries=500,
     )
     monkeypatch.setitem(demo.PLANS, "digits", quick)

@@ -129,10 +129,10 @@ def test_defenses_show_naive_and_honest(tmp_path):
             epochs=6,
             eps=0.15,
             noise=0.2,
-            images=80,
-            audit_images=40,
-            strong_steps=25,
-            strong_queries=500,
+            images=50,
+            audit_images=25,
+            strong_steps=15,
+            strong_queries=300,
         )["defenses"]
         .table("defenses")
         .records()
