@@ -83,6 +83,16 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def split_batch(
+    x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, offset: int, shards: int
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]]:
+    """(images, labels, targets, offset) of each shard, in order: what a runner attacks."""
+    return [
+        (x[a:b], y[a:b], targets[a:b] if targets is not None else None, offset + a)
+        for a, b in shard_bounds(len(x), shards)
+    ]
+
+
 def join_results(parts: Sequence[AttackResult], seconds: float) -> AttackResult:
     """One result from the results of consecutive shards (in order)."""
     first = parts[0]
@@ -148,13 +158,7 @@ class SplitHere:
     ) -> AttackResult:
         start = time.perf_counter()
         parts = [
-            attack(
-                model,
-                x[a:b],
-                y[a:b],
-                targets=targets[a:b] if targets is not None else None,
-                offset=offset + a,
-            )
-            for a, b in shard_bounds(len(x), self.shards)
+            attack(model, xs, ys, targets=ts, offset=at)
+            for xs, ys, ts, at in split_batch(x, y, targets, offset, self.shards)
         ]
         return join_results(parts, time.perf_counter() - start)

@@ -14,6 +14,7 @@ whose worker died; results are deterministic, so a retry gives the same result.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import socket
 import time
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks.base import Attack
-from saddlepoint.attacks.distribute import distributed, join_results, local, shard_bounds
+from saddlepoint.attacks.distribute import distributed, join_results, local, split_batch
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.runtime import reproducible_plans
 
@@ -162,19 +163,12 @@ class RayShards:
         if self._remote is None:
             self._remote = ray.remote(max_retries=3, **self.cluster.resources())(_attack_shard)
         if id(model) not in self._models:  # sent once per model (kept alive with its reference)
-            self._models[id(model)] = (model, ray.put(model.cpu() if _on_cpu(model) else model))
+            self._models[id(model)] = (model, ray.put(_cpu_model(model)))
         reference = self._models[id(model)][1]
+        threads = self.cluster.threads
         refs = [
-            self._remote.remote(
-                attack,
-                reference,
-                x[a:b],
-                y[a:b],
-                targets[a:b] if targets is not None else None,
-                offset + a,
-                self.cluster.threads,
-            )
-            for a, b in shard_bounds(len(x), self.shards)
+            self._remote.remote(attack, reference, xs, ys, ts, at, threads)
+            for xs, ys, ts, at in split_batch(x, y, targets, offset, self.shards)
         ]
         parts = []
         for result, where in ray.get(refs):
@@ -197,8 +191,11 @@ class RayShards:
         }
 
 
-def _on_cpu(model: nn.Module) -> bool:
-    return all(p.device.type == "cpu" for p in model.parameters())
+def _cpu_model(model: nn.Module) -> nn.Module:
+    """The model itself when it is on the CPU, else a CPU copy (the caller's stays put)."""
+    if all(p.device.type == "cpu" for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).cpu()
 
 
 def _attack_shard(
