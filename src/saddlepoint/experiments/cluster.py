@@ -221,6 +221,35 @@ def _attack_shard(
 
 
 @contextlib.contextmanager
+def here(threads: int | None = None) -> Iterator[None]:
+    """Work in this process as a Ray task does it: on ``threads`` torch threads (when given)
+    and with 'auto' execution plans decided by their fixed rule (``reproducible_plans``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        with reproducible_plans():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def task_executor(
+    executor: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    threads: int | None = None,
+) -> Iterator[RayTasks | None]:
+    """Where a study's tasks run for the block: here (None), or as Ray tasks."""
+    if executor == "local":
+        with here(threads):
+            yield None
+        return
+    with Cluster(address=address, workers=workers, threads=threads or 1) as cluster:
+        yield RayTasks(cluster)
+
+
+@contextlib.contextmanager
 def evaluation_executor(
     executor: str = "local",
     address: str | None = None,
@@ -232,16 +261,11 @@ def evaluation_executor(
     ``shards`` Ray tasks (default: as many as the cluster runs at once). Either way 'auto'
     execution plans follow their fixed rule (``reproducible_plans``), so the per-image results
     are the same bits in any process at the same ``threads``."""
-    before = torch.get_num_threads()
-    with reproducible_plans():
-        if executor == "local":
-            torch.set_num_threads(threads or before)
-            try:
-                yield None
-            finally:
-                torch.set_num_threads(before)
-            return
-        with Cluster(address=address, workers=workers, threads=threads or 1) as cluster:
-            runner = RayShards(cluster, shards or cluster.slots())
-            with distributed(runner):
-                yield runner
+    if executor == "local":
+        with here(threads):
+            yield None
+        return
+    with reproducible_plans(), Cluster(address, workers, threads or 1) as cluster:
+        runner = RayShards(cluster, shards or cluster.slots())
+        with distributed(runner):
+            yield runner

@@ -14,6 +14,28 @@ def query(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x)
 
 
+def ask_labels(
+    model: nn.Module,
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    used: torch.Tensor,
+    rows: torch.Tensor,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One query of each point, that of image ``rows[i]`` with label ``labels[i]``, counted in
+    ``used[rows]`` (a row may repeat): (misclassified, logits). Sent ``chunk`` points at a
+    time when given (a batch that outgrows the caches costs more per point)."""
+    size = chunk or len(points)
+    if len(points) <= size:
+        logits = query(model, points)
+    else:
+        logits = torch.cat(
+            [query(model, points[i : i + size]) for i in range(0, len(points), size)]
+        )
+    used.index_add_(0, rows, torch.ones_like(rows))
+    return logits.argmax(1) != labels, logits
+
+
 def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=1).gather(1, labels[:, None]).squeeze(1)
 

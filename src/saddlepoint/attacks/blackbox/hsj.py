@@ -36,7 +36,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.blackbox.common import check_budget, query
+from saddlepoint.attacks.blackbox.common import ask_labels, check_budget
 from saddlepoint.validation import check_number
 
 _HALVINGS = 25  # the step search gives up on an image after this many halvings
@@ -139,14 +139,9 @@ class _Walk:
     # ---- queries and draws ----------------------------------------------------------------
 
     def ask(self, rows: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One query of each row's point: (misclassified, logits). Sent ``chunk`` points at a
-        time: a batch that outgrows the caches costs more per point."""
-        size = self.attack.chunk
-        logits = torch.cat(
-            [query(self.model, points[i : i + size]) for i in range(0, len(points), size)]
-        )
-        self.used.index_add_(0, rows, torch.ones_like(rows))
-        return logits.argmax(1) != self.labels[rows], logits
+        """One query of each row's point: (misclassified, logits)."""
+        labels = self.labels[rows]
+        return ask_labels(self.model, points, labels, self.used, rows, self.attack.chunk)
 
     def left(self, rows: torch.Tensor) -> torch.Tensor:
         return self.attack.queries - self.used[rows]

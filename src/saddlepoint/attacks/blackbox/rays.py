@@ -30,7 +30,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.blackbox.common import check_budget, query
+from saddlepoint.attacks.blackbox.common import ask_labels, check_budget
 from saddlepoint.validation import check_number
 
 
@@ -108,9 +108,7 @@ class _Search:
 
     def ask(self, rows: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One query of each row's point: (misclassified, logits)."""
-        logits = query(self.model, points)
-        self.used[rows] += 1
-        return logits.argmax(1) != self.labels[rows], logits
+        return ask_labels(self.model, points, self.labels[rows], self.used, rows)
 
     def start(self) -> None:
         """The clean query, then the all-ones direction at the largest radius."""

@@ -13,18 +13,14 @@ turns it into one HTML page. Re-running skips the sections already recorded.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from saddlepoint.attacks.runtime import reproducible_plans
 from saddlepoint.data import ImageData, load_dataset
-from saddlepoint.experiments.cluster import EXECUTORS, Cluster, RayTasks
+from saddlepoint.experiments.cluster import EXECUTORS, task_executor
 from saddlepoint.experiments.storage import Storage
 from saddlepoint.experiments.studies.attacks import attack_grid, convergence, minimal_perturbations
 from saddlepoint.experiments.studies.base import StudyContext
@@ -243,7 +239,7 @@ def run_study(
     with (
         folder_lock(out, "The run folder"),
         RunLog(out) as log,
-        _executor(executor, address, workers, threads) as tasks,
+        task_executor(executor, address, workers, threads) as tasks,
     ):
         log.set_meta("title", study.get("title") or f"saddlepoint study: {study['study']}")
         log.set_meta("study", study["study"])
@@ -265,25 +261,6 @@ def run_study(
         summary = STUDIES[study["study"]](ctx, **study["params"]) or {}
     _check_redo(redo, ctx.built, f"is no section of study {study['study']!r}, which has")
     return summary
-
-
-@contextlib.contextmanager
-def _executor(
-    executor: str, address: str | None, workers: int, threads: int | None
-) -> Iterator[RayTasks | None]:
-    """None (tasks run here, on ``threads`` torch threads if given) or the Ray executor,
-    connected for the block."""
-    if executor == "ray":
-        with Cluster(address=address, workers=workers, threads=threads or 1) as cluster:
-            yield RayTasks(cluster)
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    try:
-        with reproducible_plans():  # as on a worker: plans by rule, not by the clock
-            yield None
-    finally:
-        torch.set_num_threads(before)
 
 
 def _recorded(out: str | os.PathLike[str]) -> list[str]:
