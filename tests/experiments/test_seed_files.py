@@ -126,6 +126,7 @@ SEED_VALUES: dict[str, tuple[str, str, dict[str, tuple[Any, str]]]] = {
             "fgsm_protocol": ("misclassify-90", "003 §7: an eps giving 90% misclassification"),
             "finetune_protocol": ("paper", "003 Fig 5: perturbed set only, half the rate"),
             "finetune_epochs": (5, "003 Fig 5: 5 additional epochs"),
+            "curve_images": (1000, "003 Fig 5: rho_adv over the fine-tuning epochs"),
         },
     ),
     "seed004-generative-mnist.yaml": (
@@ -176,7 +177,12 @@ TINY: dict[str, dict[str, Any]] = {
         "strong_images": 3,
     },
     "seed002-s4-blackbox-cifar10.yaml": {"epochs": 1, "images": 3, "queries": 20},
-    "seed003-deepfool-mnist.yaml": {"epochs": 1, "images": 10, "finetune_epochs": 1},
+    "seed003-deepfool-mnist.yaml": {
+        "epochs": 1,
+        "images": 10,
+        "finetune_epochs": 2,
+        "curve_images": 5,
+    },
     "seed004-generative-mnist.yaml": {
         "t": [0.04, 0.08],
         "classifier_epochs": 1,
@@ -256,6 +262,11 @@ def test_the_file_runs_end_to_end_at_a_tiny_size(tmp_path, name):
             "examples-correct.png",
             "examples-misclassified.png",
         } and examples.figures
+    if study["study"] == "minimal-perturbations":  # seed 003 Fig 5: rho_adv over the epochs
+        minimal = next(s for s in sections if s.key == "minimal")
+        assert any(p.endswith("minimal-finetune-curve.png") for p, _ in minimal.figures)
+        epochs = [r["epoch"] for r in minimal.table("finetune-curve").records()]
+        assert epochs == [0, 1, 2] * 4  # two models, each fine-tuned on DeepFool and FGSM
     assert meta["source"] == SOURCES[study["study"]]
     changed = meta["changed from the file"]
     assert f"dataset = {dataset['name']}" in changed

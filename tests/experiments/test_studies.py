@@ -155,12 +155,24 @@ def test_minimal_perturbations(tmp_path):
         epochs=4,
         images=60,
         fgsm_eps=[0.05, 0.1, 0.2, 0.4],
-        finetune_epochs=1,
+        finetune_epochs=2,
+        curve_images=60,
     )["minimal"]
     row = sections.table("minimal").records()[0]
     assert 0 < row["rho_adv DeepFool"] < row["rho_adv fast gradient sign"]
     tuned = sections.table("finetuned").records()
     assert [r["fine-tuned on"] for r in tuned] == ["deepfool", "fgsm"]
+    # the curve over the fine-tuning epochs (the DeepFool paper's Fig. 5): it starts at the
+    # model before fine-tuning and ends at the fine-tuned model, measured on the same images
+    curve = sections.table("finetune-curve").records()
+    for attack, after in zip(("deepfool", "fgsm"), tuned):
+        points = [r for r in curve if r["fine-tuned on"] == attack]
+        assert [r["epoch"] for r in points] == [0, 1, 2]
+        assert points[0]["rho_adv DeepFool"] == pytest.approx(row["rho_adv DeepFool"], rel=1e-5)
+        assert points[-1]["rho_adv DeepFool"] == pytest.approx(
+            after["rho_adv DeepFool after"], rel=1e-5
+        )
+    assert any(path.endswith("finetune-curve.png") for path, _ in sections.figures)
 
 
 def test_blackbox(tmp_path):

@@ -84,6 +84,9 @@ CASES = {
             attack_step=0.05,
             adversarial="pgd",
             at_fraction=0.5,
+            adversarial_epochs=2,
+            decay_on="kernels",
+            models=["reference", "quantized"],
         ),
     ),
     "transfer": (
@@ -187,6 +190,7 @@ CASES = {
             finetune_fgsm_eps=0.2,
             lr=1e-3,
             schedule="constant",
+            curve_images=5,
         ),
     ),
     "blackbox": (

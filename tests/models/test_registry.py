@@ -101,3 +101,15 @@ def test_pad_to_is_zero_padding_in_pixel_space():
     assert params("surrogate-cnn", depth=4, pad_to=32) == 69386  # a no-op at CIFAR-10's size
     with pytest.raises(ValueError, match="pad_to"):
         build_model("surrogate-cnn", in_shape=MNIST, num_classes=10, pad_to=20)
+
+
+def test_head_dropout_false_keeps_dropout_after_the_conv_blocks_only():
+    both = build_model("grid-cnn", in_shape=MNIST, num_classes=10, dropout=0.25)
+    blocks = build_model("grid-cnn", in_shape=MNIST, num_classes=10, dropout=0.25, head_dropout=0)
+
+    def dropouts(part):
+        return sum(isinstance(m, torch.nn.Dropout) for m in part.modules())
+
+    assert dropouts(both.features) == dropouts(blocks.features) == 3
+    assert dropouts(both.head) == 1 and dropouts(blocks.head) == 0
+    assert count_parameters(both) == count_parameters(blocks)

@@ -1,11 +1,12 @@
 import pytest
 import torch
 
-from saddlepoint.attacks import runtime
+from saddlepoint.attacks import build_attack, runtime
 from saddlepoint.data import load_dataset
 from saddlepoint.defenses import AdversarialTraining, NoiseTraining
 from saddlepoint.models import build_model
 from saddlepoint.train import TrainConfig, train_classifier, train_model
+from saddlepoint.train.trainer import make_optimizer
 from tests.interrupt import Killed, stop_before
 
 
@@ -102,6 +103,44 @@ def test_transform_hook_sees_every_training_batch(digits):
         progress=False,
     )
     assert sum(seen) == len(digits.train)
+
+
+def test_an_after_epoch_measure_is_recorded_and_changes_no_weight(digits):
+    def train(after_epoch=None):
+        torch.manual_seed(0)
+        model = build_model("cnn", in_shape=digits.shape, num_classes=10, dropout=0.2)
+        config = TrainConfig(epochs=2, seed=3, device="cpu")
+        history = train_model(model, digits, config, progress=False, after_epoch=after_epoch)
+        return model, history
+
+    def measure(model):  # an attack: eval mode inside, modes restored, its own random draws
+        result = build_attack("pgd", eps=0.1, steps=2, random_start=True)(
+            model, digits.test.images[:20], digits.test.labels[:20]
+        )
+        return {"accuracy": result.metrics()["robust_accuracy"]}
+
+    plain, plain_history = train(None)
+    watched, history = train(measure)
+    for a, b in zip(plain.state_dict().values(), watched.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [sorted(r.measures) for r in history.epochs] == [["accuracy"], ["accuracy"]]
+    assert "measures" in history.to_dict()["epochs"][0]
+    assert "measures" not in plain_history.to_dict()["epochs"][0]  # older records match
+
+
+def test_weight_decay_on_kernels_leaves_biases_and_norm_scales_alone(digits):
+    model = build_model("grid-cnn", in_shape=digits.shape, num_classes=10)
+    config = TrainConfig(weight_decay=0.1, decay_on="kernels")
+    groups = make_optimizer(model, config).param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decayed) == (p.ndim >= 2), name
+    assert len(decayed) == sum(1 for p in model.parameters() if p.ndim >= 2) > 0
+    everything = make_optimizer(model, TrainConfig(weight_decay=0.1)).param_groups
+    assert all(g["weight_decay"] == 0.1 for g in everything)
+    assert "decay_on" not in TrainConfig().to_dict() and config.to_dict()["decay_on"] == "kernels"
+    with pytest.raises(ValueError, match="'decay_on' parameter of TrainConfig"):
+        TrainConfig(decay_on="biases")
 
 
 def test_bad_config_names_the_argument():

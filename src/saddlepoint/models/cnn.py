@@ -33,6 +33,8 @@ class ConvNet(nn.Module):
         padding: 'same' keeps the spatial size, 'valid' shrinks it by kernel_size - 1.
         batch_norm: add BatchNorm2d after each conv.
         dropout: dropout rate after each block and each hidden dense layer (0 disables).
+        head_dropout: also after each hidden dense layer (the default); False puts dropout after
+            the conv blocks only (Keras-style 'dropout after each convolutional layer').
         pool: 'max' or 'avg' 2x2 pooling after each block, or 'none'.
         head: 'flatten' the last feature map, or 'gap' (global average pooling) first.
         hidden: sizes of hidden dense layers before the output (an empty list for none).
@@ -53,6 +55,7 @@ class ConvNet(nn.Module):
         padding: str = "same",
         batch_norm: bool = False,
         dropout: float = 0.0,
+        head_dropout: bool = True,
         pool: str = "max",
         head: str = "flatten",
         hidden: int | Sequence[int] = (128,),
@@ -110,7 +113,7 @@ class ConvNet(nn.Module):
             features = int(out[0].numel())
         for size in hidden:
             head_layers += [nn.Linear(features, size), nn.ReLU(inplace=True)]
-            if dropout > 0:
+            if dropout > 0 and head_dropout:
                 head_layers.append(nn.Dropout(dropout))
             features = size
         head_layers.append(nn.Linear(features, num_classes))

@@ -12,6 +12,9 @@ class TrainConfig:
     """How to train: optimizer, schedule, regularization, early stopping and seed.
 
     ``weight_decay`` is the L2 penalty (Adam's coupled form, as Keras' kernel_regularizer);
+    ``decay_on`` says which parameters it touches: 'all' of them, or only the 'kernels' (the
+    weight matrices and convolution filters, as a Keras kernel regularizer does: no biases,
+    no batch-norm scales);
     ``patience`` enables early stopping on validation loss and restores the best weights.
     ``schedule`` sets the learning rate per batch: 'constant', 'cosine' decay to zero, or
     'onecycle' (warm-up to ``lr`` over the first 30%, then cosine decay; Smith, 2018).
@@ -29,6 +32,7 @@ class TrainConfig:
     lr: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
+    decay_on: str = "all"
     patience: int | None = None
     schedule: str = "onecycle"
     seed: int = 0
@@ -44,6 +48,7 @@ class TrainConfig:
         check_number(owner, "lr", self.lr, low=0, low_open=True)
         check_number(owner, "momentum", self.momentum, low=0, high=1, high_open=True)
         check_number(owner, "weight_decay", self.weight_decay, low=0)
+        check_choice(owner, "decay_on", self.decay_on, ["all", "kernels"])
         check_choice(owner, "schedule", self.schedule, ["constant", "cosine", "onecycle"])
         if self.patience is not None:
             check_number(owner, "patience", self.patience, low=1, integer=True)
@@ -52,9 +57,11 @@ class TrainConfig:
         check_choice(owner, "memory_format", self.memory_format, ["contiguous", "channels_last"])
 
     def to_dict(self) -> dict:
-        """The settings; precision and layout only where not the defaults, so older records
-        match."""
+        """The settings; precision, layout and decay_on only where not the defaults, so older
+        records match."""
         values = asdict(self)
+        if values["decay_on"] == "all":
+            del values["decay_on"]
         if values["precision"] == "fp32":
             del values["precision"]
         if values["memory_format"] == "contiguous":

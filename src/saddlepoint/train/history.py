@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class EpochRecord:
-    """Metrics of one epoch: train (running, in train mode) and validation (eval mode)."""
+    """Metrics of one epoch: train (running, in train mode) and validation (eval mode), and
+    what a caller's after-epoch measurement returned (``measures``; empty when none ran)."""
 
     epoch: int
     train_loss: float
@@ -18,6 +19,14 @@ class EpochRecord:
     val_accuracy: float
     val_confidence: float
     seconds: float
+    measures: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The record; ``measures`` only when some were taken, so older records match."""
+        values = asdict(self)
+        if not values["measures"]:
+            del values["measures"]
+        return values
 
 
 @dataclass
@@ -30,7 +39,7 @@ class History:
 
     def to_dict(self) -> dict:
         return {
-            "epochs": [asdict(record) for record in self.epochs],
+            "epochs": [record.to_dict() for record in self.epochs],
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
         }

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,14 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or SGD (with momentum) with L2 weight decay, as configured."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Adam or SGD (with momentum) with L2 weight decay on all parameters or on the kernels
+    only (parameters of two or more dimensions), as configured."""
+    params: Any = [p for p in model.parameters() if p.requires_grad]
+    if config.decay_on == "kernels":
+        params = [
+            {"params": [p for p in params if p.ndim >= 2]},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -120,8 +126,14 @@ def train_model(
     progress: bool = True,
     resume: Path | None = None,
     resume_tag: str = "",
+    after_epoch: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> History:
     """Train ``model`` on ``data.train``, validating on ``data.val`` after each epoch.
+
+    ``after_epoch`` measures the model after each epoch (say, an attack's rho_adv on held-out
+    images); what it returns is kept in that epoch's record. It must leave the model's weights,
+    modes and the global random state as it found them (attacks do), so that training with and
+    without it gives the same weights.
 
     Deterministic on CPU for a given ``config.seed``, across processes too (attacks inside
     training take their memory layout from a fixed rule, not from timing); the caller's RNG
@@ -191,6 +203,8 @@ def train_model(
                     model, data, optimizer, config, generator, device, defense, scheduler, bar
                 )
             val = summarize_logits(predict_logits(model, data.val.images), data.val.labels)
+            seconds = time.perf_counter() - start  # training and validation, not the measures
+            measures = after_epoch(model) if after_epoch is not None else {}
             record = EpochRecord(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -199,12 +213,14 @@ def train_model(
                 val_loss=val["loss"],
                 val_accuracy=val["accuracy"],
                 val_confidence=val["mean_confidence"],
-                seconds=time.perf_counter() - start,
+                seconds=seconds,
+                measures=measures,
             )
             history.epochs.append(record)
             message = (
                 f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} ({record.seconds:.1f}s)"
+                + "".join(f" | {k} {v:.4g}" for k, v in measures.items())
             )
             if progress:
                 tqdm.write(message)

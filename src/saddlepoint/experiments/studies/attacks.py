@@ -24,7 +24,7 @@ from saddlepoint.experiments.studies.common import (
     record_pgd_curves,
 )
 from saddlepoint.experiments.tasks import task
-from saddlepoint.validation import check_choice
+from saddlepoint.validation import check_choice, check_number
 from saddlepoint.viz.grids import adversarial_grid
 
 
@@ -424,6 +424,7 @@ def minimal_perturbations(
     finetune_fgsm_eps: float | None = None,
     lr: float = 3e-3,
     schedule: str = "onecycle",
+    curve_images: int = 0,
 ) -> dict:
     """FGSM versus DeepFool on an MLP and a CNN, and fine-tuning on each (seed 003).
 
@@ -435,13 +436,18 @@ def minimal_perturbations(
     perturbed copy of the training set made before the first epoch. FGSM fine-tunes at
     ``finetune_fgsm_eps`` (default: the largest eps, or the 90% eps under 'misclassify-90').
     Accuracy under DeepFool and under FGSM at every eps is reported too (seed 003: 1.04%, 29%).
+    With ``curve_images``, DeepFool's rho_adv on that many test images is measured before
+    fine-tuning and after each epoch of it, and drawn over the epochs (the DeepFool paper's
+    Fig. 5); 0 measures only the end point.
     """
+    check_number("minimal-perturbations", "curve_images", curve_images, low=0, integer=True)
     check_choice("minimal-perturbations", "fgsm_protocol", fgsm_protocol, FGSM_PROTOCOLS)
     check_choice(
         "minimal-perturbations", "finetune_protocol", finetune_protocol, ["mixed", "paper"]
     )
     sweep = dict(images=images, fgsm_eps=fgsm_eps)
-    found, tuned, first = [], [], None
+    found, tuned, curves, first = [], [], [], None
+    watch = "deepfool" if curve_images else None
     for name in models:
         net = ctx.train(name, name, epochs=epochs, lr=lr, schedule=schedule)
         first = first or net
@@ -453,17 +459,26 @@ def minimal_perturbations(
         for attack in ("deepfool", "fgsm"):
             defense, tune_lr = finetune_defense(attack, tune_eps, finetune_protocol, lr)
             model = ctx.finetune(
-                f"{name}-tuned-{attack}", net, epochs=finetune_epochs, defense=defense, lr=tune_lr
+                f"{name}-tuned-{attack}",
+                net,
+                epochs=finetune_epochs,
+                defense=defense,
+                lr=tune_lr,
+                watch=watch,
+                watch_images=curve_images,
             )
             after = ctx.run(deepfool_after, tuned=model, images=images)
             fgsm = tune_eps if attack == "fgsm" else float("nan")
-            tuned.append({"classifier": name, "fine-tuned on": attack, "FGSM eps": fgsm, **after})
+            which = {"classifier": name, "fine-tuned on": attack}
+            curves += [{**which, **point} for point in after.pop("curve")]
+            tuned.append({**which, "FGSM eps": fgsm, **after})
     ctx.section(
         "minimal",
         "Minimal perturbations: DeepFool versus FGSM",
         minimal_section,
         found=found,
         tuned=tuned,
+        curves=curves,
         images=images,
         fgsm_eps=fgsm_eps,
         fgsm_protocol=fgsm_protocol,
@@ -535,14 +550,19 @@ def smallest_fgsm(
     return (float(found.mean()) if len(found) else float("nan")), float("nan"), ms
 
 
-@task(version=1)
-def deepfool_after(ctx: StudyContext, tuned: Trained, images: int) -> dict[str, float]:
-    """A fine-tuned model's test error and DeepFool's rho_adv on it."""
+@task(version=2)
+def deepfool_after(ctx: StudyContext, tuned: Trained, images: int) -> dict[str, Any]:
+    """A fine-tuned model's test error, DeepFool's rho_adv on it, and its rho_adv over the
+    fine-tuning epochs where they were measured (CURVE_POINT_COLUMNS; else an empty list)."""
     x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
     net, meta = tuned.load()
     after = build_attack("deepfool")(net, x, y).metrics()
     error = 1 - meta["metrics"]["test"]["accuracy"]
-    return {"test error": error, "rho_adv DeepFool after": after["rho_adv"]}
+    curve = [
+        dict(zip(CURVE_POINT_COLUMNS, (p["epoch"], p["rho_adv"], p["accuracy"])))
+        for p in meta.get("epoch_measures", [])
+    ]
+    return {"test error": error, "rho_adv DeepFool after": after["rho_adv"], "curve": curve}
 
 
 @task(version=1)
@@ -551,6 +571,7 @@ def minimal_section(
     section: Section,
     found: list[dict[str, Any]],
     tuned: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
     images: int,
     fgsm_eps: Sequence[float],
     fgsm_protocol: str,
@@ -580,6 +601,8 @@ def minimal_section(
         else f"{finetune_epochs} epoch(s) of fine-tuning, half of each batch adversarial"
     )
     section.tables.append(Table.of("finetuned", TUNED_COLUMNS, tuned, how))
+    if curves:
+        finetune_curve(ctx, section, curves, how)
     rule = (
         "the one smallest eps of those tried that misclassifies at least 90% of the images, "
         "with the ratio averaged over all images (the DeepFool paper's protocol)"
@@ -592,6 +615,25 @@ def minimal_section(
         f"image. DeepFool finds it directly; for FGSM it is {rule} "
         f"(eps tried: {', '.join(f'{e:g}' for e in fgsm_eps)}). Larger rho_adv after "
         "fine-tuning means a more robust model."
+    )
+
+
+def finetune_curve(
+    ctx: StudyContext, section: Section, curves: list[dict[str, Any]], how: str
+) -> None:
+    """DeepFool's rho_adv over the fine-tuning epochs, one line per model and fine-tuning
+    attack (the DeepFool paper's Fig. 5), and its table."""
+    columns = ["classifier", "fine-tuned on", *CURVE_POINT_COLUMNS]
+    caption = f"DeepFool over the fine-tuning epochs (epoch 0: before it); {how}"
+    table = Table.of("finetune-curve", columns, curves, caption)
+    section.tables.append(table)
+    plot_table(
+        table,
+        ctx.figure(section, "finetune-curve.png", "rho_adv of DeepFool over the fine-tuning"),
+        x="epoch",
+        y="rho_adv DeepFool",
+        by=["classifier", "fine-tuned on"],
+        title="Robustness over fine-tuning (DeepFool's rho_adv)",
     )
 
 
@@ -629,4 +671,5 @@ MINIMAL_COLUMNS = [
 ]
 ACCURACY_COLUMNS = ["classifier", "attack", "eps", "accuracy"]
 TUNED_COLUMNS = ["classifier", "fine-tuned on", "FGSM eps", "test error", "rho_adv DeepFool after"]
+CURVE_POINT_COLUMNS = ["epoch", "rho_adv DeepFool", "accuracy under DeepFool"]
 FGSM_PROTOCOLS = ["per-image", "misclassify-90"]

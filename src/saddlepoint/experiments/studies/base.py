@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from saddlepoint.attacks import build_attack
 from saddlepoint.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from saddlepoint.data import ImageData, Split
 from saddlepoint.evaluate.metrics import evaluate_split
@@ -246,10 +247,17 @@ class StudyContext:
         epochs: int,
         defense: Any = None,
         lr: float = 1e-3,
+        watch: str | None = None,
+        watch_images: int = 0,
     ) -> Trained:
         """Model ``name``: ``base`` run for ``epochs`` more epochs at a constant ``lr`` with
-        ``defense``; cached like ``train`` (its key holds the base model's digest)."""
+        ``defense``; cached like ``train`` (its key holds the base model's digest). With
+        ``watch`` (a registered attack), that attack runs on the first ``watch_images`` test
+        images before the first epoch and after each, and the model's metadata keeps the curve
+        (``epoch_measures``: epoch, rho_adv, accuracy under the attack)."""
         arguments = dict(base=base, epochs=epochs, defense=defense, lr=lr)
+        if watch is not None:  # else the key of earlier runs
+            arguments |= dict(watch=watch, watch_images=watch_images)
         return self._model_task(name, finetune_from, arguments)
 
     def _model_task(
@@ -423,12 +431,17 @@ def finetune_from(
     defense: Any,
     lr: float,
     resume_tag: str = "",
+    watch: str | None = None,
+    watch_images: int = 0,
 ) -> None:
     """Run ``base`` for ``epochs`` more epochs at a constant ``lr`` with ``defense`` and save
-    it as model ``name``, with its history and test metrics."""
+    it as model ``name``, with its history and test metrics (and, with ``watch``, the watched
+    attack's curve over the epochs)."""
     ctx.say(f"fine-tuning {base.name} into {name} ({epochs} epochs)")
     model, metadata = base.load()
     config = TrainConfig(epochs=epochs, lr=lr, schedule="constant", seed=ctx.seed)
+    measure = None if watch is None else attack_measure(ctx, watch, watch_images)
+    before = measure(model) if measure is not None else {}
     history = train_model(
         model,
         ctx.training_data(),
@@ -437,6 +450,7 @@ def finetune_from(
         progress=ctx.progress,
         resume=ctx._state_path(name),
         resume_tag=resume_tag,
+        after_epoch=measure,
     )
     test = evaluate_split(model.cpu(), ctx.data.test, ctx.data.num_classes)
     metadata = {
@@ -445,7 +459,26 @@ def finetune_from(
         "history": history.to_dict(),
         "metrics": {"test": {k: test[k] for k in ("loss", "accuracy", "mean_confidence")}},
     }
+    if measure is not None:
+        curve = [(0, before)] + [(r.epoch, r.measures) for r in history.epochs]
+        metadata["epoch_measures"] = [{"epoch": e, **values} for e, values in curve]
     save_checkpoint(ctx._model_path(name), model, metadata)
+
+
+def attack_measure(
+    ctx: StudyContext, attack: str, images: int
+) -> Callable[[nn.Module], dict[str, float]]:
+    """rho_adv and accuracy of the registered ``attack`` on the first ``images`` test images:
+    a measurement to take after each epoch (attacks restore the model's modes and keep the
+    global random state)."""
+    x, y = ctx.data.test.images[:images], ctx.data.test.labels[:images]
+    adversary = build_attack(attack)
+
+    def measure(model: nn.Module) -> dict[str, float]:
+        metrics = adversary(model, x, y).metrics()
+        return {"rho_adv": metrics["rho_adv"], "accuracy": metrics["robust_accuracy"]}
+
+    return measure
 
 
 def _plain(value: Any) -> Any:

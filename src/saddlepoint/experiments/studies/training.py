@@ -245,11 +245,16 @@ def defenses(
     attack_step: float | None = None,
     adversarial: str = "fast",
     at_fraction: float = 1.0,
+    adversarial_epochs: int | None = None,
+    decay_on: str = "all",
+    models: Sequence[str] | None = None,
 ) -> dict:
     """Reference, noisy training, quantization, adversarial training and both, naive and honest.
 
     Every model is ``model`` with ``model_args`` (seed 000: dropout), trained ``epochs`` at
-    ``batch_size`` with L2 penalty ``weight_decay``. The attack is PGD at Linf ``eps`` with
+    ``batch_size`` with L2 penalty ``weight_decay`` on ``decay_on`` ('all' parameters or the
+    'kernels'); the adversarially trained ones ``adversarial_epochs`` (default: ``epochs``).
+    ``models`` runs a subset of DEFENSE_MODELS (default: all of them). The attack is PGD at Linf ``eps`` with
     ``attack_steps`` steps of ``attack_step`` (default eps / 30; seed 000: 0.1 at eps 0.05).
     ``adversarial`` 'fast' trains on FGSM from a random start (Wong et al.); 'pgd' on the study's
     PGD attack; ``at_fraction`` of each batch is adversarial (seed 000: 0.5). For quantized
@@ -259,6 +264,8 @@ def defenses(
     ``strong_queries``: the reference AutoAttack's 100 and 5,000 by default).
     """
     check_choice("defenses", "adversarial", adversarial, ["fast", "pgd"])
+    for name in models or ():
+        check_choice("defenses", "models", name, DEFENSE_MODELS)
     step = eps / 30 if attack_step is None else attack_step
     evaluation = dict(images=images, eps=eps, attack_steps=attack_steps, step=step)
     checks = dict(audit_images=audit_images, audit_steps=audit_steps, audit_queries=audit_queries)
@@ -268,14 +275,21 @@ def defenses(
         noise, quantize, model_args, eps, adversarial, at_fraction, attack_steps, step
     ):
         key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
+        if models is not None and key not in models:
+            continue
+        options: dict[str, Any] = {"weight_decay": weight_decay, "batch_size": batch_size}
+        if decay_on != "all":  # else the recipe of earlier runs
+            options["decay_on"] = decay_on
+        trained_for = epochs
+        if isinstance(defense, AdversarialTraining) and adversarial_epochs is not None:
+            trained_for = adversarial_epochs
         target = ctx.train(
             key,
             model,
-            epochs=epochs,
+            epochs=trained_for,
             model_args=args,
             defense=defense,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
+            **options,
         )
         # each model's row is a task of its own: its evaluation can take an hour
         record = ctx.submit(  # on a cluster every model is trained and evaluated at once
@@ -293,6 +307,15 @@ def defenses(
         "defenses", "Defenses, naive and honest", defenses_section, found=found, **evaluation
     )
     return {}
+
+
+DEFENSE_MODELS = [
+    "reference",
+    "noisy-training",
+    "quantized",
+    "adversarial-training",
+    "quantized-and-adversarial-training",
+]
 
 
 def defense_plans(
