@@ -34,9 +34,9 @@ CASES = {
         ),
     ),
     "overfitting": (
-        dict(widths=["mlp"], overtrain_epochs=2, epochs=1, images=12, steps=3),
+        dict(widths=["cnn"], overtrain_epochs=2, epochs=1, images=12, steps=3),
         dict(
-            widths=["cnn"],
+            widths=["mlp"],
             overtrain_epochs=3,
             epochs=2,
             patience=1,
@@ -51,6 +51,8 @@ CASES = {
             pgd_step=0.05,
             alpha=0.5,
             pgd_random_start=False,
+            head_dropout=False,
+            variants=["dropout"],
         ),
     ),
     "defenses": (

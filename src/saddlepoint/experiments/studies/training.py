@@ -49,6 +49,8 @@ def overfitting(
     pgd_step: float | None = None,
     alpha: float | None = None,
     pgd_random_start: bool = True,
+    head_dropout: bool = True,
+    variants: Sequence[str] | None = None,
 ) -> dict:
     """Over-trained, early-stopped and dropout variants of two widths; PGD curves per model.
 
@@ -61,7 +63,11 @@ def overfitting(
     PGD (Linf ``eps``, step ``pgd_step``, default 2.5 eps / steps) runs up to ``steps`` steps;
     with ``alpha`` it stops once the mean loss changes by less than alpha between iterates
     (seed 000 §4.3.2), and the accuracy reported is the one at that iterate.
+    Dropout follows every conv block and, with ``head_dropout``, the hidden dense layer too.
+    ``variants`` runs a subset of OVERFIT_VARIANTS (default: all three per width).
     """
+    for name in variants or ():
+        check_choice("overfitting", "variants", name, OVERFIT_VARIANTS)
     for name, values in (("dropout_epochs", dropout_epochs), ("early_epochs", early_epochs)):
         if values is not None and len(values) != len(widths):
             raise ValueError(
@@ -82,6 +88,10 @@ def overfitting(
         schedule,
         lr,
     ):
+        if variants is not None and label.split(" ")[1] not in variants:
+            continue
+        if not head_dropout and model_args:  # else the recipe of earlier runs
+            model_args = {**model_args, "head_dropout": False}
         target = ctx.train(label.replace(" ", "-"), arch, model_args=model_args, **options)
         found.append(  # submitted: on a cluster every model trains and is attacked at once
             ctx.submit(
@@ -100,6 +110,9 @@ def overfitting(
         **pgd,
     )
     return {}
+
+
+OVERFIT_VARIANTS = ["over-trained", "early-stopped", "dropout"]
 
 
 def overfit_variants(
