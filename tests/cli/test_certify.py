@@ -30,3 +30,29 @@ def test_certify_a_noise_trained_model(capsys, tmp_path):
 def test_a_bad_sigma_is_one_line_naming_it(capsys, tmp_path):
     code = main(["certify", str(tmp_path / "missing.safetensors"), "--sigma", "abc"])
     assert code != 0 and "--sigma" in capsys.readouterr().err
+
+
+def test_the_card_of_a_noise_trained_model_certifies_its_smoothed_version(capsys, tmp_path):
+    model = tmp_path / "noisy.safetensors"
+    train = ["--quiet", "train", "--dataset", "digits", "--model", "mlp", "--epochs", "3"]
+    train += ["--defense", "noise", "--noise-scale", "0.25", "--out", str(model)]
+    assert main(train) == 0
+    card = ["benchmark", str(model), "--eps", "0.1", "--limit", "12", "--strong-steps", "3"]
+    card += ["--strong-queries", "20", "--certify-limit", "6", "--certify-n", "300"]
+    assert main([*card, "--out", str(tmp_path / "card")]) == 0
+    captured = capsys.readouterr()
+    assert "trained under Gaussian noise of sigma 0.25" in captured.err
+    assert "certified (smoothed)" in captured.out
+    record = json.loads((tmp_path / "card" / "card.json").read_text())
+    certificate = record["certificate"]
+    assert certificate["sigma"] == 0.25 and certificate["images"] == 6
+    assert certificate["n"] == 300 and certificate["sigma_from"].startswith("the noise")
+    accuracies = [p["certified accuracy"] for p in certificate["curve"]]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert (
+        "certified accuracy of the smoothed model"
+        in (tmp_path / "card" / "report.html").read_text()
+    )
+    # --sigma 0: no certificate; a model trained without noise gets none either
+    assert main([*card, "--sigma", "0", "--out", str(tmp_path / "none")]) == 0
+    assert json.loads((tmp_path / "none" / "card.json").read_text())["certificate"] is None

@@ -45,3 +45,24 @@ def test_the_front_door_names_resolve_lazily():
     assert saddlepoint.benchmark is benchmark
     with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
         saddlepoint.nosuch  # noqa: B018
+
+
+def test_a_smoothed_models_card_holds_its_certificate(trained_digits, tmp_path):
+    model, data = trained_digits
+    x, y = data.test.images[:10], data.test.labels[:10]
+    smoothing = {"sigma": 0.25, "images": 4, "n": 200, "n0": 20, "radii": (0.0, 0.5)}
+    card = benchmark(model, x, y, eps=0.1, strong_steps=2, strong_queries=10, smoothing=smoothing)
+    certificate = card.certificate
+    assert certificate is not None and certificate["images"] == 4 and certificate["n"] == 200
+    assert [p["radius"] for p in certificate["curve"]] == [0.0, 0.5]
+    assert (
+        certificate["curve"][0]["certified accuracy"]
+        >= certificate["curve"][1]["certified accuracy"]
+    )
+    card.save(tmp_path / "card")
+    assert RobustnessCard.load(tmp_path / "card").certificate == certificate
+    assert "sigma 0.25" in compare([card])[-4][1]  # the certified row, before seconds and software
+    section = card.section()
+    assert (
+        "certified" in [t.name for t in section.tables] and "Randomized smoothing" in section.text
+    )

@@ -33,6 +33,8 @@ from saddlepoint.cli.model_options import (
 )
 from saddlepoint.experiments.cluster import evaluation_executor
 from saddlepoint.fileio import content_digest
+from saddlepoint.progress import note
+from saddlepoint.validation import check_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +67,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the card (default: MODEL-benchmark/)"
     )
+    smoothing = parser.add_argument_group(
+        "randomized smoothing",
+        "a model trained under Gaussian noise (train --defense noise --noise-kind gaussian) is "
+        "the base of a smoothed classifier: the card certifies it at the training sigma",
+    )
+    smoothing.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="certify the model smoothed with Gaussian noise of this std (default: the noise "
+        "the checkpoint was trained under, if Gaussian; 0: no certificate)",
+    )
+    smoothing.add_argument(
+        "--certify-limit",
+        type=positive_int,
+        default=100,
+        help="images certified, the first of --limit (default: 100)",
+    )
+    smoothing.add_argument(
+        "--certify-n",
+        type=positive_int,
+        default=100_000,
+        help="estimation samples per image (default: 100000, Cohen et al.'s)",
+    )
+    smoothing.add_argument(
+        "--certify-alpha", type=float, default=0.001, help="failure probability (default: 0.001)"
+    )
     add_data_arguments(parser, user_data=True)
     add_cluster_arguments(parser, "each attack of the card")
     add_shard_argument(parser)
@@ -79,6 +108,40 @@ def _model_record(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, A
     if args.model is not None:
         record["reference"] = args.model
     return record
+
+
+def _smoothing(args: argparse.Namespace, meta: dict[str, Any], images: int) -> dict | None:
+    """The certificate's settings: --sigma, else the checkpoint's Gaussian training noise
+    (said), else none; its cost said before it is spent."""
+    from saddlepoint.experiments.card import smoothing_sigma
+
+    check_number("benchmark", "--sigma", args.sigma if args.sigma is not None else 0.0, low=0)
+    check_number("benchmark", "--certify-alpha", args.certify_alpha, low=0, high=1, low_open=True)
+    sigma, source = args.sigma, "given by --sigma"
+    if sigma is None:
+        sigma, source = smoothing_sigma(meta), "the noise the model was trained under"
+        if sigma is not None:
+            note(
+                "the model was trained under Gaussian noise of sigma %g: the card certifies its "
+                "smoothed version at that sigma (--sigma 0: no certificate)",
+                sigma,
+            )
+    if not sigma:
+        return None
+    count = min(args.certify_limit, images)
+    note(
+        "certifying %d images at n %d: %d forward passes of the model (n + n0 per image)",
+        count,
+        args.certify_n,
+        count * (args.certify_n + 100),
+    )
+    return {
+        "sigma": sigma,
+        "sigma_from": source,
+        "images": count,
+        "n": args.certify_n,
+        "alpha": args.certify_alpha,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         factor=1.3,
     )
     source = str(args.data) if args.data is not None else data.name
+    smoothing = _smoothing(args, meta, len(split))
     with evaluation_executor(**cluster_options(args), shards=args.shards) as runner:
         card = benchmark(
             model,
@@ -124,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             model_record=_model_record(args, meta),
             data_record={"source": source, "split": args.split},
             device=str(args.device),
+            smoothing=smoothing,
         )
     card.ran = runner.summary() if runner else {"executor": "local"}
     card.seconds = round(time.perf_counter() - started, 1)

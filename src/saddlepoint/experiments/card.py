@@ -3,7 +3,9 @@
 ``benchmark(model, x, y, norm=..., eps=...)`` measures clean accuracy and runs the gradient-
 masking audit (which runs the strongest evaluation beside PGD, FGSM and Square); the card holds
 the per-image worst case of every attack as the robust accuracy, the per-attack breakdown, the
-audit's verdict, and what it ran on. ``save`` writes ``card.json`` and an HTML report, ``load``
+audit's verdict, and what it ran on. A smoothed model (one trained under Gaussian noise, or any
+model given a ``smoothing`` sigma) also gets its randomized-smoothing certificate: certified L2
+accuracy per radius, with the procedure's settings. ``save`` writes ``card.json`` and an HTML report, ``load``
 reads a card back, ``compare`` lays cards side by side. ``saddlepoint benchmark`` parses its
 arguments and calls these.
 """
@@ -51,6 +53,8 @@ class RobustnessCard:
     date: str = ""
     # where the attacks ran: {"executor": "local"}, or Ray's workers, devices and seconds each
     ran: dict[str, Any] = field(default_factory=lambda: {"executor": "local"})
+    # randomized smoothing's certificate of the smoothed model (None: not a smoothed model)
+    certificate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CARD_FORMAT, "format_version": 1, **asdict(self)}
@@ -114,21 +118,46 @@ class RobustnessCard:
             f"accuracy {self.robust_accuracy:.4f} (the per-image worst case of every attack "
             f"below; reached by {self.robust_attack}). Audit: {verdict}."
         )
+        tables = [
+            Table(
+                "card", ["", self.name], compare([self]), "headline numbers and per-attack accuracy"
+            ),
+            Table("checks", ["", "check", "what failing means"], checks, "the audit's checks"),
+        ]
+        if self.certificate is not None:
+            text += " " + certificate_text(self.certificate)
+            tables.append(certificate_table(self.certificate))
         return Section(
             key="card",
             title=f"Robustness card: {self.name}",
             text=text,
-            tables=[
-                Table(
-                    "card",
-                    ["", self.name],
-                    compare([self]),
-                    "headline numbers and per-attack accuracy",
-                ),
-                Table("checks", ["", "check", "what failing means"], checks, "the audit's checks"),
-            ],
+            tables=tables,
             params={"card": self.model.get("sha256", ""), "eps": self.threat_model["eps"]},
         )
+
+
+def certificate_text(certificate: dict[str, Any]) -> str:
+    """What the certificate says and how it was made, in a sentence or two."""
+    c = certificate
+    return (
+        f"Randomized smoothing (Cohen et al., 2019) of this model with Gaussian noise of sigma "
+        f"{c['sigma']:g} ({c['sigma_from']}): on the first {c['images']} images, "
+        f"{c['curve'][0]['certified accuracy']:.1%} are predicted correctly with a certificate "
+        f"and {c['abstained']:.1%} abstained (n {c['n']}, n0 {c['n0']}, alpha {c['alpha']:g}, "
+        f"{c['seconds_per_image']:.2f} s per image). A certified radius is a lower bound that "
+        "holds for the smoothed classifier, in L2, with probability 1 - alpha; the attacks "
+        "above measure the model itself."
+    )
+
+
+def certificate_table(certificate: dict[str, Any]) -> Table:
+    """Certified accuracy at each L2 radius."""
+    rows = [[p["radius"], p["certified accuracy"]] for p in certificate["curve"]]
+    caption = (
+        f"certified accuracy of the smoothed model (sigma {certificate['sigma']:g}) at each L2 "
+        f"radius, {certificate['images']} images"
+    )
+    return Table("certified", ["L2 radius", "certified accuracy"], rows, caption)
 
 
 def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
@@ -148,6 +177,8 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
         "passed" if c.audit["passed"] else "FAILED: " + "; ".join(c.audit["failed"]) for c in cards
     ]
     rows.append(["audit", *audits])
+    if any(c.certificate for c in cards):
+        rows.append(["certified (smoothed)", *[_certified(c.certificate) for c in cards]])
     rows.append(["seconds", *[f"{c.seconds:.1f}" for c in cards]])
     rows.append(["ran on", *[_ran(c.ran) for c in cards]])
     software = [
@@ -155,6 +186,64 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
     ]
     rows.append(["software", *software])
     return rows
+
+
+def _certified(certificate: dict[str, Any] | None) -> str:
+    """The certificate in one cell: sigma and certified accuracy at radius 0 and the largest."""
+    if not certificate:
+        return "-"
+    first, last = certificate["curve"][0], certificate["curve"][-1]
+    return (
+        f"sigma {certificate['sigma']:g}: {first['certified accuracy']:.1%} at L2 "
+        f"{first['radius']:g}, {last['certified accuracy']:.1%} at {last['radius']:g}"
+    )
+
+
+def smoothing_sigma(metadata: dict[str, Any]) -> float | None:
+    """The Gaussian noise a checkpoint was trained under (``train --defense noise``, every
+    image of each batch), the sigma its smoothed version is certified at; None otherwise."""
+    defense = metadata.get("defense") or {}
+    if (
+        defense.get("name") == "noise"
+        and defense.get("kind") == "gaussian"
+        and float(defense.get("fraction", 1.0)) == 1.0
+    ):
+        return float(defense["scale"])
+    return None
+
+
+def certify_card(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    sigma: float,
+    sigma_from: str = "given",
+    n: int = 100_000,
+    n0: int = 100,
+    alpha: float = 0.001,
+    radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> dict[str, Any]:
+    """The certificate record of ``model`` smoothed at ``sigma`` on ``images``: Cohen et al.'s
+    CERTIFY per image and the certified-accuracy curve, with every setting it depends on."""
+    from saddlepoint.evaluate.smoothing import SmoothedClassifier
+
+    smoothed = SmoothedClassifier(model, sigma, batch_size=batch_size, seed=seed)
+    result = smoothed.certify(images, n0=n0, n=n, alpha=alpha)
+    return {
+        "sigma": float(sigma),
+        "sigma_from": sigma_from,
+        "n": n,
+        "n0": n0,
+        "alpha": alpha,
+        "seed": seed,
+        "images": len(labels),
+        "abstained": float((result.prediction < 0).float().mean()),
+        "curve": result.curve(labels.cpu(), list(radii)),
+        "seconds_per_image": result.seconds / max(len(labels), 1),
+    }
 
 
 def _ran(ran: dict[str, Any]) -> str:
@@ -176,11 +265,14 @@ def benchmark(
     model_record: dict[str, Any] | None = None,
     data_record: dict[str, Any] | None = None,
     device: str = "cpu",
+    smoothing: dict[str, Any] | None = None,
 ) -> RobustnessCard:
     """The robustness card of ``model`` on ``(images, labels)`` in the ``norm`` ball of radius
     ``eps``: clean accuracy, then the audit (APGD with ``strong_steps`` steps, Square with
     ``strong_queries`` queries in the strongest evaluation). ``model_record`` and
-    ``data_record`` say what the model and the images are (file, digest, dataset, split)."""
+    ``data_record`` say what the model and the images are (file, digest, dataset, split).
+    ``smoothing`` (``sigma`` and optionally ``images``, the count certified, and the other
+    keywords of ``certify_card``) adds the certificate of the model smoothed at sigma."""
     started = time.perf_counter()
     with torch.no_grad():
         clean = float(
@@ -197,7 +289,13 @@ def benchmark(
         strong_steps=strong_steps,
         strong_queries=strong_queries,
     )
+    certificate = None
+    if smoothing is not None:
+        settings = dict(smoothing)
+        count = int(settings.pop("images", len(labels)))
+        certificate = certify_card(model, images[:count], labels[:count], seed=seed, **settings)
     return RobustnessCard(
+        certificate=certificate,
         model=dict(model_record or {}),
         data={"source": "tensors", "split": "given", **(data_record or {}), "images": len(labels)},
         threat_model={"norm": norm, "eps": float(eps)},
