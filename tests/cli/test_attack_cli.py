@@ -47,6 +47,10 @@ def test_attack_prints_metrics_saves_examples_and_images(checkpoint, tmp_path, c
     record = json.loads((out / "metrics.json").read_text())
     assert record["config"]["loss"] == "mse" and record["config"]["random_start"] is False
     assert record["metrics"]["n"] == 50
+    # the cost per image, counted on the model: early stop ends some images before 5 steps
+    assert "fwd/img" in text and "bwd/img" in text
+    assert 0 < record["metrics"]["backward_passes"] <= 5
+    assert record["metrics"]["forward_passes"] >= record["metrics"]["backward_passes"]
     tensors = load_file(str(out / "adversarial.safetensors"))
     assert tensors["adversarial"].shape == (50, 1, 8, 8)
     assert float((tensors["adversarial"] - tensors["inputs"]).abs().max()) <= 25 / 255 + 1e-6

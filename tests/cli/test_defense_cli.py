@@ -46,6 +46,7 @@ def test_train_with_defenses_and_audit(tmp_path, capsys):
     honest = json.loads((tmp_path / "b.json").read_text())
     out = capsys.readouterr().out
     assert "gradient masking suspected" in out
+    assert "fwd/img" in out and set(honest["passes_per_image"]) == set(honest["accuracies_at_eps"])
     assert naive["passed"] is False
     checks = {c["name"]: c for c in honest["checks"]}
     assert checks["gradients are not zero or NaN on many inputs"]["passed"]

@@ -30,6 +30,12 @@ def test_a_card_is_built_saved_loaded_and_compared(trained_digits, tmp_path):
     assert again == card and json.loads((tmp_path / "card" / CARD_FILE).read_text())["format"]
     rows = compare([card, again])
     assert rows[4] == ["robust accuracy", card.robust_accuracy, card.robust_accuracy]
+    # the cost column RobustBench users ask for: passes per image, counted on the model
+    assert set(card.passes) == set(card.per_attack)
+    forward, backward = card.passes[max(card.passes, key=lambda k: card.passes[k][1])]
+    assert backward > 0 and forward >= backward
+    cost = dict((row[0], row[1]) for row in rows)
+    assert "backward passes per image" in cost["cost, strongest evaluation"]
 
 
 def test_a_file_that_is_not_a_card_is_refused_by_name(tmp_path):

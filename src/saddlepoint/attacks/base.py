@@ -21,6 +21,7 @@ from torch import nn
 
 from saddlepoint import lp
 from saddlepoint.attacks.distribute import current_runner, local
+from saddlepoint.attacks.passes import counted_passes
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.attacks.runtime import (
     PRECISIONS,
@@ -485,20 +486,24 @@ class Attack:
         check_number(type(self).__name__, "offset", offset, low=0, integer=True)
         runner = current_runner()
         if runner is not None:
-            x, y, targets = self._check(model, x, y, targets)
+            with counted_passes(model) as checked:
+                x, y, targets = self._check(model, x, y, targets)
             with local():  # the runner's own calls attack here
-                return runner(self, model, x.cpu(), y.cpu(), _cpu(targets), offset)
+                joined = runner(self, model, x.cpu(), y.cpu(), _cpu(targets), offset)
+            joined.passes = joined.passes + checked
+            return joined
         start = time.perf_counter()
-        x, y, targets = self._check(model, x, y, targets)
-        with evaluating(model, freeze=True), torch.enable_grad():
-            outputs, adversarial, plan = self._execute(model, x, y, targets, offset)
-            final = self._guarantee(adversarial, x)
-            size = plan.batch_size
-            # Logits from low-precision passes are not reused: success is decided in float32.
-            reusable = outputs if plan.precision == "fp32" else []
-            with torch.no_grad(), memory_layout(model, plan.channels_last):
-                logits = self._logits_for(model, final, adversarial, reusable, size, "logits")
-                clean = self._logits_for(model, x, x, reusable, size, "clean_logits")
+        with counted_passes(model) as passes:  # the check's probe of one image included
+            x, y, targets = self._check(model, x, y, targets)
+            with evaluating(model, freeze=True), torch.enable_grad():
+                outputs, adversarial, plan = self._execute(model, x, y, targets, offset)
+                final = self._guarantee(adversarial, x)
+                size = plan.batch_size
+                # Logits from low-precision passes are not reused: success is decided in fp32.
+                reusable = outputs if plan.precision == "fp32" else []
+                with torch.no_grad(), memory_layout(model, plan.channels_last):
+                    logits = self._logits_for(model, final, adversarial, reusable, size, "logits")
+                    clean = self._logits_for(model, x, x, reusable, size, "clean_logits")
         seconds = time.perf_counter() - start
         n = len(x)
         grad_evals = _gather(outputs, "grad_evals", n)
@@ -520,6 +525,7 @@ class Attack:
             trace=_merge_trace(outputs),
             extras=extras,
             precision=plan.precision,
+            passes=passes,
         )
 
     @staticmethod

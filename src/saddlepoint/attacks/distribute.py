@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import nn
 
+from saddlepoint.attacks.passes import Passes
 from saddlepoint.attacks.result import AttackResult
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def join_results(parts: Sequence[AttackResult], seconds: float) -> AttackResult:
         trace=_join_traces(parts),
         extras=extras,
         precision=first.precision,
+        passes=sum((part.passes for part in parts), Passes()),
     )
 
 

@@ -186,6 +186,7 @@ class Ensemble:
             merged.logits[won] = result.logits[result.success]
             merged.grad_evals[todo] += result.grad_evals
             merged.queries[todo] += result.queries
+            merged.passes = merged.passes + result.passes
             broken_by[won] = index
             closest[todo] = torch.minimum(
                 closest[todo],

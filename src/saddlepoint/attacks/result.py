@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from saddlepoint import lp
+from saddlepoint.attacks.passes import Passes
 
 
 @dataclass
@@ -16,7 +17,9 @@ class AttackResult:
 
     ``success`` is misclassification for untargeted attacks and hitting the target for targeted
     ones. ``grad_evals`` counts input-gradient computations (forward+backward passes) per sample;
-    ``queries`` counts forward-only model calls per sample (score-based attacks).
+    ``queries`` counts forward-only model calls per sample (score-based attacks), each as the
+    attack's algorithm sees it. ``passes`` is the cost counted on the model itself: every
+    forward and backward image-pass the call made, clean and final predictions included.
     """
 
     attack: str
@@ -32,6 +35,7 @@ class AttackResult:
     trace: list[dict[str, float]] | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     precision: str = "fp32"  # of the gradient passes (the logits above are always float32)
+    passes: Passes = field(default_factory=Passes)
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -67,7 +71,8 @@ class AttackResult:
 
     def metrics(self) -> dict[str, float]:
         """Clean and robust accuracy, success rate (among clean-correct samples), loss under
-        attack, mean confidence, perturbation norms, rho_adv, time and gradient evaluations.
+        attack, mean confidence, perturbation norms, rho_adv, time, gradient evaluations, and
+        forward and backward image-passes per image (``forward_passes``, ``backward_passes``).
 
         Perturbation norms and rho_adv are taken over the images the attack had to move and did
         break (correctly classified before, fooled after; ``moved`` counts them): an image that
@@ -110,4 +115,6 @@ class AttackResult:
             "ms_per_sample": 1000.0 * self.seconds / n,
             "grad_evals_mean": float(self.grad_evals.float().mean()),
             "queries_mean": float(self.queries.float().mean()),
+            "forward_passes": self.passes.forward / n,
+            "backward_passes": self.passes.backward / n,
         }

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saddlepoint.attacks.passes import uncounted
 from saddlepoint.autodiff import input_grad
 
 log = logging.getLogger(__name__)
@@ -228,14 +229,15 @@ def plan_execution(
     )
     cached = _CACHE.setdefault(model, {})
     if key not in cached:
-        if size is None:
-            size = cache_friendly_batch(model, sample)
-        layout = fixed_layout
-        if layout is None:
-            layout = _faster_layout(model, sample, size) if conv else False
-        chosen = precision
-        if precision == "auto":
-            chosen = _faster_precision(model, sample, ExecutionPlan(size, layout))
+        with uncounted():  # measuring the plan is not an attack's work
+            if size is None:
+                size = cache_friendly_batch(model, sample)
+            layout = fixed_layout
+            if layout is None:
+                layout = _faster_layout(model, sample, size) if conv else False
+            chosen = precision
+            if precision == "auto":
+                chosen = _faster_precision(model, sample, ExecutionPlan(size, layout))
         cached[key] = ExecutionPlan(size, layout, chosen)
         log.debug("execution plan %s", cached[key])
     plan = cached[key]

@@ -352,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
                     metrics["linf_max"],
                     metrics["rho_adv"],
                     f"{metrics['ms_per_sample']:.2f}",
-                    f"{metrics['grad_evals_mean']:.1f}",
+                    f"{metrics['forward_passes']:.1f}",
+                    f"{metrics['backward_passes']:.1f}",
                 )
             ],
             [
@@ -367,7 +368,8 @@ def run(args: argparse.Namespace) -> int:
                 "Linf max",
                 "rho_adv",
                 "ms/img",
-                "grads/img",
+                "fwd/img",
+                "bwd/img",
             ],
         )
     )

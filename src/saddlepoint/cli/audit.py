@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         f"robust accuracy: {report.robust_accuracy:.4f} ({report.robust_attack}; the per-sample "
         "worst case of every attack the audit ran at eps)"
     )
+    costs = [
+        (name, report.accuracies.get(name, float("nan")), f"{fwd:.1f}", f"{bwd:.1f}")
+        for name, (fwd, bwd) in report.passes.items()
+    ]
+    print(format_table(costs, ["attack", "robust acc", "fwd/img", "bwd/img"]))
     failed = [c for c in report.checks if not c.passed]
     verdict = (
         "no sign of gradient masking"

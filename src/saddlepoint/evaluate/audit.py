@@ -79,6 +79,8 @@ class AuditReport:
     robust_accuracy: float = float("nan")  # per-sample worst case of every attack at eps
     robust_attack: str = ""  # the attack (or combination) that reached it
     accuracies: dict[str, float] = field(default_factory=dict)  # each attack at eps
+    # each attack's forward and backward image-passes per image, counted on the model
+    passes: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # information, not a sign of masking
 
     @property
@@ -94,6 +96,7 @@ class AuditReport:
             "robust_accuracy": self.robust_accuracy,
             "robust_attack": self.robust_attack,
             "accuracies_at_eps": self.accuracies,
+            "passes_per_image": {k: list(v) for k, v in self.passes.items()},
             "notes": self.notes,
             "checks": [asdict(check) for check in self.checks],
         }
@@ -373,6 +376,7 @@ def audit(
     report.robust_accuracy = combined.accuracy
     report.robust_attack = combined.attack
     report.accuracies = combined.per_attack
+    report.passes = {name: r.passes.per_image(len(y)) for name, r in results.items()}
     return report
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from saddlepoint.evaluate.audit import audit
+from saddlepoint.evaluate.robustness import STRONGEST_LABEL
 from saddlepoint.fileio import write_text
 from saddlepoint.modes import predict_logits
 from saddlepoint.runlog import RunLog, Section, Table
@@ -53,6 +54,8 @@ class RobustnessCard:
     date: str = ""
     # where the attacks ran: {"executor": "local"}, or Ray's workers, devices and seconds each
     ran: dict[str, Any] = field(default_factory=lambda: {"executor": "local"})
+    # each attack's forward and backward image-passes per image, counted on the model
+    passes: dict[str, list[float]] = field(default_factory=dict)
     # randomized smoothing's certificate of the smoothed model (None: not a smoothed model)
     certificate: dict[str, Any] | None = None
 
@@ -177,6 +180,8 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
         "passed" if c.audit["passed"] else "FAILED: " + "; ".join(c.audit["failed"]) for c in cards
     ]
     rows.append(["audit", *audits])
+    rows.append(["cost, strongest evaluation", *[_cost(c, STRONGEST_LABEL) for c in cards]])
+    rows.append(["cost, all its attacks", *[_cost(c) for c in cards]])
     if any(c.certificate for c in cards):
         rows.append(["certified (smoothed)", *[_certified(c.certificate) for c in cards]])
     rows.append(["seconds", *[f"{c.seconds:.1f}" for c in cards]])
@@ -186,6 +191,15 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
     ]
     rows.append(["software", *software])
     return rows
+
+
+def _cost(card: RobustnessCard, attack: str | None = None) -> str:
+    """Forward and backward passes per image of one attack, or of every attack of the card."""
+    chosen = [v for k, v in card.passes.items() if attack is None or k == attack]
+    if not chosen:
+        return "-"
+    forward, backward = sum(v[0] for v in chosen), sum(v[1] for v in chosen)
+    return f"{forward:,.0f} forward + {backward:,.0f} backward passes per image"
 
 
 def _certified(certificate: dict[str, Any] | None) -> str:
@@ -303,6 +317,7 @@ def benchmark(
         robust_accuracy=report.robust_accuracy,
         robust_attack=report.robust_attack,
         per_attack=report.accuracies,
+        passes={name: list(value) for name, value in report.passes.items()},
         audit={
             "passed": report.passed,
             "failed": [c.name for c in report.checks if not c.passed],
