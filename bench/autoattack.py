@@ -18,7 +18,9 @@ for 20 epochs in bf16, channels-last) and a PGD-AT Fashion-MNIST CNN (Linf 0.1, 
   reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
 
 and the table gives robust accuracy, the points robust to each of ours that the reference
-breaks, wall time and the time ratio to the reference in the same run.
+breaks, wall time, the time ratio to the reference in the same run, and the forward and backward
+image-passes per image each made (counted by one hook on the model for ours and the reference
+alike).
 
 Every (model, evaluator, chunk of images) result is kept in runs/bench/autoattack/ as soon as it
 is computed, so a run that is stopped resumes where it was; --fresh starts over.
@@ -43,6 +45,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent / ".bench-peers"))
 
 from common import machine  # noqa: E402
 from saddlepoint.attacks import ATTACKS, build_attack  # noqa: E402
+from saddlepoint.attacks.passes import counted_passes  # noqa: E402
 from saddlepoint.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from saddlepoint.data import load_dataset  # noqa: E402
 from saddlepoint.defenses import AdversarialTraining, Trades  # noqa: E402
@@ -165,13 +168,19 @@ def evaluate_chunk(
         return None
     began = time.perf_counter()
     xb, yb = x[start:stop], y[start:stop]
-    if evaluator == "reference":
-        for p in model.parameters():
-            p.requires_grad_(False)
-        robust = reference_robust(model, xb, yb, eps)
-    else:
-        robust = ours_robust(evaluator, model, xb, yb, eps)
-    record = {"robust": [bool(v) for v in robust.tolist()], "seconds": time.perf_counter() - began}
+    with counted_passes(model) as passes:  # the same hook counts ours and the reference
+        if evaluator == "reference":
+            for p in model.parameters():
+                p.requires_grad_(False)
+            robust = reference_robust(model, xb, yb, eps)
+        else:
+            robust = ours_robust(evaluator, model, xb, yb, eps)
+    record = {
+        "robust": [bool(v) for v in robust.tolist()],
+        "seconds": time.perf_counter() - began,
+        "forward": passes.forward,
+        "backward": passes.backward,
+    }
     write_text(path, json.dumps(record))
     share = sum(record["robust"]) / len(record["robust"])
     print(
@@ -183,6 +192,18 @@ def evaluate_chunk(
 
 
 REPORT_ONLY = False
+
+
+def _total(values) -> int | None:
+    """The sum of the chunks' counts, or None when a chunk has none."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _per_image(result: dict, images: int) -> str:
+    if result["forward"] is None:
+        return "not counted"
+    return f"{result['forward'] / images:,.0f} / {result['backward'] / images:,.0f}"
 
 
 def main() -> int:
@@ -215,8 +236,8 @@ def main() -> int:
         + " | ".join(evaluators)
         + " | robust to ours, broken by the reference | seconds ("
         + ", ".join(evaluators)
-        + ") | time / reference |",
-        "|---" * (6 + len(evaluators)) + "|",
+        + ") | time / reference | forward / backward passes per image |",
+        "|---" * (7 + len(evaluators)) + "|",
     ]
     for name in args.models:
         model, data = prepare(name)
@@ -237,6 +258,9 @@ def main() -> int:
             e: {
                 "robust": torch.cat([torch.tensor(c[e]["robust"]) for c in chunks]),
                 "seconds": sum(c[e]["seconds"] for c in chunks),
+                # image-passes; chunks cached before passes were counted have none (None)
+                "forward": _total(c[e].get("forward") for c in chunks),
+                "backward": _total(c[e].get("backward") for c in chunks),
             }
             for e in evaluators
         }
@@ -264,12 +288,13 @@ def main() -> int:
             if ref and ref["seconds"] > 0
             else "-"
         )
+        passes = ", ".join(f"{e} {_per_image(results[e], len(x))}" for e in evaluators)
         lines.append(
             f"| {name} ({len(x)} images) | {eps:g} | {clean:.3f} | "
             + " | ".join(f"{accuracy[e]:.3f}" for e in evaluators)
             + f" | {missed} | "
             + ", ".join(f"{results[e]['seconds']:.0f}" for e in evaluators)
-            + f" | {ratios} |"
+            + f" | {ratios} | {passes} |"
         )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
