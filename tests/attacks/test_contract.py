@@ -139,3 +139,26 @@ def test_unknown_attack_and_arguments_are_explained():
         build_attack("deepfool", eps=0.3)
     with pytest.raises(ValueError, match="'restarts' parameter of PGD"):
         build_attack("bim", restarts=3)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_randomized_model_gets_results_in_bounds_and_ball_and_modes_back(name):
+    """A model whose output is random (noise on every input): every attack still returns
+    points in the bounds and the ball, leaves the model's modes as they were, and reports
+    success on the logits it actually got."""
+    from saddlepoint.defenses.eot import RandomNoiseInput
+
+    model = RandomNoiseInput(tiny_convnet(seed=1), scale=0.2)
+    model.train()
+    x = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(8) % 4
+    torch.manual_seed(0)
+    attack = make(name, eps=0.1, seed=1)
+    result = attack(model, x, y)
+    adv = result.adversarial
+    assert torch.isfinite(adv).all() and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    attack_obj = attack.attacks[0] if hasattr(attack, "attacks") else attack
+    if not attack_obj.minimal:
+        assert (lp.norms(adv - x, attack_obj.norm) <= 0.1 * (1 + 1e-5) + 1e-6).all()
+    assert model.training
+    assert torch.equal(result.success, result.logits.argmax(1) != y)

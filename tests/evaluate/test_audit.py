@@ -5,7 +5,7 @@ from torch import nn
 from saddlepoint.attacks import PGD, build_attack
 from saddlepoint.defenses import AdversarialTraining
 from saddlepoint.evaluate.audit import audit
-from saddlepoint.evaluate.robustness import STRONGEST_LABEL, worst_case
+from saddlepoint.evaluate.robustness import RESCORING_DRAWS, STRONGEST_LABEL, worst_case
 from saddlepoint.train import TrainConfig, train_classifier
 from tests.attacks.models import OscillatingTemperature
 
@@ -173,6 +173,39 @@ def test_a_randomized_model_is_also_attacked_through_its_expectation(trained_dig
     assert not checks["the model is deterministic"].passed
     assert RAND_LABEL in report.accuracies
     assert report.robust_accuracy <= report.accuracies[RAND_LABEL] + 1e-9
+    # re-scored over several draws, and the number of draws recorded
+    assert report.rescoring_draws == RESCORING_DRAWS > 1
+    assert report.to_dict()["rescoring_draws"] == RESCORING_DRAWS
+    assert any("re-scored over" in note for note in report.notes)
+    plain = audit(model, x, y, eps=0.1, steps=10, queries=50, strong_steps=10, strong_queries=50)
+    assert plain.rescoring_draws == 1 and not any("re-scored" in n for n in plain.notes)
+
+
+class CoinFlip(nn.Module):
+    """Right with probability 1/2 on every pass: a model no single lucky draw should vouch for."""
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 3)
+        right = torch.rand(len(x)) < 0.5
+        logits[right, 0] = 1.0
+        logits[~right, 1] = 1.0
+        return logits + 0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def test_rescoring_counts_an_image_robust_only_if_every_draw_is_correct():
+    model = CoinFlip()
+    x, y = torch.rand(400, 1, 4, 4), torch.zeros(400, dtype=torch.long)
+    torch.manual_seed(1)
+    result = build_attack("fgsm", eps=0.01)(model, x, y)
+    once = worst_case({"fgsm": result})
+    state = torch.random.get_rng_state()
+    again = worst_case({"fgsm": result}, model=model, draws=RESCORING_DRAWS, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is untouched
+    assert 0.35 < once.accuracy < 0.65 and again.accuracy < 0.01 and again.draws == RESCORING_DRAWS
+    same = worst_case({"fgsm": result}, model=model, draws=RESCORING_DRAWS, seed=3)
+    assert same == again  # seeded: the same draws again
+    with pytest.raises(ValueError, match="needs the 'model'"):
+        worst_case({"fgsm": result}, draws=5)
 
 
 def test_a_weak_pgd_on_a_plain_model_is_information_not_masking(trained_digits):

@@ -22,8 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from saddlepoint.attacks import Adversary, AttackResult, build_attack
+from saddlepoint.modes import model_device, predict_logits
+from saddlepoint.seeding import seeded
+from saddlepoint.validation import check_number
 
 # Measured on the demo's fast-AT MNIST CNN, 1,000 test images, Linf 0.3: apgd-ensemble 28.2%,
 # apgd-t 26.6%, apgd-ce-t 25.5%, apgd-strong 24.9% (PGD-40x2: 48.7%).
@@ -49,30 +53,68 @@ def robust_mask(result: AttackResult) -> torch.Tensor:
     return result.predictions == result.labels
 
 
+# Draws of a randomized model's output each adversarial point is re-scored over.
+RESCORING_DRAWS = 10
+
+
+def rescored_mask(
+    model: nn.Module, result: AttackResult, draws: int, seed: int = 0
+) -> torch.Tensor:
+    """Per sample: correct after the attack in every one of ``draws`` passes of a randomized
+    ``model`` at the adversarial point (and in the attack's own). The draws come from the
+    global RNG under ``seed``, which is restored afterwards."""
+    check_number("rescored_mask", "draws", draws, low=1, integer=True)
+    robust = robust_mask(result).clone()
+    with seeded(seed, model_device(model)), torch.no_grad():
+        for _ in range(draws):
+            logits = predict_logits(model, result.adversarial)
+            robust &= logits.argmax(dim=1) == result.labels
+    return robust
+
+
 @dataclass(frozen=True)
 class RobustAccuracy:
-    """The lowest robust accuracy over several attacks, and which attack reached it."""
+    """The lowest robust accuracy over several attacks, which attack reached it, and over how
+    many draws of the model's output each point was scored (1: a deterministic model)."""
 
     accuracy: float
     attack: str
     per_attack: dict[str, float]
+    draws: int = 1
 
 
-def worst_case(results: Mapping[str, AttackResult]) -> RobustAccuracy:
+def worst_case(
+    results: Mapping[str, AttackResult],
+    *,
+    model: nn.Module | None = None,
+    draws: int = 1,
+    seed: int = 0,
+) -> RobustAccuracy:
     """Robust accuracy as the per-sample worst case over ``results`` (same inputs, same order).
 
     ``attack`` names the single attack that reached the lowest number, or says that only the
-    combination did when it is strictly lower than every attack alone.
+    combination did when it is strictly lower than every attack alone. For a randomized
+    ``model``, ``draws`` > 1 re-scores every adversarial point over that many passes: an image
+    counts as robust only if it stays correct in every one.
     """
     if not results:
         raise ValueError("worst_case needs the results of at least one attack.")
-    masks = torch.stack([robust_mask(r) for r in results.values()])
+    if draws > 1 and model is None:
+        raise ValueError("worst_case: re-scoring over draws needs the 'model' to re-score on.")
+    masks = torch.stack(
+        [
+            rescored_mask(model, r, draws, seed)
+            if model is not None and draws > 1
+            else robust_mask(r)
+            for r in results.values()
+        ]
+    )
     per_attack = {name: float(mask.float().mean()) for name, mask in zip(results, masks)}
     combined = float(masks.all(dim=0).float().mean())
     best_name = min(per_attack, key=lambda name: per_attack[name])
     if combined < per_attack[best_name] and len(results) > 1:
-        return RobustAccuracy(combined, f"worst case of {len(results)} attacks", per_attack)
-    return RobustAccuracy(per_attack[best_name], best_name, per_attack)
+        return RobustAccuracy(combined, f"worst case of {len(results)} attacks", per_attack, draws)
+    return RobustAccuracy(per_attack[best_name], best_name, per_attack, draws)
 
 
 def paired_gap(weaker: AttackResult, stronger: AttackResult) -> dict[str, float]:

@@ -119,7 +119,7 @@ class RobustnessCard:
             f"{self.data['source']}, {self.threat_model['norm']} eps "
             f"{self.threat_model['eps']:.4g}: clean accuracy {self.clean_accuracy:.4f}, robust "
             f"accuracy {self.robust_accuracy:.4f} (the per-image worst case of every attack "
-            f"below; reached by {self.robust_attack}). Audit: {verdict}."
+            f"below; reached by {self.robust_attack}{_draws(self.evaluation)}). Audit: {verdict}."
         )
         tables = [
             Table(
@@ -191,6 +191,14 @@ def compare(cards: list[RobustnessCard]) -> list[list[Any]]:
     ]
     rows.append(["software", *software])
     return rows
+
+
+def _draws(evaluation: dict[str, Any]) -> str:
+    """How a randomized model was scored, where it was (older cards say nothing)."""
+    draws = int(evaluation.get("rescoring_draws", 1))
+    if draws <= 1:
+        return ""
+    return f"; a randomized model: each point re-scored over {draws} draws, robust only if correct in all"
 
 
 def _cost(card: RobustnessCard, attack: str | None = None) -> str:
@@ -324,7 +332,12 @@ def benchmark(
             "notes": report.notes,
             "checks": report.to_dict()["checks"],
         },
-        evaluation={"apgd_steps": strong_steps, "square_queries": strong_queries, "seed": seed},
+        evaluation={
+            "apgd_steps": strong_steps,
+            "square_queries": strong_queries,
+            "seed": seed,
+            "rescoring_draws": report.rescoring_draws,
+        },
         software={
             "saddlepoint": __version__,
             "torch": torch.__version__,
