@@ -44,6 +44,7 @@ warnings.filterwarnings("ignore")
 
 from autoattack import prepare  # noqa: E402  (bench/autoattack.py: its models)
 from common import machine  # noqa: E402
+from saddlepoint.attacks import ATTACKS as ATTACKS_REGISTRY  # noqa: E402
 from saddlepoint.attacks import build_attack  # noqa: E402
 from saddlepoint.attacks.passes import counted_passes  # noqa: E402
 from saddlepoint.fileio import write_text  # noqa: E402
@@ -58,10 +59,14 @@ Run = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, float | None, int],
 
 
 def ours(name: str, **settings) -> Run:
+    accepted = ATTACKS_REGISTRY[name].arguments()
+    linf = {"norm": "linf"} if "norm" in accepted else {}  # some default to L2 (DeepFool, FAB)
+
     def run(model, x, y, eps, steps):
         radius = {} if eps is None else {"eps": eps}
-        steps_kw = {} if name == "fgsm" else {"steps": steps}
-        return build_attack(name, **radius, **steps_kw, **settings)(model, x, y).adversarial
+        steps_kw = {"steps": steps} if "steps" in accepted else {}
+        attack = build_attack(name, **linf, **radius, **steps_kw, **settings)
+        return attack(model, x, y).adversarial
 
     return run
 
@@ -208,7 +213,7 @@ ATTACKS: dict[str, dict[str, tuple[Run, bool]]] = {
     },
     "fab-minimal": {"ours": (ours("fab-minimal"), True)},
     "deepfool": {
-        "ours": (ours("deepfool", norm="linf"), True),
+        "ours": (ours("deepfool"), True),
         "foolbox": (foolbox_run("deepfool"), True),
     },
 }
