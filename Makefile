@@ -55,7 +55,7 @@ TEST_WORKERS ?= auto
 # The static checks run side by side first (make -j), then the suite.
 test: setup browser
 	$(MAKE) --no-print-directory -j4 lint layers typecheck docs
-	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	SADDLEPOINT_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=12
 
 # The tests marked `device` (attack contracts, a training smoke test), once per available
 # device: CPU always, CUDA too where torch sees a GPU.
