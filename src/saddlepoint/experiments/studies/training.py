@@ -267,8 +267,9 @@ def defenses(
     Every model is ``model`` with ``model_args`` (seed 000: dropout), trained ``epochs`` at
     ``batch_size`` with L2 penalty ``weight_decay`` on ``decay_on`` ('all' parameters or the
     'kernels'); the adversarially trained ones ``adversarial_epochs`` (default: ``epochs``).
-    ``models`` runs a subset of DEFENSE_MODELS (default: all of them). The attack is PGD at Linf ``eps`` with
-    ``attack_steps`` steps of ``attack_step`` (default eps / 30; seed 000: 0.1 at eps 0.05).
+    ``models`` runs a subset of DEFENSE_MODELS (default: all of them). The attack is PGD at
+    Linf ``eps`` with ``attack_steps`` steps of ``attack_step`` (default eps / 30; seed 000: 0.1
+    at eps 0.05).
     ``adversarial`` 'fast' trains on FGSM from a random start (Wong et al.); 'pgd' on the study's
     PGD attack; ``at_fraction`` of each batch is adversarial (seed 000: 0.5). For quantized
     models a third number attacks the classifier without its quantization layer and applies the
