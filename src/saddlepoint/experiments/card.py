@@ -5,8 +5,9 @@ masking audit (which runs the strongest evaluation beside PGD, FGSM and Square);
 the per-image worst case of every attack as the robust accuracy, the per-attack breakdown, the
 audit's verdict, and what it ran on. A smoothed model (one trained under Gaussian noise, or any
 model given a ``smoothing`` sigma) also gets its randomized-smoothing certificate: certified L2
-accuracy per radius, with the procedure's settings. ``save`` writes ``card.json`` and an HTML report, ``load``
-reads a card back, ``compare`` lays cards side by side. ``saddlepoint benchmark`` parses its
+accuracy per radius, with the procedure's settings. ``save`` writes ``card.json`` and an HTML
+report, ``load`` reads a card back, ``compare`` lays cards side by side. ``saddlepoint
+benchmark`` parses its
 arguments and calls these.
 """
 
@@ -198,7 +199,10 @@ def _draws(evaluation: dict[str, Any]) -> str:
     draws = int(evaluation.get("rescoring_draws", 1))
     if draws <= 1:
         return ""
-    return f"; a randomized model: each point re-scored over {draws} draws, robust only if correct in all"
+    return (
+        f"; a randomized model: each point re-scored over {draws} draws, robust only if "
+        "correct in all"
+    )
 
 
 def _cost(card: RobustnessCard, attack: str | None = None) -> str:
