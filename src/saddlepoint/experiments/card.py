@@ -7,8 +7,7 @@ audit's verdict, and what it ran on. A smoothed model (one trained under Gaussia
 model given a ``smoothing`` sigma) also gets its randomized-smoothing certificate: certified L2
 accuracy per radius, with the procedure's settings. ``save`` writes ``card.json`` and an HTML
 report, ``load`` reads a card back, ``compare`` lays cards side by side. ``saddlepoint
-benchmark`` parses its
-arguments and calls these.
+benchmark`` parses its arguments and calls these.
 """
 
 from __future__ import annotations
