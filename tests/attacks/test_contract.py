@@ -40,6 +40,8 @@ FAST_ARGS = {
     "rays": {"queries": 30},
     "hsj": {"queries": 60, "init_evals": 8, "init_tries": 5},
     "hsj-minimal": {"queries": 60, "init_evals": 8, "init_tries": 5},
+    "boundary": {"queries": 60, "init_tries": 5},
+    "boundary-minimal": {"queries": 60, "init_tries": 5},
     "one-pixel": {"popsize": 8, "queries": 33},
     "pixel-sweep": {},
 }

@@ -71,3 +71,28 @@ def test_bad_settings_name_the_argument():
         HopSkipJump(gamma=0)
     with pytest.raises(ValueError, match="norm"):
         HopSkipJump(norm="l1")
+
+
+def test_the_boundary_attack_walks_to_the_exact_distance_on_labels_alone():
+    """Brendel et al.'s random walk: on a linear classifier it closes in on the exact L2
+    distance, reads only labels, counts every query and returns only confirmed adversarials."""
+    from saddlepoint.attacks import Boundary, BoundaryMinimal
+
+    model, x, labels, exact, _ = _linear_case()
+    found = BoundaryMinimal(queries=3000)(model, x, labels)
+    distance = found.extras["distance"].double()
+    assert torch.all(found.success)
+    assert torch.all(distance >= exact.double() * (1 - 1e-4))
+    assert torch.all(distance <= exact.double() * 1.15)
+    shorter = BoundaryMinimal(queries=300)(model, x, labels).extras["distance"].double()
+    assert torch.all(distance <= shorter + 1e-9)  # more queries never end farther
+    eps = float(exact.median()) * 1.1
+    hidden = LabelOnly(model)
+    on_labels = Boundary(eps=eps, queries=1500)(hidden, x, labels)
+    assert int(on_labels.queries.sum()) == hidden.calls and torch.all(on_labels.queries <= 1500)
+    on_scores = Boundary(eps=eps, queries=1500)(model, x, labels)
+    assert torch.equal(on_labels.adversarial, on_scores.adversarial)
+    with torch.no_grad():
+        assert torch.equal(on_labels.success, model(on_labels.adversarial).argmax(1) != labels)
+    assert torch.all((on_labels.adversarial - x).flatten(1).norm(dim=1) <= eps * (1 + 1e-5))
+    assert on_labels.success.any()

@@ -2,12 +2,14 @@
 
 Grouped by family: ``gradient`` (fixed-budget gradient attacks: PGD and its presets, APGD),
 ``minimal`` (minimal-norm: DeepFool, CW, FAB), ``blackbox`` (query-only: random search, one-pixel,
-Square), and, beside the machinery (``base``, ``result``, ``runtime``, ``registry``), the
+Square, and the label-only RayS, HopSkipJump and Boundary), and, beside the machinery (``base``, ``result``, ``runtime``, ``registry``), the
 attacks built from other attacks or models (``ensemble``, ``transfer``, ``generative``).
 """
 
 from saddlepoint.attacks.base import Adversary, Attack, BatchContext, BatchOutput
 from saddlepoint.attacks.blackbox import (
+    Boundary,
+    BoundaryMinimal,
     HopSkipJump,
     HopSkipJumpMinimal,
     OnePixel,
@@ -41,6 +43,8 @@ __all__ = [
     "FAB",
     "FABMinimal",
     "GenerativeAttack",
+    "Boundary",
+    "BoundaryMinimal",
     "HopSkipJump",
     "HopSkipJumpMinimal",
     "OnePixel",

@@ -11,6 +11,8 @@ from typing import Any
 
 from saddlepoint.attacks.base import COMMON, Adversary, Attack
 from saddlepoint.attacks.blackbox import (
+    Boundary,
+    BoundaryMinimal,
     HopSkipJump,
     HopSkipJumpMinimal,
     OnePixel,
@@ -195,6 +197,18 @@ register_attack(
     HopSkipJumpMinimal,
     {},
     "HopSkipJump spending its whole budget: the closest boundary point (minimal-norm)",
+)
+register_attack(
+    "boundary",
+    Boundary,
+    {},
+    "Boundary attack (2018): hard-label random walk along the boundary, the model's label only, L2",
+)
+register_attack(
+    "boundary-minimal",
+    BoundaryMinimal,
+    {},
+    "the Boundary attack spending its whole budget: the closest point it reached (minimal-norm)",
 )
 register_attack(
     "one-pixel", OnePixel, {}, "differential evolution over 1 (or k) pixels (Su et al. 2019)"
