@@ -291,20 +291,10 @@ def defenses(
         key = label.split(" (")[0].replace(" ", "-").replace("&", "and")
         if models is not None and key not in models:
             continue
-        options: dict[str, Any] = {"weight_decay": weight_decay, "batch_size": batch_size}
-        if decay_on != "all":  # else the recipe of earlier runs
-            options["decay_on"] = decay_on
-        trained_for = epochs
-        if isinstance(defense, AdversarialTraining) and adversarial_epochs is not None:
-            trained_for = adversarial_epochs
-        target = ctx.train(
-            key,
-            model,
-            epochs=trained_for,
-            model_args=args,
-            defense=defense,
-            **options,
+        recipe = defense_recipe(
+            defense, epochs, adversarial_epochs, weight_decay, batch_size, decay_on
         )
+        target = ctx.train(key, model, model_args=args, defense=defense, **recipe)
         # each model's row is a task of its own: its evaluation can take an hour
         record = ctx.submit(  # on a cluster every model is trained and evaluated at once
             defense_record,
@@ -321,6 +311,26 @@ def defenses(
         "defenses", "Defenses, naive and honest", defenses_section, found=found, **evaluation
     )
     return {}
+
+
+def defense_recipe(
+    defense: Any,
+    epochs: int,
+    adversarial_epochs: int | None,
+    weight_decay: float,
+    batch_size: int,
+    decay_on: str,
+) -> dict[str, Any]:
+    """How one defended model trains: its epochs (``adversarial_epochs`` for the adversarially
+    trained ones, when given), batch size and L2 penalty (``decay_on`` only where not 'all',
+    so the recipes of earlier runs keep their keys)."""
+    recipe: dict[str, Any] = {"epochs": epochs, "weight_decay": weight_decay}
+    recipe["batch_size"] = batch_size
+    if isinstance(defense, AdversarialTraining) and adversarial_epochs is not None:
+        recipe["epochs"] = adversarial_epochs
+    if decay_on != "all":
+        recipe["decay_on"] = decay_on
+    return recipe
 
 
 DEFENSE_MODELS = [
