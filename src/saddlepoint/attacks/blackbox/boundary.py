@@ -28,19 +28,17 @@ import torch
 from torch import nn
 
 from saddlepoint import lp
-from saddlepoint.attacks.base import Attack, BatchContext, BatchOutput
-from saddlepoint.attacks.blackbox.common import check_budget
-from saddlepoint.attacks.blackbox.hsj import _Walk
+from saddlepoint.attacks.base import BatchContext
+from saddlepoint.attacks.blackbox.hsj import LabelWalkAttack, _Walk
 from saddlepoint.validation import check_number
 
 _ADAPT_EVERY = 10  # steps between two adaptations of an image's step sizes
 
 
-class Boundary(Attack):
+class Boundary(LabelWalkAttack):
     """Hard-label random walk along the boundary towards the image (L2)."""
 
     name = "boundary"
-    query_only = True
     supported_norms = ("l2",)
 
     def __init__(
@@ -56,9 +54,10 @@ class Boundary(Attack):
         chunk: int = 512,
         **common: Any,
     ) -> None:
-        super().__init__(norm=norm, eps=eps, **common)
+        super().__init__(
+            norm=norm, eps=eps, queries=queries, init_tries=init_tries, chunk=chunk, **common
+        )
         owner = type(self).__name__
-        self.queries = check_budget(owner, queries)
         self.spherical_step = check_number(
             owner, "spherical_step", spherical_step, low=0, low_open=True
         )
@@ -66,8 +65,6 @@ class Boundary(Attack):
             owner, "source_step", source_step, low=0, high=1, low_open=True, high_open=True
         )
         self.adaptation = check_number(owner, "adaptation", adaptation, low=1, low_open=True)
-        self.init_tries = check_number(owner, "init_tries", init_tries, low=1, integer=True)
-        self.chunk = check_number(owner, "chunk", chunk, low=1, integer=True)
         self.gamma = 1.0  # the start's binary-search precision, as HopSkipJump's
 
     def config(self) -> dict:
@@ -82,22 +79,15 @@ class Boundary(Attack):
             "seed": self.seed,
         }
 
-    def _run(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        targets: torch.Tensor | None,
-        context: BatchContext,
-    ) -> BatchOutput:
-        if targets is not None:
-            raise ValueError(f"{type(self).__name__} is untargeted; call it without targets.")
-        walk = _BoundaryWalk(self, model, x, labels, context)
-        walk.start()
+    def _walk(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, context: BatchContext
+    ) -> _Walk:
+        return _BoundaryWalk(self, model, x, labels, context)
+
+    def _advance(self, walk: _BoundaryWalk) -> None:
         step = 1
         while walk.move(step):
             step += 1
-        return walk.output(None if self.minimal else self.eps)
 
 
 class BoundaryMinimal(Boundary):

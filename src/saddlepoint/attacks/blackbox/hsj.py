@@ -42,11 +42,60 @@ from saddlepoint.validation import check_number
 _HALVINGS = 25  # the step search gives up on an image after this many halvings
 
 
-class HopSkipJump(Attack):
+class LabelWalkAttack(Attack):
+    """What every hard-label boundary walk shares (HopSkipJump, Boundary): a query budget per
+    image, a misclassified start found among ``init_tries`` noise images, model calls in chunks
+    of at most ``chunk`` points, untargeted calls only, and the walk's points as the result
+    (inside the eps-ball, else the image; the closest point for the minimal variants)."""
+
+    query_only = True
+
+    def __init__(
+        self,
+        *,
+        norm: str,
+        eps: float | str,
+        queries: int,
+        init_tries: int,
+        chunk: int,
+        **common: Any,
+    ) -> None:
+        super().__init__(norm=norm, eps=eps, **common)
+        owner = type(self).__name__
+        self.queries = check_budget(owner, queries)
+        self.init_tries = check_number(owner, "init_tries", init_tries, low=1, integer=True)
+        self.chunk = check_number(owner, "chunk", chunk, low=1, integer=True)
+
+    def _run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        context: BatchContext,
+    ) -> BatchOutput:
+        if targets is not None:
+            raise ValueError(f"{type(self).__name__} is untargeted; call it without targets.")
+        walk = self._walk(model, x, labels, context)
+        walk.start()
+        self._advance(walk)
+        return walk.output(None if self.minimal else self.eps)
+
+    def _walk(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, context: BatchContext
+    ) -> _Walk:
+        """The per-image state this attack walks with."""
+        raise NotImplementedError
+
+    def _advance(self, walk: Any) -> None:
+        """Move every image until none is going."""
+        raise NotImplementedError
+
+
+class HopSkipJump(LabelWalkAttack):
     """Hard-label boundary walk with estimated gradient directions (L2 or Linf)."""
 
     name = "hsj"
-    query_only = True
     supported_norms = ("l2", "linf")
 
     def __init__(
@@ -63,15 +112,14 @@ class HopSkipJump(Attack):
         chunk: int = 512,
         **common: Any,
     ) -> None:
-        super().__init__(norm=norm, eps=eps, **common)
+        super().__init__(
+            norm=norm, eps=eps, queries=queries, init_tries=init_tries, chunk=chunk, **common
+        )
         owner = type(self).__name__
-        self.queries = check_budget(owner, queries)
         self.steps = check_number(owner, "steps", steps, low=1, integer=True)
         self.init_evals = check_number(owner, "init_evals", init_evals, low=1, integer=True)
         self.max_evals = check_number(owner, "max_evals", max_evals, low=1, integer=True)
-        self.init_tries = check_number(owner, "init_tries", init_tries, low=1, integer=True)
         self.gamma = check_number(owner, "gamma", gamma, low=0, low_open=True)
-        self.chunk = check_number(owner, "chunk", chunk, low=1, integer=True)
 
     def config(self) -> dict:
         return {
@@ -86,22 +134,15 @@ class HopSkipJump(Attack):
             "seed": self.seed,
         }
 
-    def _run(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        targets: torch.Tensor | None,
-        context: BatchContext,
-    ) -> BatchOutput:
-        if targets is not None:
-            raise ValueError(f"{type(self).__name__} is untargeted; call it without targets.")
-        walk = _Walk(self, model, x, labels, context)
-        walk.start()
+    def _walk(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, context: BatchContext
+    ) -> _Walk:
+        return _Walk(self, model, x, labels, context)
+
+    def _advance(self, walk: _Walk) -> None:
         for t in range(1, self.steps + 1):
             if not walk.iterate(t):
                 break
-        return walk.output(None if self.minimal else self.eps)
 
 
 class HopSkipJumpMinimal(HopSkipJump):
