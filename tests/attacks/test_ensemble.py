@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from saddlepoint.attacks import PGD, build_attack
+from saddlepoint.attacks import PGD, Square, build_attack
 from saddlepoint.attacks.ensemble import Ensemble
 
 
@@ -15,6 +16,27 @@ class Recording(PGD):
     def __call__(self, model, x, y, **kwargs):
         self.seen = x.clone()
         return super().__call__(model, x, y, **kwargs)
+
+
+class RecordingSquare(Square):
+    """Square that keeps the inputs it was called on."""
+
+    def __call__(self, model, x, y, **kwargs):
+        self.seen = x.clone()
+        return super().__call__(model, x, y, **kwargs)
+
+
+class PartlyMasked(nn.Module):
+    """Binarizes (a zero input gradient) the images whose corner pixel is set, and passes the
+    others through: half a masked model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        masked = (x[:, :, :1, :1] > 0.5).float()
+        return self.model(masked * (x > 0.5).float() + (1 - masked) * x)
 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -69,3 +91,23 @@ def test_adaptive_names_its_focused_members_and_reports_them_in_its_config():
     assert [member.get("share") for member in config] == [None, None, None, 0.25, 0.1, 0.1]
     assert config[3]["restarts"] == 7 and config[5]["queries"] == 5000
     assert config[2]["target_classes"] == 3 and config[4]["target_classes"] == 9
+
+
+def test_a_focused_query_member_also_gets_every_survivor_without_a_gradient(trained_digits):
+    model, data = trained_digits
+    x, y = data.test.images[:80].clone(), data.test.labels[:80]
+    x[::2, :, 0, 0] = 1.0  # every other image goes through the binarizer
+    masked = torch.zeros(len(y), dtype=torch.bool)
+    masked[::2] = True
+    net = PartlyMasked(model).eval()
+    first = PGD(eps=0.05, steps=3)
+    square = RecordingSquare(eps=0.05, queries=20)
+    Ensemble([first, square], [None, 0.1])(net, x, y)
+    alone = first(net, x, y)
+    survivors = (~alone.success).nonzero().squeeze(1)
+    flat = survivors[masked[survivors]]
+    keep = math.ceil(0.1 * len(survivors))
+    closest = survivors[margins(alone.logits, y)[survivors].argsort(stable=True)[:keep]]
+    assert len(flat) >= 10 and len(flat) > keep  # more than the share alone would take
+    expected = torch.cat([closest, flat]).unique()
+    assert torch.equal(square.seen, x[expected])

@@ -11,6 +11,10 @@ breaks (measured in bench/autoattack.py); spending the expensive members on them
 makes the ``adaptive`` evaluation cheap (the idea of discarding hopeless points is from
 Adaptive Auto Attack, Liu et al. 2022). The share is of the survivors of one call: split a
 dataset into calls and each call's closest share runs (bench/autoattack.py calls 250 at a time).
+A focused *query-only* member (Square) also runs on every survivor whose input gradient is zero
+or not finite (one gradient pass over the survivors tells): no gradient member could have moved
+those, so their margins say nothing about how close they are, and a masked model is attacked
+by queries on every image it still gets right.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import nn
 
 from saddlepoint.attacks.base import COMMON, Attack
 from saddlepoint.attacks.blackbox.common import margin_to_success
+from saddlepoint.attacks.health import flat_gradients
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import model_device
 from saddlepoint.progress import bar, note
@@ -171,12 +176,17 @@ class Ensemble:
         """Every member after the first, each on the points still robust (focused members on
         the given share of those closest to the boundary)."""
         closest = margin_to_success(merged.logits.float(), merged.labels, merged.targets)
+        flat: torch.Tensor | None = None
         for index, attack in enumerate(self.attacks[1:], start=1):
             todo = (~merged.success).nonzero().squeeze(1)
             share = self.shares[index]
             if share is not None and todo.numel() > 0:
                 keep = math.ceil(share * todo.numel())
-                todo = todo[closest[todo].argsort(stable=True)[:keep]]
+                chosen = todo[closest[todo].argsort(stable=True)[:keep]]
+                if attack.query_only:
+                    flat = self._flat(model, merged, flat, todo)
+                    chosen = torch.cat([chosen, todo[flat[todo]]]).unique()
+                todo = chosen
             if todo.numel() == 0:
                 break
             sub_targets = targets[todo.to(targets.device)] if targets is not None else None
@@ -193,6 +203,19 @@ class Ensemble:
                 margin_to_success(result.logits.float(), result.labels, result.targets),
             )
             self._report(members, names[index], merged.success, merged.clean_correct, start)
+
+    @staticmethod
+    def _flat(
+        model: nn.Module, merged: AttackResult, flat: torch.Tensor | None, todo: torch.Tensor
+    ) -> torch.Tensor:
+        """Per sample, whether its input gradient is zero or not finite: measured once, on the
+        survivors ``todo`` (False for the others), and kept for the later members."""
+        if flat is not None:
+            return flat
+        zero, nonfinite = flat_gradients(model, merged.inputs[todo], merged.labels[todo])
+        found = torch.zeros(len(merged.labels), dtype=torch.bool)
+        found[todo] = zero | nonfinite
+        return found
 
 
 class EnsemblePreset:

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from saddlepoint.attacks import PGD, AttackResult, Ensemble, Square, build_attack, fgsm
-from saddlepoint.autodiff import input_grad
+from saddlepoint.attacks.health import flat_gradients
 from saddlepoint.evaluate.robustness import (
     RESCORING_DRAWS,
     STRONGEST_ATTACK,
@@ -161,17 +161,10 @@ def _accuracy(result: AttackResult) -> float:
 
 def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Share of inputs whose cross-entropy input gradient is exactly zero, or not finite."""
-    device = model_device(model)
-    with evaluating(model, freeze=True), torch.enable_grad():
-        inputs = x.to(device).detach().requires_grad_(True)
-        loss = nn.functional.cross_entropy(model(inputs), y.to(device), reduction="sum")
-        grad = input_grad(loss, inputs)
-    flat = grad.flatten(1)
-    finite = torch.isfinite(flat).all(dim=1)
-    zero = (flat.abs().amax(dim=1) == 0) & finite
+    zero, nonfinite = flat_gradients(model, x, y)
     return {
         "zero_gradient_share": float(zero.float().mean()),
-        "nonfinite_share": float((~finite).float().mean()),
+        "nonfinite_share": float(nonfinite.float().mean()),
     }
 
 
