@@ -1,7 +1,7 @@
 """Write a findings page's models.json: every model a run trained, its recipe and its SHA-256.
 
 The weights stay out of the repository; the manifest says what a re-run of the seed file must
-produce (training is deterministic on the CPU at one thread count): for each model of the run
+produce (training is deterministic on the CPU at one thread count, on one machine and one code version): for each model of the run
 folder, its name, architecture and arguments, the data it saw, the recipe the study engine keyed
 it by (from the run's cache), and the digest and size of its file.
 
