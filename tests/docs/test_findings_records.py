@@ -139,6 +139,22 @@ QUOTED = [
         "c1_attacked_accuracy",
         "96.95",
     ),
+    (
+        "seed003-mnist",
+        "findings.md",
+        "accuracy",
+        {"classifier": "mlp", "attack": "FGSM", "eps": 0.12},
+        "accuracy",
+        "27.98",
+    ),
+    (
+        "seed003-mnist",
+        "findings.md",
+        "accuracy",
+        {"classifier": "mlp", "attack": "clean"},
+        "accuracy",
+        "97.89",
+    ),
     ("seed004-check-cw", "../README.md", "final", {}, "c1_attacked_accuracy", "90.55"),
     (
         "seed004-check-10k",
