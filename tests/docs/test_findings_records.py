@@ -97,6 +97,22 @@ QUOTED = [
         "robust accuracy",
         "60.5",
     ),
+    (
+        "seed000-s5-check-ours",
+        "../seed000-s5-mnist/findings.md",
+        "defenses",
+        {"model": "reference"},
+        "robust accuracy",
+        "50.7",
+    ),
+    (
+        "seed000-s5-check-seed",
+        "../seed000-s5-mnist/findings.md",
+        "defenses",
+        {"model": "reference"},
+        "robust accuracy",
+        "39.0",
+    ),
     ("seed002-s2-fashion", "findings.md", "fast-gradient", {"split": "test"}, "FGSM", "50.7"),
     (
         "seed002-s3-mnist",
