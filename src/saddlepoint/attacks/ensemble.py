@@ -31,6 +31,7 @@ from torch import nn
 from saddlepoint.attacks.base import COMMON, Attack
 from saddlepoint.attacks.blackbox.common import margin_to_success
 from saddlepoint.attacks.health import flat_gradients
+from saddlepoint.attacks.passes import counted_passes
 from saddlepoint.attacks.result import AttackResult
 from saddlepoint.modes import model_device
 from saddlepoint.progress import bar, note
@@ -212,7 +213,9 @@ class Ensemble:
         survivors ``todo`` (False for the others), and kept for the later members."""
         if flat is not None:
             return flat
-        zero, nonfinite = flat_gradients(model, merged.inputs[todo], merged.labels[todo])
+        with counted_passes(model) as passes:  # part of the ensemble's cost
+            zero, nonfinite = flat_gradients(model, merged.inputs[todo], merged.labels[todo])
+        merged.passes = merged.passes + passes
         found = torch.zeros(len(merged.labels), dtype=torch.bool)
         found[todo] = zero | nonfinite
         return found
