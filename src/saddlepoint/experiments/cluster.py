@@ -61,8 +61,12 @@ class Cluster:
     def __enter__(self) -> Cluster:
         ray = import_ray()
         if not ray.is_initialized():
+            # "local" always starts a fresh instance: a bare ray.init() would join any cluster
+            # `ray start` left on this machine (and then refuse num_cpus)
             options: dict[str, Any] = (
-                {"address": self.address} if self.address else {"num_cpus": self.workers}
+                {"address": self.address}
+                if self.address
+                else {"address": "local", "num_cpus": self.workers}
             )
             ray.init(include_dashboard=False, log_to_driver=False, **options)
             self._started = True
