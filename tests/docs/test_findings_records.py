@@ -98,6 +98,14 @@ QUOTED = [
         "60.5",
     ),
     (
+        "seed000-s5-check-8epochs",
+        "../seed000-s5-mnist/findings.md",
+        "defenses",
+        {},
+        "robust accuracy",
+        "92.0",
+    ),
+    (
         "seed000-s5-check-ours",
         "../seed000-s5-mnist/findings.md",
         "defenses",
