@@ -132,6 +132,20 @@ def test_inputs_outside_bounds_are_refused():
         )
 
 
+UNTARGETED_ONLY = ["boundary", "boundary-minimal", "deepfool", "hsj", "hsj-minimal", "rays"]
+
+
+@pytest.mark.parametrize("name", UNTARGETED_ONLY)
+def test_untargeted_attacks_refuse_targets_before_any_query(name):
+    model = tiny_convnet()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    x, y = torch.rand(3, 1, 6, 6), torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match="is untargeted; call it without 'targets'"):
+        make(name, eps=0.1)(model, x, y, targets=torch.tensor([1, 2, 0]))
+    assert not calls
+
+
 def test_unknown_attack_and_arguments_are_explained():
     with pytest.raises(ValueError, match="Did you mean 'pgd'"):
         build_attack("pdg")

@@ -147,6 +147,7 @@ class Attack:
     minimal: ClassVar[bool] = False  # minimal-norm attacks are clipped to bounds, not projected
     query_only: ClassVar[bool] = False  # black-box: never differentiates, never probes the model
     supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2")  # L1 only where a class says so
+    untargeted_only: ClassVar[bool] = False  # a call with targets is refused (DeepFool, walks)
     # Raised when a change to an attack changes its results: stored sweep rows of an older
     # revision are then stale and re-run (see experiments.store).
     revision: ClassVar[int] = 1
@@ -337,6 +338,8 @@ class Attack:
                 f"{owner}: 'y' must hold one integer label per input, shape ({x.shape[0]},). "
                 f"Got {tuple(y.shape)} ({y.dtype}) instead."
             )
+        if targets is not None and self.untargeted_only:
+            raise ValueError(f"{owner} is untargeted; call it without 'targets'.")
         if x.numel() and not bool(torch.isfinite(x).all()):
             bad = int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
             raise ValueError(

@@ -49,6 +49,7 @@ class LabelWalkAttack(Attack):
     (inside the eps-ball, else the image; the closest point for the minimal variants)."""
 
     query_only = True
+    untargeted_only = True
 
     def __init__(
         self,
@@ -74,8 +75,6 @@ class LabelWalkAttack(Attack):
         targets: torch.Tensor | None,
         context: BatchContext,
     ) -> BatchOutput:
-        if targets is not None:
-            raise ValueError(f"{type(self).__name__} is untargeted; call it without targets.")
         walk = self._walk(model, x, labels, context)
         walk.start()
         self._advance(walk)

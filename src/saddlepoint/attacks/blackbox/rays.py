@@ -39,6 +39,7 @@ class RayS(Attack):
 
     name = "rays"
     query_only = True
+    untargeted_only = True
     supported_norms = ("linf",)
 
     def __init__(
@@ -68,8 +69,6 @@ class RayS(Attack):
         targets: torch.Tensor | None,
         context: BatchContext,
     ) -> BatchOutput:
-        if targets is not None:
-            raise ValueError("RayS is untargeted; call it without targets.")
         search = _Search(model, x, labels, self.bounds, self.queries)
         search.start()
         while search.going(self.eps):

@@ -38,6 +38,7 @@ class DeepFool(Attack):
     """Minimal-norm DeepFool, batched, stopping per sample."""
 
     name = "deepfool"
+    untargeted_only = True
     minimal = True
 
     def __init__(
@@ -77,8 +78,6 @@ class DeepFool(Attack):
         targets: torch.Tensor | None,
         context: BatchContext,
     ) -> BatchOutput:
-        if targets is not None:
-            raise ValueError("DeepFool is untargeted; call it without 'targets'.")
         n = x.shape[0]
         x_adv = x.clone()
         total = torch.zeros_like(x)
