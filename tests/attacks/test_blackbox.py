@@ -195,3 +195,38 @@ def test_one_pixel_evolution_finds_it_within_budget():
 def test_one_pixel_budget_must_cover_a_generation():
     with pytest.raises(ValueError, match="at least 1 \\+ popsize"):
         OnePixel(popsize=50, queries=20)
+
+
+class Recording(nn.Module):
+    """A fixed linear 3-class model that keeps a copy of every batch it is asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(36, 3)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(3, 36, generator=torch.Generator().manual_seed(1)))
+            self.linear.bias.zero_()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return self.linear(x.flatten(1))
+
+
+def test_square_never_spends_a_query_on_the_current_point():
+    # One channel, late in the schedule (1-pixel squares): a random sign equals the current one
+    # half the time; such a proposal must be turned into a change, not queried.
+    x = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    model = Recording()
+    label = model(x).argmax(1)
+    model.seen.clear()
+    Square(eps=0.01, queries=400, seed=0)(model, x, label)
+    best = model.seen[0]  # the clean query
+    best_margin = float("inf")
+    for query in model.seen[1:]:
+        assert not torch.equal(query, best)
+        logits = model.linear(query.flatten(1))[0]
+        margin = float(logits[label] - logits[torch.arange(3) != label].max())
+        if margin < best_margin:
+            best, best_margin = query, margin
+    assert len(model.seen) == 400

@@ -69,11 +69,17 @@ def test_an_unfocused_ensemble_runs_later_members_on_every_survivor(trained_digi
 
 @pytest.mark.parametrize(
     "shares, wrong",
-    [([None], "one entry per attack"), ([None, 0.0], "in (0, 1]"), ([0.5, None], "first")],
+    [
+        ([None], "one entry per attack"),
+        ([None, -0.1], "in [0, 1]"),
+        ([None, 1.5], "in [0, 1]"),
+        ([None, 0.0], "for query-only attacks"),
+        ([0.5, None], "first"),
+    ],
 )
 def test_ensemble_shares_are_checked(shares, wrong):
     attacks = [PGD(eps=0.1), PGD(eps=0.1)]
-    with pytest.raises(ValueError, match=wrong.replace("(", r"\(").replace("]", r"\]")):
+    with pytest.raises(ValueError, match=wrong.replace("[", r"\[").replace("]", r"\]")):
         Ensemble(attacks, shares)
 
 
@@ -111,3 +117,23 @@ def test_a_focused_query_member_also_gets_every_survivor_without_a_gradient(trai
     assert len(flat) >= 10 and len(flat) > keep  # more than the share alone would take
     expected = torch.cat([closest, flat]).unique()
     assert torch.equal(square.seen, x[expected])
+
+
+def test_a_query_member_with_share_zero_gets_only_the_survivors_without_a_gradient(
+    trained_digits,
+):
+    model, data = trained_digits
+    x, y = data.test.images[:80].clone(), data.test.labels[:80]
+    x[::2, :, 0, 0] = 1.0
+    masked = torch.zeros(len(y), dtype=torch.bool)
+    masked[::2] = True
+    net = PartlyMasked(model).eval()
+    first = PGD(eps=0.05, steps=3)
+    square = RecordingSquare(eps=0.05, queries=20)
+    ensemble = Ensemble([first, square], [None, 0.0])
+    assert ensemble.labels() == ["pgd", "square (no gradient)"]
+    ensemble(net, x, y)
+    survivors = (~first(net, x, y).success).nonzero().squeeze(1)
+    flat = survivors[masked[survivors]]
+    assert 10 <= len(flat) < len(survivors)  # some survivors have a gradient and are left out
+    assert torch.equal(square.seen, x[flat])

@@ -14,7 +14,8 @@ dataset into calls and each call's closest share runs (bench/autoattack.py calls
 A focused *query-only* member (Square) also runs on every survivor whose input gradient is zero
 or not finite (one gradient pass over the survivors tells): no gradient member could have moved
 those, so their margins say nothing about how close they are, and a masked model is attacked
-by queries on every image it still gets right.
+by queries on every image it still gets right. A query-only member with share 0 runs on those
+alone (a masked model's survivors can get a larger query budget than the closest share).
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ class Ensemble:
                 f"The 'shares' parameter of Ensemble must give one entry per attack "
                 f"({len(attacks)}); got {len(shares)}."
             )
-        for share in shares:
-            if share is not None and not 0 < share <= 1:
+        for attack, share in zip(attacks, shares):
+            if share is not None and not 0 <= share <= 1:
                 raise ValueError(
-                    f"Each entry of Ensemble's 'shares' must be None or in (0, 1]; got {share!r}."
+                    f"Each entry of Ensemble's 'shares' must be None or in [0, 1]; got {share!r}."
+                )
+            if share == 0 and not attack.query_only:
+                raise ValueError(
+                    "A share of 0 (only the survivors without an input gradient) is for "
+                    f"query-only attacks; {attack.name!r} follows gradients."
                 )
         if shares[0] is not None:
             raise ValueError(
@@ -94,7 +100,9 @@ class Ensemble:
             elif config.get("targeted"):
                 name = f"{name}-t"
             share = self.shares[len(names)]
-            if share is not None:
+            if share == 0:
+                name = f"{name} (no gradient)"
+            elif share is not None:
                 name = f"{name} (closest {share:.0%})"
             names.append(name)
         return names
@@ -182,7 +190,7 @@ class Ensemble:
             todo = (~merged.success).nonzero().squeeze(1)
             share = self.shares[index]
             if share is not None and todo.numel() > 0:
-                keep = math.ceil(share * todo.numel())
+                keep = math.ceil(share * todo.numel())  # 0: the gradient-free ones only
                 chosen = todo[closest[todo].argsort(stable=True)[:keep]]
                 if attack.query_only:
                     flat = self._flat(model, merged, flat, todo)

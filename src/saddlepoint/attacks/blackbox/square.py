@@ -3,8 +3,10 @@
 Threat model: Linf or L2 ball of radius eps, inside the bounds.
 Linf: start from vertical stripes of +-eps; each query replaces one random square window (side s
 from the schedule below) by +-eps per channel and keeps it if the margin loss
-z_y - max_{j!=y} z_j drops. The square's share of the image starts at ``p_init`` and is halved
-after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of 10,000 queries (rescaled to the budget).
+z_y - max_{j!=y} z_j drops (a square that would leave the image as it is takes the opposite
+signs, so no query is spent on the current point, as in the reference code). The square's share
+of the image starts at ``p_init`` and is halved after 10, 50, 200, 500, 1000, 2000, 4000, 6000
+and 8000 of 10,000 queries (rescaled to the budget).
 L2 (the paper's Algorithm 3): start from a tiling of small "pseudo-Gaussian" blocks (concentric
 rings whose weight decays from the centre) with random signs, scaled to norm eps. Each query draws
 two windows of side s: window 2's perturbation is set to zero and its mass, with the budget still
@@ -136,6 +138,11 @@ class Square(Attack):
                 signs = context.uniform(n, (channels, 1, 1), stream=2 * iteration + 2).to(x)
                 value = torch.where(signs[active] < 0.5, self.eps, -self.eps).expand_as(delta)
                 proposal = torch.where(window[active], value, delta)
+                # a square that changes nothing would spend a query on the current point (late
+                # in the schedule, on one channel, one proposal in two): flip its signs instead
+                same = (lp.clip(x[active] + proposal, self.bounds) == best[active]).flatten(1)
+                unchanged = same.all(dim=1).view(-1, 1, 1, 1)
+                proposal = torch.where(window[active] & unchanged, -value, proposal)
             else:
                 proposal = self._l2_proposal(context, n, delta, active, p, iteration)
             candidate = lp.clip(x[active] + proposal, self.bounds)
