@@ -21,7 +21,8 @@ attacked at its eps on the first --images test images by
                   APGD-CE (50 steps); APGD-T over 3 targets (25 steps) on the closest half of
                   the survivors; APGD-DLR (50 steps, 2 restarts) on the closest quarter; APGD-T
                   over 9 targets (50 steps) on the closest 5%; Square 2,000 on the closest
-                  tenth and on every survivor without an input gradient (bench-only)
+                  tenth and on every survivor without an input gradient, then Square 10,000
+                  on the gradient-free survivors left (bench-only)
   reference       the reference AutoAttack, version 'standard' (pyautoattack 0.2.0)
 
 and the table gives robust accuracy, the points robust to each of ours that the reference
@@ -136,6 +137,7 @@ if "lean" not in ATTACKS:
             (APGD, {"loss": "dlr", "steps": 50, "restarts": 2}, 0.25),
             (APGDTargeted, {"target_classes": 9, "steps": 50}, 0.05),
             (Square, {"queries": 2000}, 0.1),
+            (Square, {"queries": 10000}, 0.0),
         ),
         {"early_stop": True},
         "bench candidate: the one evaluation at a tenth of the reference's passes",
