@@ -154,7 +154,15 @@ QUOTED = [
         "AutoAttack",
         "53.2",
     ),
-    ("seed002-s4-fashion", "findings.md", "pixels", {}, "clean acc", "91.2"),
+    ("seed002-s4-fashion", "findings.md", "pixels", {}, "clean acc", "91.0"),
+    (
+        "seed002-s4-fashion",
+        "findings.md",
+        "search",
+        {"method": "Square", "eps": 1},
+        "accuracy",
+        "18.1",
+    ),
     (
         "seed004-mnist",
         "findings.md",
