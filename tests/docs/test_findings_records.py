@@ -98,6 +98,22 @@ QUOTED = [
         "60.5",
     ),
     (
+        "seed000-s4-check-dropout-ours",
+        "../seed000-s4-mnist/findings.md",
+        "robust",
+        {"model": "small-cnn dropout 0.25"},
+        "PGD acc",
+        "94.10",
+    ),
+    (
+        "seed000-s4-check-dropout-seed",
+        "../seed000-s4-mnist/findings.md",
+        "robust",
+        {"model": "large-cnn dropout 0.25"},
+        "PGD acc",
+        "95.70",
+    ),
+    (
         "seed000-s5-check-8epochs",
         "../seed000-s5-mnist/findings.md",
         "defenses",
