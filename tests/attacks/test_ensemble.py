@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from saddlepoint.attacks import PGD, Square, build_attack
+from saddlepoint.attacks import ATTACKS, PGD, Square, build_attack
 from saddlepoint.attacks.ensemble import Ensemble
 
 
@@ -137,3 +137,11 @@ def test_a_query_member_with_share_zero_gets_only_the_survivors_without_a_gradie
     flat = survivors[masked[survivors]]
     assert 10 <= len(flat) < len(survivors)  # some survivors have a gradient and are left out
     assert torch.equal(square.seen, x[flat])
+
+
+def test_a_preset_is_stale_when_a_members_revision_changes(monkeypatch):
+    preset = ATTACKS["autoattack"].builder
+    before = preset.revision
+    assert len(before) == 4
+    monkeypatch.setattr(Square, "revision", Square.revision + 1)
+    assert preset.revision != before

@@ -269,6 +269,12 @@ class EnsemblePreset:
     def minimal(self) -> bool:
         return all(attack.minimal for attack, _ in self.members)
 
+    @property
+    def revision(self) -> tuple[int, ...]:
+        """The members' revisions, in order: a member whose results change makes the
+        ensemble's stored results stale too (read where an attack's revision is)."""
+        return tuple(attack.revision for attack, _ in self.members)
+
     def __repr__(self) -> str:
         inner = ", ".join(
             f"({attack.__name__}, {settings!r}" + (f", {share!r})" if share is not None else ")")

@@ -41,6 +41,7 @@ class Square(Attack):
 
     name = "square"
     query_only = True
+    revision = 2  # 2: a Linf square that would change nothing takes the opposite signs
 
     def __init__(
         self,
